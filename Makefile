@@ -1,0 +1,77 @@
+# apclip: every entry point a user needs. `make help` lists them.
+# The environment (.venv) is created on first use from the pinned lock (requirements.txt +
+# constraints.txt) and re-created when those files change.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KERNEL := apclip
+PROFILE ?= smoke
+OUT := outputs/notebooks
+# Quiet progress bars under papermill/pytest: they would fill output notebooks line by line.
+export APCLIP_PROGRESS ?= 0
+export PYTHONHASHSEED := 0
+
+# papermill: explicit kernel, never in place, paper profile passed as a YAML params file.
+define papermill
+	@mkdir -p $(OUT)
+	@echo ">> papermill $(1) (profile: $(PROFILE))"
+	$(BIN)/papermill --no-progress-bar -k $(KERNEL) --cwd notebooks \
+		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,) \
+		$(1) $(OUT)/$(notdir $(1))
+endef
+
+.PHONY: help install lock lab demo test test-fast clean
+
+help:
+	@echo "make demo    - the main job: embedded benchmark -> tiny CLIP -> base-to-novel table in figures/"
+	@echo "make test    - unit tests + every notebook under nbval (smoke profile)"
+	@echo "make install - create .venv from the pinned lock (done automatically on first use)"
+	@echo "make lab     - JupyterLab on the project's kernel ($(KERNEL))"
+	@echo "make lock    - re-freeze constraints.txt from the current .venv"
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	@echo ">> creating $(VENV) from requirements.txt + constraints.txt (first run: ~2 min, ~5 GB)"
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
+	set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		-r requirements.txt -c constraints.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "apclip (.venv)" > /dev/null
+	@# Last step, loud on failure: the torch/torchvision trap shows up only at import time.
+	$(BIN)/python -c "import torch, torchvision, open_clip, decord, av, papermill, nbval, openai; \
+		print('>> environment OK: torch', torch.__version__, '| torchvision', torchvision.__version__, '| open_clip', open_clip.__version__)"
+	@touch $(STAMP)
+
+lock: $(STAMP)
+	@{ echo "# Lock: every package of the tested environment (pip freeze of .venv), used as pip constraints."; \
+	   echo "# Regenerate with 'make lock' after changing requirements.txt."; \
+	   $(BIN)/python -m pip freeze --exclude-editable 2>/dev/null \
+	     | sed -e 's/^torch==\(.*\)$$/torch===\1/' -e 's/^torchvision==\(.*\)$$/torchvision===\1/'; } > constraints.txt
+	@echo ">> wrote constraints.txt"
+
+lab: $(STAMP)
+	APCLIP_PROGRESS=1 $(BIN)/jupyter lab --notebook-dir=notebooks
+
+# The main job: render the embedded benchmark, pretrain the tiny CLIP (cached), then train and
+# evaluate single-prompt/mean-pool against action-conditioned prompts/MAKA on base-to-novel.
+demo: $(STAMP)
+	$(call papermill,notebooks/00_embedded_benchmark.ipynb)
+	$(call papermill,notebooks/12_table2_base_to_novel.ipynb)
+	@$(BIN)/python -m apclip_core report --table table2_base_to_novel --notebook $(OUT)/12_table2_base_to_novel.ipynb
+
+# Unit tests and every notebook under nbval, in one pytest run (one summary line).
+test: $(STAMP)
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
+
+clean:
+	rm -rf outputs .cache/apclip .pytest_cache

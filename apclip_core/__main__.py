@@ -1,0 +1,40 @@
+"""Command line: `python -m apclip_core <command> [options]` (also installed as `apclip`).
+
+Each command lives in the module that owns the concept and exposes `main(argv) -> int`;
+this file only dispatches, so `--help` of a command is answered by its own module.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "benchmark": ("apclip_core.benchmark", "render the embedded procedural video benchmark"),
+    "pretrain": ("apclip_core.pretrain", "contrastively pretrain the tiny CLIP on the benchmark (cached)"),
+    "train": ("apclip_core.train", "fine-tune a video CLIP (ViFi-CLIP protocol; torchrun for DDP)"),
+    "evaluate": ("apclip_core.evaluate", "multi-view evaluation of a checkpoint on a protocol"),
+    "classify": ("apclip_core.classify", "rank any list of action names for one video"),
+    "prompts": ("apclip_core.promptgen.cli", "generate action-conditioned prompts with an LLM"),
+    "validate-prompts": ("apclip_core.promptgen.validate", "check a prompt file against a label list"),
+    "data": ("apclip_core.data_prep", "download / prepare / check the real datasets"),
+    "report": ("apclip_core.report", "print a rendered table and where its files are"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m apclip_core <command> [options]\n\ncommands:")
+        for name, (_, help_text) in COMMANDS.items():
+            print(f"  {name:<18} {help_text}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

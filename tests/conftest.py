@@ -1,0 +1,32 @@
+"""Shared fixtures. Tests never write into the committed figures/ and never show progress bars."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("APCLIP_PROGRESS", "0")
+# Tables and figures that notebooks/tests render go to a scratch folder, not the committed figures/.
+os.environ.setdefault("APCLIP_FIGURES", tempfile.mkdtemp(prefix="apclip-figures-"))
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_SPLITS = REPO.parent / "shared" / "vifi_clip_splits"
+
+
+@pytest.fixture(scope="session")
+def splits_root() -> Path:
+    """The real ViFi-CLIP protocol lists from ../shared (read only); skip cleanly when absent."""
+    root = Path(os.environ.get("APCLIP_SPLITS", SHARED_SPLITS))
+    if not (root / "labels").is_dir():
+        pytest.skip(f"real protocol lists not found at {root} (set APCLIP_SPLITS)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def bench_root() -> Path:
+    """The embedded benchmark, rendered once per machine into the data folder (idempotent)."""
+    from apclip_core.benchmark import render_benchmark
+
+    return render_benchmark().root
