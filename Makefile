@@ -1,6 +1,6 @@
 # apclip: every entry point a user needs. `make help` lists them.
 # The environment (.venv) is created on first use from the pinned lock (requirements.txt +
-# constraints.txt) and re-created when those files change.
+# constraints.txt) and brought up to date (pip, incremental) when those files change.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -35,9 +35,8 @@ help:
 install: $(STAMP)
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
-	@echo ">> creating $(VENV) from requirements.txt + constraints.txt (first run: ~2 min, ~5 GB)"
-	rm -rf $(VENV)
-	$(PYTHON) -m venv $(VENV)
+	@echo ">> installing into $(VENV) from requirements.txt + constraints.txt (first run: ~2 min, ~5 GB)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
 	set -o pipefail; $(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		-r requirements.txt -c constraints.txt 2>&1 | { grep -v "is ignored: it is neither" || true; }
