@@ -1,0 +1,251 @@
+"""Video decoding behind one small interface: decord by default, PyAV as the portable fallback.
+
+Both readers expose ``num_frames`` and ``get_frames(indices) -> uint8 [T, H, W, 3]`` and raise
+:class:`VideoDecodeError` (a RuntimeError naming the file and the reason) for every failure, so
+datasets catch exactly one exception type.
+
+Traps this module exists for (see GUIDE.md, "decord"):
+
+* Readers are opened where they are used (inside a DataLoader worker's ``__getitem__``): a decord
+  reader opened in the parent deadlocks forked workers and cannot be pickled for spawn.
+* decord uses ``num_threads=1``: one decode thread per worker, the workers are the parallelism.
+* decord raises ``RuntimeError`` for missing / garbage / truncated files, but ``DECORDError`` (not a
+  RuntimeError subclass) for damaged packets; both are caught.
+* ``len()`` over-reports frames on damaged files (a truncated MP4 whose index promises 16 frames
+  while one packet is left), and ``get_batch`` can then fail or loop. The frame count used for
+  clamping is therefore ``min(len(reader), number of non-empty video packets)``; the packet count
+  comes from demuxing with PyAV (no decoding, milliseconds for a 10 s clip). Requested indices are
+  clamped to that count, so out-of-range indices never reach decord.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["VideoDecodeError", "VideoReader", "DecordReader", "PyAVReader", "open_video", "BACKENDS",
+           "count_packets", "probe_video"]
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("decord", "pyav")
+
+
+class VideoDecodeError(RuntimeError):
+    """A video that cannot be read: missing, empty, not a video, or damaged."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"cannot decode {self.path}: {reason}")
+
+    def __reduce__(self):  # so the error crosses DataLoader worker boundaries intact
+        return (type(self), (self.path, self.reason))
+
+
+def _decode_errors() -> tuple[type[BaseException], ...]:
+    """Every exception type a decoder raises for a bad file (decord's DECORDError is no RuntimeError)."""
+    errors: list[type[BaseException]] = [RuntimeError, ValueError, OSError, EOFError]
+    try:
+        import decord
+
+        errors.append(decord.DECORDError)
+    except ImportError:  # pragma: no cover - decord is pinned, PyAV alone still works
+        pass
+    try:
+        import av
+
+        errors.append(av.error.FFmpegError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise VideoDecodeError(path, "file not found")
+    if not path.is_file():
+        raise VideoDecodeError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise VideoDecodeError(path, "empty file (0 bytes)")
+
+
+def count_packets(path) -> int:
+    """Number of non-empty video packets, by demuxing only (no decoding). 0 if it cannot demux."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return sum(1 for packet in container.demux(stream) if packet.size > 0)
+    except (IndexError, *_decode_errors()):
+        return 0
+
+
+class VideoReader:
+    """Interface: ``num_frames`` (frames that can be asked for) and ``get_frames(indices)``."""
+
+    path: str
+    num_frames: int
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def clamp(self, indices: Sequence[int]) -> list[int]:
+        """Indices clamped to ``[0, num_frames - 1]`` (out-of-range indices never reach the decoder)."""
+        last = self.num_frames - 1
+        return [min(max(int(i), 0), last) for i in indices]
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class DecordReader(VideoReader):
+    """decord.VideoReader with one thread, a frame count clamped to real packets, errors wrapped."""
+
+    def __init__(self, path, *, verify_frame_count: bool = True, fallback: bool = False):
+        import decord
+
+        self.fallback = fallback
+        self.path = str(path)
+        _check_file(Path(path))
+        try:
+            self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1)
+            reported = len(self._reader)
+        except _decode_errors() as exc:
+            raise VideoDecodeError(path, f"decord could not open it ({_short(exc)})") from None
+        self.reported_frames = reported
+        self.num_frames = min(reported, count_packets(self.path)) if verify_frame_count else reported
+        if self.num_frames <= 0:
+            raise VideoDecodeError(path, f"no decodable video frames (container reports {reported})")
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        wanted = self.clamp(indices)
+        try:
+            return self._reader.get_batch(wanted).asnumpy()
+        except _decode_errors() as exc:
+            reason = f"decord failed on frames {wanted[:4]}... ({_short(exc)})"
+        if not self.fallback:
+            raise VideoDecodeError(self.path, reason)
+        try:
+            frames = PyAVReader(self.path).get_frames(wanted)
+        except VideoDecodeError as exc2:
+            raise VideoDecodeError(self.path, f"{reason}; PyAV fallback: {exc2.reason}") from None
+        log.warning("%s: %s; frames read with PyAV instead", self.path, reason)
+        return frames
+
+    def close(self) -> None:
+        self._reader = None
+
+
+class PyAVReader(VideoReader):
+    """Sequential PyAV decoding up to the last requested frame (portable; no seeking surprises)."""
+
+    def __init__(self, path):
+        import av
+
+        self.path = str(path)
+        _check_file(Path(path))
+        try:
+            with av.open(self.path) as container:
+                if not container.streams.video:
+                    raise VideoDecodeError(path, "the file has no video stream")
+                reported = container.streams.video[0].frames
+        except VideoDecodeError:
+            raise
+        except _decode_errors() as exc:
+            raise VideoDecodeError(path, f"PyAV could not open it ({_short(exc)})") from None
+        packets = count_packets(self.path)
+        self.reported_frames = reported
+        self.num_frames = min(reported, packets) if reported > 0 else packets
+        if self.num_frames <= 0:
+            raise VideoDecodeError(path, f"no decodable video frames (container reports {reported})")
+
+    def get_frames(self, indices: Sequence[int]) -> np.ndarray:
+        import av
+
+        wanted = self.clamp(indices)
+        needed = set(wanted)
+        last = max(wanted)
+        frames: dict[int, np.ndarray] = {}
+        latest, count = None, 0
+        try:
+            with av.open(self.path) as container:
+                stream = container.streams.video[0]
+                stream.thread_count = 1
+                for frame in container.decode(stream):
+                    if count in needed or count == last:
+                        latest = frame.to_ndarray(format="rgb24")
+                        frames[count] = latest
+                    count += 1
+                    if count > last:
+                        break
+        except _decode_errors() as exc:
+            if not frames:
+                raise VideoDecodeError(self.path, f"PyAV failed after {count} frames ({_short(exc)})") from None
+            log.warning("%s: decoding stopped after %d frames (%s); using the frames that decoded",
+                        self.path, count, _short(exc))
+        if not frames:
+            raise VideoDecodeError(self.path, "no frame decoded")
+        if count <= last:  # fewer frames really decode than the container promised: clamp to them
+            self.num_frames = count
+            if count - 1 not in frames:
+                frames[count - 1] = latest
+            wanted = [min(i, count - 1) for i in wanted]
+            frames = {i: frames.get(i, latest) for i in wanted}
+        return np.stack([frames[i] for i in wanted])
+
+
+def open_video(path, backend: str = "decord", *, fallback: bool = True) -> VideoReader:
+    """Open ``path`` with ``backend`` ("decord" default, or "pyav"); raises VideoDecodeError.
+
+    With ``fallback`` (default) a file decord refuses is retried with PyAV, which decodes the
+    frames that precede the damage of a truncated file (decord raises DECORDError on the whole
+    file as soon as one packet is cut). The error, if both fail, names both reasons.
+    """
+    path = os.fspath(path)
+    if backend == "pyav":
+        return PyAVReader(path)
+    if backend != "decord":
+        raise ValueError(f"unknown video backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
+    try:
+        return DecordReader(path, fallback=fallback)
+    except VideoDecodeError as exc:
+        if not fallback or exc.reason in ("file not found", "empty file (0 bytes)", "not a regular file"):
+            raise
+        try:
+            reader = PyAVReader(path)
+        except VideoDecodeError as exc2:
+            raise VideoDecodeError(path, f"{exc.reason}; PyAV fallback: {exc2.reason}") from None
+        log.warning("%s: decord failed (%s); reading %d frames with PyAV", path, exc.reason, reader.num_frames)
+        return reader
+
+
+def probe_video(path, backend: str = "decord", *, full: bool = False) -> dict:
+    """Check one file the way a dataset will read it: opens, decodes first / middle / last frame.
+
+    ``full=True`` decodes every frame (slow; used after re-encoding). Returns a dict with
+    ``ok``, ``num_frames``, ``height``, ``width`` and ``error`` (never raises for a bad video).
+    """
+    try:
+        with open_video(path, backend) as reader:
+            n = reader.num_frames
+            idx = list(range(n)) if full else sorted({0, n // 2, n - 1})
+            frames = reader.get_frames(idx)
+            return {"ok": True, "num_frames": n, "height": int(frames.shape[1]), "width": int(frames.shape[2]),
+                    "error": None}
+    except VideoDecodeError as exc:
+        return {"ok": False, "num_frames": 0, "height": 0, "width": 0, "error": exc.reason}
+
+
+def _short(exc: BaseException, limit: int = 160) -> str:
+    text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+    return text if len(text) <= limit else text[:limit] + "..."
