@@ -1,0 +1,300 @@
+"""VideoCLIP: an open_clip CLIP applied frame by frame to videos (ViFi-CLIP style), plus checkpoints.
+
+Both towers are trainable (ViFi-CLIP's full fine-tuning); there is no temporal module unless
+asked for (see temporal.py). A video [B, V, T, 3, S, S] (V = temporal views x spatial crops)
+becomes B x (V*T) L2-normalised frame embeddings, which MAKA (maka.py) compares with prompts.
+
+QuickGELU. OpenAI's CLIP weights were trained with QuickGELU; open_clip's plain 'ViT-B-16'
+config builds nn.GELU, and loading OpenAI weights into it gives silently wrong features.
+`needs_quick_gelu()` decides from open_clip's own registry (the pretrained tag's cfg says
+quick_gelu=True) or the model config / '-quickgelu' name; the decision is recorded in
+`VideoCLIP.config["quick_gelu"]` and every reload (load_checkpoint) builds that activation.
+
+Real weights. pretrained="openai" makes open_clip fetch timm/vit_base_patch16_clip_224.openai
+from the Hugging Face hub into $HF_HOME/hub (default ~/.cache/huggingface/hub). On a cluster,
+point HF_HOME at a shared disk, fetch once on a node with internet:
+    HF_HOME=/shared/hf python -c "from apclip_core.model import create_model; create_model()"
+and run jobs with HF_HUB_OFFLINE=1 so nothing is fetched again. A local open_clip state-dict
+file works as `pretrained=<path>` (pass quick_gelu=True if it holds OpenAI weights).
+
+Checkpoints are a plain state_dict + a JSON config, loaded with torch.load(weights_only=True).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.pretrained import get_pretrained_cfg
+from open_clip.transformer import text_global_pool
+from torch import nn
+
+from .temporal import NeighbourFrameAttention
+
+logger = logging.getLogger(__name__)
+
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+CONFIG_FORMAT = "apclip-videoclip/1"
+
+
+def register_model_configs() -> None:
+    """Make apclip's own open_clip configs (e.g. 'apclip-tiny') known to open_clip. Idempotent."""
+    if MODEL_CONFIG_DIR not in open_clip.factory._MODEL_CONFIG_PATHS:
+        open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+def needs_quick_gelu(model_name: str, pretrained: Optional[str]) -> bool:
+    """True when the weights were trained with QuickGELU. Reads registries only; never downloads.
+
+    Sources, any of which says yes: the '-quickgelu' model name, the model config's "quick_gelu",
+    the pretrained tag's cfg in open_clip's registry (e.g. ("ViT-B-16", "openai")).
+    A local checkpoint path carries no such information: pass quick_gelu= explicitly for it.
+    """
+    register_model_configs()
+    if model_name.endswith("-quickgelu"):
+        return True
+    model_cfg = open_clip.get_model_config(model_name) or {}
+    if model_cfg.get("quick_gelu", False):
+        return True
+    if pretrained and not os.path.isfile(pretrained):
+        return bool(get_pretrained_cfg(model_name, pretrained).get("quick_gelu", False))
+    return False
+
+
+class VideoCLIP(nn.Module):
+    """open_clip CLIP + optional temporal module; frame-level video and prompt embeddings."""
+
+    def __init__(self, clip: nn.Module, config: dict, tokenizer=None):
+        super().__init__()
+        self.clip = clip
+        self.config = dict(config)
+        self.tokenizer = tokenizer or open_clip.get_tokenizer(config["model_name"])
+        self.temporal: Optional[NeighbourFrameAttention] = None
+        if config.get("temporal_module", False):
+            self.enable_temporal_module(config.get("temporal_window", 1))
+        self._fingerprint: Optional[tuple[tuple, str]] = None
+
+    # ---- video ----------------------------------------------------------------------------
+    def enable_temporal_module(self, window: int = 1) -> None:
+        """Add the zero-initialised neighbour-frame attention (outputs unchanged until trained)."""
+        visual = self.clip.visual
+        if not hasattr(visual, "transformer") or not hasattr(visual, "_embeds"):
+            raise TypeError(f"the temporal module needs an open_clip VisionTransformer, got {type(visual).__name__}")
+        blocks = visual.transformer.resblocks
+        param = next(visual.parameters())
+        self.temporal = NeighbourFrameAttention(len(blocks), visual.transformer.width, window).to(param.device)
+        self.config.update(temporal_module=True, temporal_window=window)
+
+    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
+        """video [B, V, T, 3, S, S] -> L2-normalised frame embeddings [B, V*T, D] (view-major)."""
+        if video.ndim != 6:
+            raise ValueError(f"video must be [B, V, T, 3, S, S], got shape {tuple(video.shape)}")
+        B, V, T = video.shape[:3]
+        frames = video.reshape(B * V * T, *video.shape[3:]).to(self._visual_dtype())
+        if self.temporal is None:
+            feats = self.clip.encode_image(frames)
+        else:
+            feats = self._encode_frames_temporal(frames, T)
+        return F.normalize(feats.float(), dim=-1).reshape(B, V * T, -1)
+
+    def _encode_frames_temporal(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """open_clip's VisionTransformer.forward, with the neighbour-frame branch after each block."""
+        visual = self.clip.visual
+        x = visual._embeds(frames)
+        for i, block in enumerate(visual.transformer.resblocks):
+            if visual.transformer.grad_checkpointing and self.training:
+                y = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                y = block(x)
+            x = self.temporal(i, x, y, block, num_frames)
+        pooled, _ = visual._pool(x)
+        if visual.proj is not None:
+            pooled = pooled @ visual.proj
+        return pooled
+
+    def _visual_dtype(self) -> torch.dtype:
+        return next(self.clip.visual.parameters()).dtype
+
+    forward = encode_video
+
+    # ---- text -----------------------------------------------------------------------------
+    @property
+    def context_length(self) -> int:
+        return int(self.config["context_length"])
+
+    def _can_trim(self) -> bool:
+        """Trimming padding is exact for CLIP's BPE tokenizer (pads with 0) feeding a causal text
+        tower pooled at the EOT token: padding after the EOT cannot influence it."""
+        clip = self.clip
+        return (isinstance(self.tokenizer, open_clip.SimpleTokenizer) and hasattr(clip, "positional_embedding")
+                and getattr(clip, "attn_mask", None) is not None and clip.text_pool_type in ("argmax", "eos"))
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        """Token ids [P, L], L = length of the longest prompt (<= context_length; longer prompts
+        are truncated by the tokenizer as in CLIP)."""
+        tokens = self.tokenizer([texts] if isinstance(texts, str) else list(texts))
+        if not self._can_trim() or tokens.numel() == 0:
+            return tokens
+        length = int(tokens.ne(0).any(dim=0).nonzero().max()) + 1
+        return tokens[:, :length]
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens [P, L] (L <= context_length) -> L2-normalised text embeddings [P, D].
+
+        Same computation as open_clip's CLIP.encode_text, which adds the full [77, W] positional
+        embedding and mask and so only accepts L == 77; here both are sliced to L.
+        """
+        clip = self.clip
+        L = tokens.shape[1]
+        if L > self.context_length:
+            raise ValueError(f"{L} tokens exceed the context length {self.context_length}")
+        if not hasattr(clip, "positional_embedding"):  # CustomTextCLIP (HF/other text towers)
+            return F.normalize(clip.encode_text(tokens).float(), dim=-1)
+        cast_dtype = clip.transformer.get_cast_dtype()
+        x = clip.token_embedding(tokens).to(cast_dtype)
+        x = x + clip.positional_embedding[:L].to(cast_dtype)
+        attn_mask = clip.attn_mask[:L, :L] if clip.attn_mask is not None else None
+        x = clip.transformer(x, attn_mask=attn_mask)
+        x = clip.ln_final(x)
+        x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
+        if clip.text_projection is not None:
+            x = clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) else x @ clip.text_projection
+        return F.normalize(x.float(), dim=-1)
+
+    @property
+    def logit_scale(self) -> nn.Parameter:
+        """CLIP's learnable log temperature (logits = logit_scale.exp() * cosine)."""
+        return self.clip.logit_scale
+
+    # ---- identity of the text tower (prompt-feature cache key) -------------------------------
+    def text_state(self) -> dict[str, torch.Tensor]:
+        """Every tensor the text features depend on (everything but the visual tower and logit scale)."""
+        return {k: v for k, v in self.clip.state_dict().items()
+                if not k.startswith("visual.") and k not in ("logit_scale", "logit_bias")}
+
+
+def weights_fingerprint(model: VideoCLIP) -> str:
+    """sha256 of the text tower's tensors + the config that shapes text features (activation, name).
+
+    Memoised: recomputed only when a text parameter changed, detected by the tensors' in-place
+    version counters and storage (optimizer steps and load_state_dict bump them). About 1 s for
+    ViT-B/16's text tower on CPU, milliseconds for the tiny model.
+    """
+    state = model.text_state()
+    stamp = tuple((k, v.data_ptr(), v._version) for k, v in state.items())
+    if model._fingerprint is not None and model._fingerprint[0] == stamp:
+        return model._fingerprint[1]
+    h = hashlib.sha256()
+    h.update(json.dumps({k: model.config.get(k) for k in ("model_name", "quick_gelu", "context_length")},
+                        sort_keys=True).encode())
+    for k in sorted(state):
+        v = state[k].detach()
+        h.update(f"{k}:{v.dtype}:{tuple(v.shape)}".encode())
+        h.update(v.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digest = h.hexdigest()
+    model._fingerprint = (stamp, digest)
+    return digest
+
+
+# ---- construction -------------------------------------------------------------------------------
+def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "openai", *,
+                 temporal_module: bool = False, temporal_window: int = 1, quick_gelu: Optional[bool] = None,
+                 device: str | torch.device = "cpu", precision: str = "fp32",
+                 load_weights: bool = True) -> VideoCLIP:
+    """Build a VideoCLIP from any open_clip model name + pretrained tag, local file or None.
+
+    quick_gelu=None decides with needs_quick_gelu(); the decision is stored in the config so a
+    reload builds the same activation whatever the name says.
+    """
+    register_model_configs()
+    if quick_gelu is None:
+        quick_gelu = needs_quick_gelu(model_name, pretrained)
+    clip = open_clip.create_model(
+        model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
+        force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config
+    preprocess = getattr(clip.visual, "preprocess_cfg", {})
+    image_size = clip.visual.image_size
+    config = {
+        "format": CONFIG_FORMAT,
+        "model_name": model_name,
+        "pretrained": pretrained,
+        "quick_gelu": bool(quick_gelu),
+        "temporal_module": bool(temporal_module),
+        "temporal_window": int(temporal_window),
+        "precision": precision,
+        "image_size": int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size),
+        "mean": list(preprocess.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+        "std": list(preprocess.get("std", open_clip.OPENAI_DATASET_STD)),
+        "context_length": int(getattr(clip, "context_length", 77)),
+        "embed_dim": int(clip.text_projection.shape[-1] if isinstance(clip.text_projection, torch.Tensor)
+                         else clip.visual.output_dim),
+        "open_clip_version": open_clip.__version__,
+    }
+    return VideoCLIP(clip, config)
+
+
+def create_model_and_transforms(model_name: str = "ViT-B-16", pretrained: Optional[str] = "openai", *,
+                                checkpoint: Optional[str | Path] = None, temporal_module: bool = False,
+                                device: str | torch.device = "cpu", precision: str = "fp32",
+                                num_spatial_crops: int = 1, aug=None, quick_gelu: Optional[bool] = None):
+    """(VideoCLIP, train_transform, eval_transform). With checkpoint=, the model (name, weights,
+    activation, temporal module) comes from the checkpoint; temporal_module=True adds the module
+    (zero-initialised) if the checkpoint had none."""
+    if checkpoint is not None:
+        model = load_checkpoint(checkpoint, device=device)
+        if temporal_module and model.temporal is None:
+            model.enable_temporal_module()
+    else:
+        model = create_model(model_name, pretrained, temporal_module=temporal_module, quick_gelu=quick_gelu,
+                             device=device, precision=precision)
+    from .transforms import build_video_transform  # H2's module; imported late to keep model import light
+
+    cfg = model.config
+    train_tf = build_video_transform(cfg["image_size"], cfg["mean"], cfg["std"], train=True, aug=aug)
+    eval_tf = build_video_transform(cfg["image_size"], cfg["mean"], cfg["std"], train=False,
+                                    num_spatial_crops=num_spatial_crops)
+    return model, train_tf, eval_tf
+
+
+# ---- checkpoints --------------------------------------------------------------------------------
+def save_checkpoint(model: VideoCLIP, path: str | Path, /, **extra_json) -> Path:
+    """torch.save({"state_dict", "config": json}) at path and the same JSON at <path>.json.
+
+    JSON = {"model": model.config, **extra_json} (e.g. train config, epoch, metrics). Written to
+    temporary files and renamed, so a crash never leaves a half-written checkpoint.
+    """
+    if "model" in extra_json:
+        raise ValueError("'model' is reserved for the model config in the checkpoint JSON")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config_json = json.dumps({"model": model.config, **extra_json}, indent=2, sort_keys=True, default=str)
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"state_dict": state_dict, "config": config_json}, tmp)
+    json_path = path.with_name(path.name + ".json")
+    json_tmp = json_path.with_name(json_path.name + ".tmp")
+    json_tmp.write_text(config_json + "\n")
+    os.replace(tmp, path)
+    os.replace(json_tmp, json_path)
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoCLIP:
+    """Rebuild the VideoCLIP saved by save_checkpoint (architecture + activation from its config)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
+        raise ValueError(f"{path} is not an apclip checkpoint (expected keys 'state_dict' and 'config'); "
+                         "for a plain open_clip state dict use create_model(name, pretrained=<path>)")
+    config = json.loads(payload["config"])["model"]
+    model = create_model(config["model_name"], config["pretrained"], temporal_module=config["temporal_module"],
+                         temporal_window=config.get("temporal_window", 1), quick_gelu=config["quick_gelu"],
+                         precision=config.get("precision", "fp32"), load_weights=False)
+    model.config.update(config)  # keep mean/std/size exactly as trained
+    model.load_state_dict(payload["state_dict"], strict=True)
+    return model.to(device)
