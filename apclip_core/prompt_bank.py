@@ -1,0 +1,214 @@
+"""Prompt banks: per class a list of prompt texts, encoded by the text tower for MAKA.
+
+Strategies (paper Table 6):
+  single              "a video of {action}."                              (ViFi-CLIP-style, one per class)
+  set                 Open-VCLIP's 28 templates (4 prefixes x 7 forms)    (its paper averages them:
+                      use mean_pool_similarity; MAKA can use them as a bank too)
+  customized          CuPL-style answers from a prompt file, used as written
+  llm_direct          free LLM descriptions (no attribute graph) from a prompt file
+  action_conditioned  AP-CLIP: 3 LLM-prompts x 12 attributes per class from a prompt file
+
+Prompt-file descriptions are stored without the action; the bank prefixes each one with
+"a video of {action}. " (paper 3.2.2) for action_conditioned and llm_direct (a description
+that never names the action could not tell two classes apart otherwise). CuPL answers name
+the class themselves, so customized prompts are used as written. `prefix=` overrides this.
+
+Encoded features are cached on disk (paths.cache_dir()/"prompt_features") under a key made of
+the text tower's weights fingerprint, the model config and the prompt texts, so a repeated
+evaluation never re-encodes, and any change of weights or prompts misses the cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+from . import paths
+
+logger = logging.getLogger(__name__)
+
+SET_PREFIXES = ("a photo of", "a video of", "a example of", "a demonstration of")
+SET_FORMS = ("{}", "a person {}", "a person using {}", "a person doing {}", "a person during {}",
+             "a person performing {}", "a person practicing {}")
+# Open-VCLIP's 28 templates, e.g. "a video of a person doing {}."
+SET_TEMPLATES = tuple(f"{prefix} {form}." for prefix in SET_PREFIXES for form in SET_FORMS)
+
+FILE_STRATEGIES = ("action_conditioned", "customized", "llm_direct")
+STRATEGIES = ("single", "set") + FILE_STRATEGIES
+
+
+def readable_name(name: str) -> str:
+    """A class name as words for a prompt: "ApplyEyeMakeup" -> "apply eye makeup",
+    "brush_hair" -> "brush hair", "YoYo" -> "yo yo", "BMXRiding" -> "BMX riding".
+
+    Underscores become spaces; a single CamelCase word is split at case changes and lower-cased
+    (all-capital acronyms are kept). Names that already contain spaces (Kinetics, SSv2) keep their
+    case and only get their whitespace normalised.
+    """
+    text = name.replace("_", " ").strip()
+    if " " not in text and text != text.lower():
+        words = re.findall(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+", text)
+        text = " ".join(w if (w.isupper() and len(w) > 1) else w.lower() for w in words)
+    return " ".join(text.split())
+
+
+def single_prompt(classname: str) -> str:
+    return f"a video of {readable_name(classname)}."
+
+
+@dataclass
+class EncodedBank:
+    """feats [C, Nt_max, D] (L2-normalised, zero rows where mask is False), mask [C, Nt_max] bool."""
+    feats: torch.Tensor
+    mask: torch.Tensor
+    prompts: list[list[str]]
+
+
+@dataclass
+class PromptBank:
+    classnames: list[str]
+    prompts: list[list[str]]                  # ragged: prompts[c] = texts of class c
+    strategy: str = "single"
+    attributes: Optional[list[list[str]]] = None  # graph key of each prompt (action_conditioned only)
+
+    def __post_init__(self):
+        if len(self.prompts) != len(self.classnames):
+            raise ValueError(f"{len(self.classnames)} class names but {len(self.prompts)} prompt lists")
+        empty = [c for c, p in zip(self.classnames, self.prompts) if not p]
+        if empty:
+            raise ValueError(f"classes without any prompt: {empty}")
+        if self.attributes is not None and [len(a) for a in self.attributes] != [len(p) for p in self.prompts]:
+            raise ValueError("attributes must give one graph key per prompt")
+
+    # ---- builders ---------------------------------------------------------------------------
+    @classmethod
+    def single(cls, classnames: Sequence[str]) -> "PromptBank":
+        return cls(list(classnames), [[single_prompt(c)] for c in classnames], "single")
+
+    @classmethod
+    def prompt_set(cls, classnames: Sequence[str]) -> "PromptBank":
+        return cls(list(classnames), [[t.format(readable_name(c)) for t in SET_TEMPLATES] for c in classnames], "set")
+
+    @classmethod
+    def from_prompt_file(cls, path: str | Path, classnames: Sequence[str],
+                         strategy: str = "action_conditioned", *, prefix: Optional[bool] = None) -> "PromptBank":
+        """Prompts of `strategy` for `classnames` (names exactly as in the labels CSV) from a prompt file."""
+        if strategy not in FILE_STRATEGIES:
+            raise ValueError(f"unknown prompt-file strategy {strategy!r}; choose one of {FILE_STRATEGIES}")
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        classes = data.get("classes")
+        if not isinstance(classes, dict):
+            raise ValueError(f"{path}: no 'classes' mapping (see the prompt-file schema in the contract)")
+        missing = [c for c in classnames if c not in classes]
+        if missing:
+            raise KeyError(f"{path}: {len(missing)} of {len(classnames)} classes missing: {missing}")
+        lacking = [c for c in classnames if not classes[c].get(strategy)]
+        if lacking:
+            raise ValueError(f"{path}: no {strategy!r} prompts for classes {lacking}")
+        if prefix is None:
+            prefix = strategy != "customized"
+        prompts, attributes = [], []
+        for c in classnames:
+            entries = classes[c][strategy]
+            texts = [e["text"] if isinstance(e, dict) else e for e in entries]
+            head = single_prompt(c) + " " if prefix else ""
+            prompts.append([head + " ".join(t.split()) for t in texts])
+            attributes.append([e.get("attribute", "") if isinstance(e, dict) else "" for e in entries])
+        return cls(list(classnames), prompts, strategy,
+                   attributes if strategy == "action_conditioned" else None)
+
+    @classmethod
+    def build(cls, strategy: str, classnames: Sequence[str], prompt_file: Optional[str | Path] = None) -> "PromptBank":
+        """Any strategy by name (for configs): single, set, or a prompt-file strategy."""
+        if strategy == "single":
+            return cls.single(classnames)
+        if strategy == "set":
+            return cls.prompt_set(classnames)
+        if strategy not in FILE_STRATEGIES:
+            raise ValueError(f"unknown prompt strategy {strategy!r}; choose one of {STRATEGIES}")
+        if prompt_file is None:
+            raise ValueError(f"strategy {strategy!r} needs a prompt file")
+        return cls.from_prompt_file(prompt_file, classnames, strategy)
+
+    # ---- sampling -----------------------------------------------------------------------------
+    @property
+    def counts(self) -> list[int]:
+        return [len(p) for p in self.prompts]
+
+    def subsample(self, k: int, generator: Optional[torch.Generator] = None) -> "PromptBank":
+        """k prompts per class drawn without replacement (all of them when a class has <= k)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        picks = [sorted(torch.randperm(n, generator=generator)[:k].tolist()) if n > k else list(range(n))
+                 for n in self.counts]
+        prompts = [[p[i] for i in idx] for p, idx in zip(self.prompts, picks)]
+        attributes = (None if self.attributes is None
+                      else [[a[i] for i in idx] for a, idx in zip(self.attributes, picks)])
+        return replace(self, prompts=prompts, attributes=attributes)
+
+    # ---- encoding -----------------------------------------------------------------------------
+    def _encode_flat(self, model, batch_size: int) -> torch.Tensor:
+        """All prompts -> [P, D]. Prompts are sorted by length so that each batch is tokenized to
+        its own longest prompt (most are far shorter than CLIP's 77 tokens)."""
+        flat = [t for p in self.prompts for t in p]
+        order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
+        feats = [None] * len(flat)
+        device = next(model.parameters()).device
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            out = model.encode_text(model.tokenize([flat[i] for i in idx]).to(device))
+            for i, f in zip(idx, out):
+                feats[i] = f
+        return torch.stack(feats)
+
+    def _pad(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        counts = self.counts
+        C, n_max = len(counts), max(counts)
+        feats = flat.new_zeros(C, n_max, flat.shape[-1])
+        mask = torch.zeros(C, n_max, dtype=torch.bool, device=flat.device)
+        index = torch.tensor([c * n_max + j for c, n in enumerate(counts) for j in range(n)], device=flat.device)
+        feats = feats.view(C * n_max, -1).index_copy(0, index, flat).view(C, n_max, -1)
+        mask.view(-1)[index] = True
+        return feats, mask
+
+    def cache_key(self, model) -> str:
+        from .model import weights_fingerprint
+
+        h = hashlib.sha256()
+        h.update(weights_fingerprint(model).encode())
+        h.update(json.dumps({k: model.config.get(k) for k in ("model_name", "quick_gelu", "context_length",
+                                                               "precision")}, sort_keys=True).encode())
+        h.update(json.dumps(self.prompts, ensure_ascii=False).encode())
+        return h.hexdigest()
+
+    @torch.no_grad()
+    def encode(self, model, *, batch_size: int = 256, cache: bool = True) -> EncodedBank:
+        """Text features of every prompt, padded to [C, Nt_max, D] with a mask; no gradient."""
+        path = paths.cache_dir() / "prompt_features" / f"{self.cache_key(model)}.pt" if cache else None
+        device = next(model.parameters()).device
+        if path is not None and path.is_file():
+            stored = torch.load(path, map_location=device, weights_only=True)
+            logger.debug("prompt features from cache %s", path)
+            return EncodedBank(stored["feats"], stored["mask"], self.prompts)
+        feats, mask = self._pad(self._encode_flat(model, batch_size))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            torch.save({"feats": feats.cpu(), "mask": mask.cpu()}, tmp)
+            os.replace(tmp, path)
+        return EncodedBank(feats, mask, self.prompts)
+
+    def features_for_training(self, model, k: int, generator: Optional[torch.Generator] = None,
+                              *, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training step's class features: k prompts per class (per-step prompt budget),
+        encoded with gradient through the text tower -> (feats [C, k', D], mask [C, k']),
+        k' = min(k, largest class)."""
+        bank = self.subsample(k, generator)
+        return bank._pad(bank._encode_flat(model, batch_size))
