@@ -1,0 +1,291 @@
+"""Deterministic multi-view evaluation of a VideoCLIP on one or more protocol splits.
+
+Each video is decoded as `temporal_views` clips of `frames` frames (TSN centre frames), each clip in
+`spatial_crops` crops; all V*T frame embeddings of a video go into the similarity at once
+(MAKA: frames counted over all views; mean: one pooled embedding over all views), so "views"
+never means averaging class scores of separate forward passes.
+
+Nothing is dropped silently: the loader keeps the last partial batch, and a video that fails to
+decode is reported by path and reason, counted in `n_failed`, and excluded from the accuracy.
+Every result records how it was obtained (model, checkpoint sha256, frames, views, prompts,
+similarity, class and video counts), so a JSON file on its own says what was measured.
+
+CLI:
+    python -m apclip_core evaluate --checkpoint runs/x/checkpoint.pt --protocol bench_base_to_novel \
+        --prompts prompts/apclip_bench.json --similarity maka
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+
+from . import metrics
+from .progress import progress
+
+logger = logging.getLogger(__name__)
+
+PROMPT_STRATEGIES = ("single", "set", "action_conditioned", "customized", "llm_direct")
+SIMILARITIES = ("maka", "mean")
+
+
+@dataclass
+class EvalResult:
+    """Accuracy of one split plus the record of how it was measured (all JSON-serialisable)."""
+    split: str
+    top1: float
+    top5: float
+    n_videos: int                 # videos in the split list (all of them, failed ones included)
+    n_evaluated: int              # videos that decoded and entered the accuracy
+    n_failed: int
+    failed: list[dict]            # [{"path", "error"}] in list order
+    n_classes: int
+    per_class_top1: dict[str, float]
+    protocol: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_prompt_bank(strategy: str, classnames: Sequence[str], prompt_file: Optional[str | Path] = None):
+    """The PromptBank of a strategy: "single" (ViFi-CLIP's one template), "set" (Open-VCLIP's 28),
+    or one of the prompt-file strategies (action_conditioned, customized, llm_direct)."""
+    from .prompt_bank import PromptBank
+
+    if strategy == "single":
+        return PromptBank.single(list(classnames))
+    if strategy == "set":
+        return PromptBank.prompt_set(list(classnames))
+    if strategy not in PROMPT_STRATEGIES:
+        raise ValueError(f"unknown prompt strategy {strategy!r}; valid: {', '.join(PROMPT_STRATEGIES)}")
+    if not prompt_file:
+        raise ValueError(f"prompt strategy {strategy!r} needs a prompt file (e.g. prompts/apclip_bench.json)")
+    return PromptBank.from_prompt_file(prompt_file, list(classnames), strategy=strategy)
+
+
+def similarity_fn(name: str):
+    """maka_similarity or mean_pool_similarity, both (video [B,Nv,D], prompts [C,Nt,D], mask) -> [B,C]."""
+    from .maka import maka_similarity, mean_pool_similarity
+
+    if name == "maka":
+        return maka_similarity
+    if name == "mean":
+        return mean_pool_similarity
+    raise ValueError(f"unknown similarity {name!r}; valid: {', '.join(SIMILARITIES)}")
+
+
+def eval_transform_for(model, spatial_crops: int):
+    """The deterministic test transform of the model's input size/normalisation with N crops."""
+    from .transforms import build_video_transform
+
+    cfg = model.config
+    return build_video_transform(cfg["image_size"], cfg["mean"], cfg["std"], train=False,
+                                 num_spatial_crops=spatial_crops)
+
+
+@torch.no_grad()
+def encode_videos(model, dataset, *, batch_size: int = 8, num_workers: int = 0, device: str | torch.device = "cpu",
+                  autocast_dtype: Optional[torch.dtype] = None, seed: int = 0, desc: str = "encode videos"):
+    """Frame embeddings of every video: (feats [N, V*T, D] float32 on CPU, labels [N], ok [N], errors {index: str}).
+
+    Videos that fail to decode come back as ok=False (their features are zeros and unused).
+    """
+    from .datasets import build_loader
+
+    loader = build_loader(dataset, batch_size=batch_size, train=False, num_workers=num_workers, seed=seed)
+    device = torch.device(device)
+    feats, labels, oks, errors = [], [], [], {}
+    was_training = model.training
+    model.eval()
+    for batch in progress(loader, desc=desc, total=len(loader)):
+        video = batch["video"].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            feats.append(model.encode_video(video).float().cpu())
+        labels.append(torch.as_tensor(batch["label"]))
+        ok = torch.as_tensor(batch["ok"], dtype=torch.bool)
+        oks.append(ok)
+        for idx, good, err in zip(torch.as_tensor(batch["index"]).tolist(), ok.tolist(), batch["error"]):
+            if not good:
+                errors[idx] = str(err)
+    model.train(was_training)
+    if len(torch.cat(labels)) != len(dataset):
+        raise RuntimeError(f"the loader yielded {len(torch.cat(labels))} of {len(dataset)} videos (drop_last?)")
+    return torch.cat(feats), torch.cat(labels), torch.cat(oks), errors
+
+
+@torch.no_grad()
+def class_logits(video_feats: torch.Tensor, prompt_feats: torch.Tensor, prompt_mask: Optional[torch.Tensor],
+                 similarity: str, *, chunk: int = 256) -> torch.Tensor:
+    """Similarity [N, C] of N videos to C classes, computed in chunks of videos."""
+    fn = similarity_fn(similarity)
+    out = [fn(video_feats[i:i + chunk], prompt_feats, prompt_mask) for i in range(0, len(video_feats), chunk)]
+    return torch.cat(out) if out else torch.zeros(0, prompt_feats.shape[0])
+
+
+def score(split_name: str, classnames: Sequence[str], logits: torch.Tensor, labels: torch.Tensor,
+          ok: torch.Tensor, failed: list[dict], protocol: Optional[dict] = None) -> EvalResult:
+    """Top-1/top-5/per-class accuracy over the videos that decoded (ok), with the failures recorded."""
+    logits, labels = logits[ok], labels[ok]
+    acc = metrics.topk_accuracy(logits, labels, ks=(1, 5))
+    per_class = metrics.per_class_accuracy(logits.argmax(1), labels, len(classnames)) if len(labels) else \
+        [math.nan] * len(classnames)
+    return EvalResult(split=split_name, top1=acc[1], top5=acc[5], n_videos=int(len(ok)), n_evaluated=int(ok.sum()),
+                      n_failed=len(failed), failed=failed, n_classes=len(classnames),
+                      per_class_top1=dict(zip(classnames, per_class)), protocol=dict(protocol or {}))
+
+
+def evaluate(model, split, bank, *, similarity: str, frames: int, temporal_views: int = 1, spatial_crops: int = 1,
+             batch_size: int = 8, num_workers: int = 0, device: str | torch.device = "cpu",
+             autocast_dtype: Optional[torch.dtype] = None, backend: str = "decord", cache_prompts: bool = False,
+             record: Optional[dict] = None) -> EvalResult:
+    """Accuracy of `model` on one protocol split (name, records, classnames, root) with a PromptBank.
+
+    record: extra fields for the result's protocol record (e.g. checkpoint path and sha256).
+    """
+    from .datasets import VideoDataset
+
+    if list(bank.classnames) != list(split.classnames):
+        raise ValueError(f"the prompt bank's classes do not match split {split.name!r} "
+                         f"({len(bank.classnames)} vs {len(split.classnames)} classes, or a different order)")
+    start = time.perf_counter()
+    dataset = VideoDataset(split.records, split.root, num_frames=frames, train=False,
+                           transform=eval_transform_for(model, spatial_crops), num_temporal_views=temporal_views,
+                           backend=backend)
+    feats, labels, ok, errors = encode_videos(model, dataset, batch_size=batch_size, num_workers=num_workers,
+                                              device=device, autocast_dtype=autocast_dtype,
+                                              desc=f"evaluate {split.name}")
+    encoded = bank.encode(model, cache=cache_prompts)
+    logits = class_logits(feats, encoded.feats.float().cpu(), None if encoded.mask is None else encoded.mask.cpu(),
+                          similarity)
+    failed = [{"path": split.records[i].path, "error": errors[i]} for i in sorted(errors)]
+    for item in failed:
+        logger.warning("split %s: %s failed to decode (%s); excluded from the accuracy", split.name,
+                       item["path"], item["error"])
+    n_prompts = [len(p) for p in bank.prompts]
+    protocol = {
+        "model": model.config.get("model_name"),
+        "pretrained": model.config.get("pretrained"),
+        "temporal_module": bool(model.config.get("temporal_module", False)),
+        "frames": frames, "temporal_views": temporal_views, "spatial_crops": spatial_crops,
+        "views": temporal_views * spatial_crops,
+        "prompt_strategy": bank.strategy, "prompts_per_class": [min(n_prompts), max(n_prompts)],
+        "n_prompts": sum(n_prompts), "similarity": similarity,
+        "n_classes": len(split.classnames), "n_videos": len(split.records), "split_root": str(split.root),
+        "seconds": None,
+        **(record or {}),
+    }
+    result = score(split.name, split.classnames, logits, labels, ok, failed, protocol)
+    result.protocol["seconds"] = round(time.perf_counter() - start, 2)
+    logger.info("%s: top1 %.2f top5 %.2f (%d videos, %d failed, %d classes, %s prompts, %s)", split.name,
+                result.top1, result.top5, result.n_videos, result.n_failed, result.n_classes, bank.strategy, similarity)
+    return result
+
+
+def summarize(results: Sequence[EvalResult]) -> dict[str, Any]:
+    """Headline numbers of a protocol's eval splits.
+
+    - every split: top1;
+    - a split pair named *base* / *novel*: their harmonic mean ("hm"), as in Table 2;
+    - splits sharing a name up to a trailing number (val1, val2, val3 -> val): mean and std of top1
+      over them, as in Table 1.
+    """
+    out: dict[str, Any] = {r.split: r.top1 for r in results}
+    base = [r for r in results if "base" in r.split.lower()]
+    novel = [r for r in results if "novel" in r.split.lower()]
+    if len(base) == 1 and len(novel) == 1:
+        out["hm"] = metrics.harmonic_mean(base[0].top1, novel[0].top1)
+    groups: dict[str, list[float]] = {}
+    for r in results:
+        stem = r.split.rstrip("0123456789").rstrip("_-")
+        if stem != r.split:
+            groups.setdefault(stem, []).append(r.top1)
+    for stem, vals in groups.items():
+        if len(vals) > 1:
+            mean, std = metrics.mean_std(vals)
+            out[f"{stem}_mean"], out[f"{stem}_std"] = mean, std
+    return out
+
+
+# ---- CLI ------------------------------------------------------------------------------------------
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="apclip evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="a fine-tuned checkpoint.pt written by `apclip train`")
+    parser.add_argument("--protocol", required=True, help="a function of apclip_core.protocols, e.g. bench_base_to_novel")
+    parser.add_argument("--protocol-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="argument of the protocol function (repeatable), e.g. seed=2")
+    parser.add_argument("--prompts", default="single",
+                        help="'single', 'set', or a prompt file (JSON) used with --prompt-strategy")
+    parser.add_argument("--prompt-strategy", default="action_conditioned",
+                        choices=["action_conditioned", "customized", "llm_direct"],
+                        help="which prompts of a prompt file to use (default: action_conditioned)")
+    parser.add_argument("--similarity", default="maka", choices=SIMILARITIES)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--temporal-views", type=int, default=2)
+    parser.add_argument("--spatial-crops", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--out", default=None, help="result JSON (default: next to the checkpoint)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    from .model import load_checkpoint
+    from .train import load_protocol
+
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if args.device == "auto" else args.device)
+    protocol_args = {}
+    for item in args.protocol_arg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--protocol-arg expects KEY=VALUE, got {item!r}")
+        protocol_args[key] = _parse_value(value)
+    protocol = load_protocol(args.protocol, protocol_args)
+    if args.prompts in ("single", "set"):
+        strategy, prompt_file = args.prompts, None
+    else:
+        strategy, prompt_file = args.prompt_strategy, args.prompts
+        if not Path(prompt_file).is_file():
+            parser.error(f"--prompts: {prompt_file} is neither 'single', 'set' nor an existing prompt file")
+    model = load_checkpoint(args.checkpoint, device=device)
+    record = {"checkpoint": str(args.checkpoint), "checkpoint_sha256": sha256_file(args.checkpoint),
+              "protocol_name": args.protocol, "protocol_args": protocol_args, "prompt_file": prompt_file}
+    autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+    results = []
+    for split in protocol.eval:
+        bank = build_prompt_bank(strategy, split.classnames, prompt_file)
+        results.append(evaluate(model, split, bank, similarity=args.similarity, frames=args.frames,
+                                temporal_views=args.temporal_views, spatial_crops=args.spatial_crops,
+                                batch_size=args.batch_size, num_workers=args.num_workers, device=device,
+                                autocast_dtype=autocast_dtype, record=record))
+    summary = summarize(results)
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(
+        f"eval_{args.protocol}_{strategy}_{args.similarity}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"summary": summary, "results": [r.to_json() for r in results]}, indent=2) + "\n")
+    for key, value in summary.items():
+        print(f"{key:>24}: {value:.2f}")
+    print(f"wrote {out}")
+    return 0
