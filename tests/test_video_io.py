@@ -1,0 +1,129 @@
+"""Decoding real files written with PyAV (mp4/H.264 and avi/MPEG-4), good and broken."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from apclip_core.video_io import VideoDecodeError, count_packets, open_video, probe_video
+
+CODECS = {".mp4": "libx264", ".avi": "mpeg4"}
+
+
+def make_video(path, *, frames: int = 16, width: int = 80, height: int = 64, fps: int = 8,
+               faststart: bool = False, pattern: str = "ramp") -> Path:
+    """Write a small video whose frame i has red channel ~ 15 * i (so frame order is checkable)."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as c:
+        s = c.add_stream(CODECS[path.suffix], rate=fps)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            if pattern == "noise":  # incompressible: packets fill the file evenly (for truncation)
+                img = np.random.default_rng(i).integers(0, 255, (height, width, 3), dtype=np.uint8)
+            else:
+                img = np.zeros((height, width, 3), np.uint8)
+                img[..., 0] = min(255, 15 * i)
+                img[:, : width // 4, 2] = 200  # left band blue: shows horizontal flips
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def make_broken(folder) -> dict[str, Path]:
+    """zero-byte, garbage, truncated (index lost) and missing files, in both containers."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    (folder / "zero.mp4").write_bytes(b"")
+    out["zero"] = folder / "zero.mp4"
+    (folder / "garbage.avi").write_bytes(np.random.default_rng(0).bytes(4000))
+    out["garbage"] = folder / "garbage.avi"
+    for ext in (".mp4", ".avi"):
+        good = make_video(folder / f"full{ext}")
+        data = good.read_bytes()
+        (folder / f"truncated{ext}").write_bytes(data[: len(data) // 3])
+        out[f"truncated{ext}"] = folder / f"truncated{ext}"
+        good.unlink()
+    out["missing"] = folder / "does_not_exist.mp4"
+    return out
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("videos")
+    return {ext: make_video(d / f"clip{ext}") for ext in CODECS}
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("ext", [".mp4", ".avi"])
+def test_decodes_both_containers_in_order(videos, backend, ext):
+    with open_video(videos[ext], backend) as r:
+        assert r.num_frames == 16
+        frames = r.get_frames([0, 5, 15])
+    assert frames.shape == (3, 64, 80, 3) and frames.dtype == np.uint8
+    red = frames[:, 32, 60, 0].astype(int)
+    assert abs(red[0] - 0) < 12 and abs(red[1] - 75) < 12 and abs(red[2] - 225) < 12
+    assert frames[0, 32, 5, 2] > 150 and frames[0, 32, 70, 2] < 60  # left band, not flipped
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_out_of_range_indices_are_clamped(videos, backend):
+    with open_video(videos[".mp4"], backend) as r:
+        frames = r.get_frames([-3, 15, 400])
+        last = r.get_frames([15])[0]
+    assert frames.shape[0] == 3
+    np.testing.assert_array_equal(frames[1], last)
+    np.testing.assert_array_equal(frames[2], last)
+
+
+@pytest.mark.parametrize("backend", ["decord", "pyav"])
+def test_broken_files_raise_one_error_type_with_reason(tmp_path, backend):
+    broken = make_broken(tmp_path)
+    reasons = {}
+    for name, path in broken.items():
+        with pytest.raises(VideoDecodeError) as info:
+            with open_video(path, backend) as r:
+                r.get_frames([0])
+        assert info.value.path == str(path)
+        reasons[name] = info.value.reason
+    assert reasons["zero"] == "empty file (0 bytes)"
+    assert reasons["missing"] == "file not found"
+    assert reasons["garbage"] and reasons["truncated.mp4"]
+
+
+def test_decord_error_is_caught_and_pyav_recovers_the_frames_before_the_cut(tmp_path):
+    # faststart MP4 cut at 60 %: the index promises 32 frames, decord raises DECORDError (not a
+    # RuntimeError subclass) at open; PyAV decodes what precedes the cut.
+    good = make_video(tmp_path / "fs.mp4", frames=32, faststart=True, pattern="noise")
+    data = good.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(VideoDecodeError, match="DECORDError"):
+        open_video(cut, "decord", fallback=False)
+    with open_video(cut) as r:
+        assert r.reported_frames == 32
+        assert 0 < r.num_frames < 32
+        assert r.num_frames <= count_packets(cut)
+        frames = r.get_frames([0, 31])
+    assert frames.shape == (2, 64, 80, 3)
+
+
+def test_probe_and_pickling(videos, tmp_path):
+    assert probe_video(videos[".avi"])["ok"] and probe_video(videos[".avi"])["num_frames"] == 16
+    bad = probe_video(tmp_path / "nope.mp4")
+    assert not bad["ok"] and bad["error"] == "file not found"
+    err = pickle.loads(pickle.dumps(VideoDecodeError("x.mp4", "why")))
+    assert (err.path, err.reason) == ("x.mp4", "why")
+
+
+def test_unknown_backend_lists_choices(videos):
+    with pytest.raises(ValueError, match="decord, pyav"):
+        open_video(videos[".mp4"], "opencv")
