@@ -379,7 +379,7 @@ def check_dataset(dataset: str, root=None, *, splits_root=None, decode: bool = T
     jobs = jobs or max(1, min(8, os.cpu_count() or 1))
     args = [(str(root / v), decode, backend) for v in videos]
     t0 = time.time()
-    if jobs == 1 or len(args) < 64:
+    if jobs == 1 or len(args) < 4 * jobs:  # a pool is not worth starting for a handful of files
         results = [_probe(a) for a in progress(args, desc=f"check {dataset}")]
     else:
         with ProcessPoolExecutor(jobs) as pool:
