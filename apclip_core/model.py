@@ -119,9 +119,16 @@ class VideoCLIP(nn.Module):
         return pooled
 
     def _visual_dtype(self) -> torch.dtype:
-        return next(self.clip.visual.parameters()).dtype
+        """dtype the frames must have: the patch embedding's (open_clip's 'bf16'/'fp16' keep some
+        parameters, e.g. the class embedding, in fp32)."""
+        conv = getattr(self.clip.visual, "conv1", None)
+        return conv.weight.dtype if conv is not None else next(self.clip.visual.parameters()).dtype
 
-    forward = encode_video
+    def forward(self, video: torch.Tensor, tokens: Optional[torch.Tensor] = None):
+        """encode_video(video), or (encode_video(video), encode_text(tokens)) when tokens are given:
+        one forward through both towers, which is what DistributedDataParallel needs to see."""
+        feats = self.encode_video(video)
+        return feats if tokens is None else (feats, self.encode_text(tokens))
 
     # ---- text -----------------------------------------------------------------------------
     @property

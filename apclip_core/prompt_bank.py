@@ -154,10 +154,15 @@ class PromptBank:
         return replace(self, prompts=prompts, attributes=attributes)
 
     # ---- encoding -----------------------------------------------------------------------------
+    @property
+    def flat_prompts(self) -> list[str]:
+        """All prompts, class by class (the order pad() expects)."""
+        return [t for p in self.prompts for t in p]
+
     def _encode_flat(self, model, batch_size: int) -> torch.Tensor:
         """All prompts -> [P, D]. Prompts are sorted by length so that each batch is tokenized to
         its own longest prompt (most are far shorter than CLIP's 77 tokens)."""
-        flat = [t for p in self.prompts for t in p]
+        flat = self.flat_prompts
         order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
         feats = [None] * len(flat)
         device = next(model.parameters()).device
@@ -168,7 +173,8 @@ class PromptBank:
                 feats[i] = f
         return torch.stack(feats)
 
-    def _pad(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def pad(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features of flat_prompts [P, D] -> (feats [C, Nt_max, D] zero-padded, mask [C, Nt_max])."""
         counts = self.counts
         C, n_max = len(counts), max(counts)
         feats = flat.new_zeros(C, n_max, flat.shape[-1])
@@ -197,7 +203,7 @@ class PromptBank:
             stored = torch.load(path, map_location=device, weights_only=True)
             logger.debug("prompt features from cache %s", path)
             return EncodedBank(stored["feats"], stored["mask"], self.prompts)
-        feats, mask = self._pad(self._encode_flat(model, batch_size))
+        feats, mask = self.pad(self._encode_flat(model, batch_size))
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -209,6 +215,10 @@ class PromptBank:
                               *, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
         """One training step's class features: k prompts per class (per-step prompt budget),
         encoded with gradient through the text tower -> (feats [C, k', D], mask [C, k']),
-        k' = min(k, largest class)."""
+        k' = min(k, largest class).
+
+        Under DistributedDataParallel the text tower must run inside the wrapped forward; do the
+        same steps by hand: sub = bank.subsample(k, g); tokens = model.tokenize(sub.flat_prompts);
+        video_feats, text = ddp_model(video, tokens); feats, mask = sub.pad(text)."""
         bank = self.subsample(k, generator)
-        return bank._pad(bank._encode_flat(model, batch_size))
+        return bank.pad(bank._encode_flat(model, batch_size))

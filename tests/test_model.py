@@ -202,3 +202,11 @@ def test_create_model_and_transforms_uses_model_preprocessing(tmp_path):
     path = save_checkpoint(model, tmp_path / "m.pt")
     again, _, _ = create_model_and_transforms(checkpoint=path, temporal_module=True)
     assert again.temporal is not None and again.config["model_name"] == TINY
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_low_precision_models_encode(precision):
+    model = create_model(TINY, None, precision=precision, temporal_module=True)
+    feats, text = model(video(B=1, V=1, T=2), model.tokenize(["a video of juggling."]))
+    assert feats.shape == (1, 2, 128) and text.shape == (1, 128)
+    assert torch.isfinite(feats).all() and torch.isfinite(text).all()

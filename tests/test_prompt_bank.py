@@ -159,3 +159,14 @@ def test_features_for_training_budget_and_gradient(prompt_file, model):
 def test_empty_class_rejected():
     with pytest.raises(ValueError, match=r"without any prompt: \['b'\]"):
         PromptBank(["a", "b"], [["x"], []])
+
+
+def test_manual_training_path_for_ddp_matches_features_for_training(prompt_file, model):
+    bank = PromptBank.from_prompt_file(prompt_file, CLASSES)
+    feats, mask = bank.features_for_training(model, 3, torch.Generator().manual_seed(1))
+    sub = bank.subsample(3, torch.Generator().manual_seed(1))
+    video = torch.randn(1, 1, 2, 3, 64, 64)
+    _, text = model(video, model.tokenize(sub.flat_prompts))
+    manual_feats, manual_mask = sub.pad(text)
+    assert torch.equal(manual_mask, mask)
+    torch.testing.assert_close(manual_feats, feats, rtol=1e-5, atol=1e-5)
