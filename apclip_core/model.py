@@ -31,6 +31,7 @@ from typing import Optional
 import open_clip
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from open_clip.pretrained import get_pretrained_cfg
 from open_clip.transformer import text_global_pool
 from torch import nn
