@@ -24,6 +24,8 @@ define papermill
 endef
 
 .PHONY: help install lock lab demo test test-fast clean
+.PHONY: data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
+DATA ?= $(or $(APCLIP_DATA),data)
 
 help:
 	@echo "make demo    - the main job: embedded benchmark -> tiny CLIP -> base-to-novel table in figures/"
@@ -31,6 +33,9 @@ help:
 	@echo "make install - create .venv from the pinned lock (done automatically on first use)"
 	@echo "make lab     - JupyterLab on the project's kernel ($(KERNEL))"
 	@echo "make lock    - re-freeze constraints.txt from the current .venv"
+	@echo "make data-splits              - fetch the ViFi-CLIP protocol lists at the pinned commit (sha256 checked)"
+	@echo "make data-hmdb51 / data-ucf101 - download, extract (needs unar) and check HMDB-51 / UCF-101"
+	@echo "make data-check-k400|k600|ssv2 - verify a manually downloaded dataset against its lists"
 
 install: $(STAMP)
 
@@ -71,6 +76,22 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
+
+# --- real datasets (see README, "Getting the datasets ready") ---
+data-splits: $(STAMP)
+	$(BIN)/python -m apclip_core data download-splits
+
+data-hmdb51 data-ucf101: data-%: $(STAMP)
+	@command -v unar >/dev/null || command -v unrar >/dev/null || command -v bsdtar >/dev/null || \
+		{ echo "RAR extraction needs a backend: sudo apt-get install unar (macOS: brew install unar)"; exit 1; }
+	$(BIN)/python -m apclip_core data prepare $* --root $(DATA)/$*
+
+data-check-k400: $(STAMP)
+	$(BIN)/python -m apclip_core data check k400 --root $(DATA)/kinetics400
+data-check-k600: $(STAMP)
+	$(BIN)/python -m apclip_core data check k600 --root $(DATA)/kinetics600
+data-check-ssv2: $(STAMP)
+	$(BIN)/python -m apclip_core data check ssv2 --root $(DATA)/ssv2
 
 clean:
 	rm -rf outputs .cache/apclip .pytest_cache
