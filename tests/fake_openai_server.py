@@ -11,7 +11,8 @@ Behaviours, programmed per class (the action name is read from the quoted name i
   429         status 429 with Retry-After     500         status 500
 `program(action, "429", "500")` queues behaviours consumed one per request for that class; once
 the queue is empty the class gets `default` answers ("good" unless changed by `always`).
-Every request is recorded (path, action, behaviour, time, user message) so tests count them.
+Every request is recorded (path, action, behaviour, time, user message) so tests count them;
+`max_in_flight` is the most chat requests answered at once.
 Use as a context manager (`with FakeOpenAIServer() as server:`) or the `fake_openai` fixture.
 """
 from __future__ import annotations
@@ -63,6 +64,8 @@ class FakeOpenAIServer:
         self._batches: dict[str, dict] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self.in_flight = 0  # chat requests being answered now
+        self.max_in_flight = 0  # the most at once (checks a client's concurrency cap)
         self._httpd: ThreadingHTTPServer | None = None
 
     # ---- programming ----
@@ -183,8 +186,15 @@ class _Handler(BaseHTTPRequestHandler):
             action = match.group(1) if match else None
             behaviour = fake._next_behaviour(action)
             fake.requests.append(Request(self.path, action, behaviour, time.time(), user, dict(self.headers)))
-            time.sleep(fake.delay + (fake.slow_seconds if behaviour == "slow" else 0.0))
-            status, headers, payload = fake.chat_response(body, behaviour, action)
+            with fake._lock:
+                fake.in_flight += 1
+                fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+            try:
+                time.sleep(fake.delay + (fake.slow_seconds if behaviour == "slow" else 0.0))
+                status, headers, payload = fake.chat_response(body, behaviour, action)
+            finally:
+                with fake._lock:
+                    fake.in_flight -= 1
             self._send(status, payload, headers)
         elif self.path == "/v1/files":
             message = email.parser.BytesParser(policy=email.policy.default).parsebytes(
