@@ -188,6 +188,15 @@ def test_weights_fingerprint_memoised_and_tracks_text_tower(monkeypatch):
     opt.step()
     changed = weights_fingerprint(model)
     assert changed != first and calls
+    # changes that bypass tensors' version counters are caught too
+    with torch.no_grad():
+        model.clip.ln_final.weight.data.mul_(1.5)
+    assert weights_fingerprint(model) != changed
+    for p in model.clip.transformer.parameters():
+        p.grad = torch.ones_like(p)
+    torch.optim.AdamW(model.clip.transformer.parameters(), lr=1e-3, fused=True).step()
+    assert weights_fingerprint(model) not in (first, changed)
+    changed = weights_fingerprint(model)
     twin = create_model(TINY, None)
     twin.load_state_dict(model.state_dict())
     assert weights_fingerprint(twin) == changed                # same weights, same fingerprint
