@@ -56,7 +56,7 @@ from . import paths
 from .evaluate import PROMPT_STRATEGIES, SIMILARITIES, build_prompt_bank, evaluate, similarity_fn, summarize
 from .progress import progress
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("apclip_core.train")  # not "__main__" under torchrun -m
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -108,13 +108,21 @@ class TrainConfig:
     # run control
     max_steps_per_epoch: int = 0             # cap on micro-batches per epoch (0 = whole epoch); smoke runs
     eval_every_epochs: int = 1               # 0: evaluate only after the last epoch
+    eval_max_videos: int = 0                 # >0: evaluate an evenly spaced subset per split (recorded; tests)
     save_every_steps: int = 0                # extra step checkpoints every N optimizer steps (0 = per epoch only)
     output_dir: Optional[str] = None
     device: str = "auto"                     # auto | cpu | cuda
     allow_cpu: bool = False                  # train a big model on CPU anyway
 
     def __post_init__(self):
-        self.betas = tuple(self.betas)
+        for f in dataclasses.fields(self):  # YAML 1.1 reads "1e-4" as a string
+            value = getattr(self, f.name)
+            if "float" in str(f.type) and isinstance(value, str):
+                try:
+                    setattr(self, f.name, float(value))
+                except ValueError:
+                    raise ValueError(f"{f.name} must be a number, got {value!r}") from None
+        self.betas = tuple(float(b) for b in self.betas)
         self.protocol_args = dict(self.protocol_args or {})
         self.extra_eval = [dict(e) for e in (self.extra_eval or [])]
         self.eval_prompt_files = dict(self.eval_prompt_files or {})
@@ -610,6 +618,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     classnames = list(train_split.classnames)
 
     # ---- model, prompts ----
+    random.seed(cfg.seed)  # the same on every rank: a randomly initialised model starts identical
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
     pretrained = resolve_pretrained(cfg, d)
     model, train_tf, _ = create_model_and_transforms(
         cfg.model_name, pretrained, temporal_module=cfg.temporal_module, device=device,
@@ -643,7 +654,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                 "%d optimizer steps/epoch | autocast %s | prompts %s (%s), %d per class per step, similarity %s",
                 len(dataset), len(classnames), cfg.batch_size, d.world_size, accum,
                 cfg.batch_size * d.world_size * accum, steps_per_epoch, amp_dtype, cfg.prompt_strategy,
-                prompt_file or "templates", cfg.prompts_per_class_per_step, cfg.similarity)
+                prompt_file if cfg.prompt_strategy not in ("single", "set") else "templates", cfg.prompts_per_class_per_step, cfg.similarity)
 
     # ---- resume ----
     epoch, micro_start, global_step = 0, 0, 0
@@ -666,7 +677,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                     global_step)
     elif resume:
         logger.info("--resume: no %s yet, starting from scratch", state_path)
-    else:
+    else:  # per-rank streams for anything that draws from the global RNGs
         random.seed(cfg.seed + d.rank)
         np.random.seed(cfg.seed + d.rank)
         torch.manual_seed(cfg.seed + d.rank)
@@ -682,16 +693,30 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             "rng": rngs, "epoch": next_epoch, "micro_step": micro_step, "global_step": global_step,
             "history": history, "partial": partial, "config": cfg.to_json()}, state_path)
 
+    subset_of: dict[str, int] = {}
+
+    def eval_subset(split):
+        """cfg.eval_max_videos > 0: an evenly spaced subset (smoke runs), logged and recorded in results."""
+        if not cfg.eval_max_videos or len(split.records) <= cfg.eval_max_videos:
+            return split
+        stride = len(split.records) / cfg.eval_max_videos
+        records = [split.records[int(i * stride)] for i in range(cfg.eval_max_videos)]
+        subset_of[split.name] = len(split.records)
+        logger.warning("evaluating %d of the %d videos of %s (eval_max_videos)", len(records), len(split.records),
+                       split.name)
+        return dataclasses.replace(split, records=records)
+
     def run_eval() -> dict:
         """Rank 0 evaluates every eval split of the protocol with all prompts; returns the summary."""
         results = []
-        for split in protocol.eval:
+        for split in map(eval_subset, protocol.eval):
             split_bank = build_prompt_bank(cfg.prompt_strategy, split.classnames, eval_prompt_file(cfg, split.name))
             results.append(evaluate(model, split, split_bank, similarity=cfg.similarity, frames=cfg.frames,
                                     temporal_views=cfg.temporal_views, spatial_crops=cfg.spatial_crops,
                                     batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers, device=device,
                                     autocast_dtype=amp_dtype, backend=cfg.video_backend,
-                                    record={"run": str(run_dir), "epoch": epoch + 1}))
+                                    record={"run": str(run_dir), "epoch": epoch + 1,
+                                            "subset_of": subset_of.get(split.name)}))
         for r in results:
             atomic_write_text(run_dir / f"eval_{r.split}.json", json.dumps(r.to_json(), indent=2) + "\n")
         return summarize(results)
