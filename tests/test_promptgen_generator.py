@@ -146,3 +146,13 @@ def test_killed_run_resumes_without_asking_again(fake_openai, tmp_path):
     assert not set(asked_after) & cached
     assert sorted(asked_after) == sorted(set(queries.values()) - cached)
     assert PromptFile.model_validate_json(out.read_text()).manifest.counts == {"action_conditioned": 6 * 36}
+
+
+def test_notebook_entry_point(fake_openai, tmp_path):
+    from apclip_core.promptgen import generate_prompt_file
+
+    fake_openai.always("broken", "truncated")
+    report = generate_prompt_file("t", ["ok", "broken"], tmp_path / "p.json", model="m", base_url=fake_openai.base_url,
+                                  cache_root=tmp_path / "cache", reasks=0, concurrency=2)
+    assert list(report.failed) == ["broken"]
+    assert list(PromptFile.model_validate_json((tmp_path / "p.json").read_text()).classes) == ["ok"]

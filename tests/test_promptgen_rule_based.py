@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,16 +11,17 @@ from apclip_core.promptgen import rule_based
 from apclip_core.promptgen.schema import PromptFile
 
 REPO = Path(__file__).resolve().parent.parent
-PHRASES = {  # per class: distinct phrases for most keys; setting and lighting shared on purpose
-    "wave_hand": ["a grassy park", "green grass and trees", "no objects", "bright daylight", "a young adult",
-                  "a red t-shirt", "a slim figure", "standing upright", "one arm swinging above the head",
-                  "left and right", "moderately fast", "periodic and repeated"],
-    "jump": ["a grassy park", "a flat lawn", "a jump rope", "bright daylight", "a child", "blue shorts",
-             "a small figure", "knees bent before take-off", "both legs pushing off the ground",
-             "straight up and down", "fast", "a bouncing rhythm"],
-    "walk": ["a city street", "a paved sidewalk", "a shoulder bag", "bright daylight", "an office worker",
-             "a grey coat", "a tall figure", "upright with arms at the sides", "legs stepping alternately",
-             "forward across the frame", "slow and steady", "a steady gait cycle"],
+PHRASES = {  # benchmark-style phrases (modifiers of a figure); setting and lighting shared on purpose
+    "wave_hand": ["in a grassy park", "with green trees in the background", "with nothing in hand",
+                  "in bright daylight", "wearing a cap", "dressed in red", "a slim figure", "standing upright",
+                  "one arm swings above the head", "moving left and right", "at a moderate pace",
+                  "back and forth repeatedly"],
+    "jump": ["in a grassy park", "on a flat lawn", "next to a jump rope", "in bright daylight", "with no accessory",
+             "dressed in blue", "a small figure", "with knees bent", "both legs push off the ground",
+             "moving straight up", "at a fast pace", "in a bouncing rhythm"],
+    "walk": ["on a city street", "with a paved sidewalk", "next to a shoulder bag", "in bright daylight",
+             "wearing a scarf", "dressed in grey", "a tall figure", "with arms at the sides",
+             "the legs step alternately", "moving forward", "at a slow pace", "in a steady gait cycle"],
 }
 
 
@@ -51,10 +50,14 @@ def test_shape_and_phrasings(tmp_path):
         assert len(set(texts)) == 3
         phrase = PHRASES["walk"][ATTRIBUTE_KEYS.index(attribute)]
         assert all(phrase in t for t in texts), texts
-    # a phrase two classes share is tied to the class's distinctive trait; a unique one is not
-    setting = [e.text for e in walk.action_conditioned if e.attribute == "scene.lighting"][0]
-    assert "with" in setting and setting != [e.text for e in prompt_file.classes["jump"].action_conditioned
-                                             if e.attribute == "scene.lighting"][0]
+    # a phrase other classes share ("in bright daylight") is tied to a trait that tells the class apart
+    lighting = {n: [e.text for e in c.action_conditioned if e.attribute == "scene.lighting"][0]
+                for n, c in prompt_file.classes.items()}
+    assert len(set(lighting.values())) == 3
+    extended = [n for n in PHRASES if any(p in lighting[n] for p in PHRASES[n] if p != "in bright daylight")]
+    assert len(extended) >= 2  # once all but one are told apart, the last one needs nothing
+    unique = [e.text for e in walk.action_conditioned if e.attribute == "scene.props"][0]
+    assert unique == "The actor is next to a shoulder bag."  # a phrase no other class has: nothing added
     assert all(count_tokens(t) <= 30 for c in prompt_file.classes.values()
                for t in [e.text for e in c.action_conditioned] + c.customized + c.llm_direct)
 
@@ -86,15 +89,13 @@ def test_missing_attribute_is_a_clear_error(tmp_path):
         rule_based.load_classes(path)
 
 
-def test_cli_classes_json_then_validate(tmp_path):
+def test_cli_classes_json_then_validate(tmp_path, capsys):
+    from apclip_core.__main__ import main
+
     out, labels = tmp_path / "p.json", write_labels(tmp_path / "labels.csv", PHRASES)
-    run = [sys.executable, "-m", "apclip_core"]
-    made = subprocess.run(run + ["prompts", "--classes-json", str(write_classes(tmp_path / "c.json")), "--out", str(out)],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert made.returncode == 0, made.stderr
-    checked = subprocess.run(run + ["validate-prompts", str(out), "--labels", str(labels)],
-                             cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert checked.returncode == 0 and "OK" in checked.stdout, checked.stdout + checked.stderr
+    assert main(["prompts", "--classes-json", str(write_classes(tmp_path / "c.json")), "--out", str(out)]) == 0
+    assert main(["validate-prompts", str(out), "--labels", str(labels)]) == 0
+    assert "OK" in capsys.readouterr().out
 
 
 def test_shipped_bench_prompts_match_the_benchmark(bench_root):

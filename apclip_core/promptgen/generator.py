@@ -356,3 +356,24 @@ def build_prompt_file(dataset: str, report: GenerationReport, *, source: str, ge
     prompt_file = PromptFile(manifest=manifest, classes=classes)
     prompt_file.manifest.counts = prompt_file.counts()
     return prompt_file, failed
+
+
+def generate_prompt_file(dataset: str, classnames: list[str], out: str | Path, *, model: str = GeneratorConfig.model,
+                         base_url: str | None = None, cache_root: str | Path | None = None, batch: bool = False,
+                         **settings) -> GenerationReport:
+    """One call for notebooks: generate, post-process and write `out` (complete classes only).
+
+    Notebook parameters are `model` and `base_url`; the key is read from OPENAI_API_KEY by the
+    client, so it never becomes a parameter stored in an output notebook. `settings` are other
+    GeneratorConfig fields (temperature, concurrency, ...). Check `report.failed` afterwards."""
+    from apclip_core.paths import cache_dir
+
+    config = GeneratorConfig(model=model, base_url=base_url, **settings)
+    generator = PromptGenerator(config, cache_root or cache_dir() / "promptgen")
+    report = generator.generate(classnames, batch=batch)
+    prompt_file, report.failed = build_prompt_file(dataset, report, source=config.source(), generator_model=model,
+                                                   graph=generator.graph, templates=generator.templates,
+                                                   notes=f"sampling {config.sampling()}")
+    if prompt_file.classes:
+        prompt_file.write(out)
+    return report
