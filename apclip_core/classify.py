@@ -1,0 +1,216 @@
+"""Open-vocabulary use: one video and any list of action names -> ranked actions.
+
+    >>> from apclip_core import classify
+    >>> result = classify("clip.mp4", ["juggling", "skipping rope"], checkpoint="runs/k400/model.pt")
+    >>> result.ranking[:3]          # [(action, score), ...] best first
+    >>> result.per_frame[0][:5]     # the top prompts of frame 0: [(action, prompt, score), ...]
+
+Action-conditioned prompts come from the shipped prompt files (prompts/*.json) when they know the
+name, else from the prompt generator when one is configured (an OpenAI-compatible server or
+OPENAI_API_KEY), else the single prompt "a video of {action}" is used and the result says so.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import torch
+
+from apclip_core import paths
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClassifyResult:
+    video: str
+    ranking: list[tuple[str, float]]                   # (action, similarity), best first
+    per_frame: list[list[tuple[str, str, float]]]      # per frame: (action, prompt, cosine), best first
+    prompt_sources: dict[str, str]                     # action -> where its prompts came from
+    similarity: str
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"video": self.video, "similarity": self.similarity, "ranking": self.ranking,
+                "per_frame": self.per_frame, "prompt_sources": self.prompt_sources, "notes": self.notes}
+
+
+def _key(name: str) -> str:
+    """Compare class names across datasets' spellings: 'ApplyEyeMakeup' == 'apply eye makeup'."""
+    name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
+    return re.sub(r"[^a-z0-9]+", " ", name.lower()).strip()
+
+
+def find_shipped_prompts(actions: Sequence[str], prompt_files: Optional[Sequence[Path]] = None) -> dict[str, tuple[Path, str]]:
+    """action -> (prompt file, class name in that file) for every action a shipped file knows."""
+    files = list(prompt_files) if prompt_files is not None else sorted(paths.prompts_dir().glob("*.json"))
+    wanted = {_key(a): a for a in actions}
+    found: dict[str, tuple[Path, str]] = {}
+    for path in files:
+        try:
+            classes = json.loads(Path(path).read_text()).get("classes", {})
+        except (OSError, json.JSONDecodeError, AttributeError):
+            continue
+        for name, entry in classes.items():
+            action = wanted.get(_key(name))
+            if action and action not in found and isinstance(entry, dict) and entry.get("action_conditioned"):
+                found[action] = (Path(path), name)
+    return found
+
+
+def build_prompt_bank(actions: Sequence[str], *, prompt_files: Optional[Sequence[Path]] = None,
+                      generate: bool = True, generator_options: Optional[dict] = None):
+    """A PromptBank over `actions` using the best prompts available for each name, and the source of each."""
+    from apclip_core.prompt_bank import PromptBank, readable_name
+
+    shipped = find_shipped_prompts(actions, prompt_files)
+    prompts: list[list[str]] = []
+    sources: dict[str, str] = {}
+    missing = [a for a in actions if a not in shipped]
+    generated: dict[str, list[str]] = {}
+    if missing and generate:
+        generated = _generate_prompts(missing, generator_options or {})
+    for action in actions:
+        if action in shipped:
+            path, name = shipped[action]
+            bank = PromptBank.from_prompt_file(path, [name], strategy="action_conditioned")
+            # the file's prefix names its own spelling ('ApplyEyeMakeup' -> 'apply eye makeup'); use the user's
+            shipped_name, asked_name = readable_name(name), readable_name(action)
+            prompts.append([p.replace(shipped_name, asked_name, 1) for p in bank.prompts[0]])
+            sources[action] = f"shipped: {path.name}"
+        elif action in generated:
+            prompts.append(generated[action])
+            sources[action] = "generated"
+        else:
+            prompts.append(PromptBank.single([action]).prompts[0])
+            sources[action] = "single prompt (no action-conditioned prompts available)"
+    return PromptBank(classnames=list(actions), prompts=prompts, strategy="mixed"), sources
+
+
+def _generate_prompts(actions: Sequence[str], options: dict) -> dict[str, list[str]]:
+    """Ask the configured LLM for action-conditioned prompts of `actions`; {} when no generator is
+    configured. Answers go through the generator's validation and cache; only complete classes return."""
+    import os
+
+    if not (options.get("base_url") or os.environ.get("OPENAI_API_KEY")):
+        return {}
+    from apclip_core.promptgen import generate_prompt_file
+    from apclip_core.prompt_bank import PromptBank
+
+    key = hashlib.sha256(json.dumps([sorted(actions), sorted(options.items())]).encode()).hexdigest()[:16]
+    out = paths.cache_dir() / "classify_prompts" / f"{key}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        report = generate_prompt_file("classify", list(actions), out, **options)
+    except Exception as err:  # a dead server or a refused key: fall back, loudly
+        log.warning("prompt generation failed (%s); falling back to the single prompt", err)
+        return {}
+    for action, problems in report.failed.items():
+        log.warning("no valid prompts generated for %r: %s", action, problems)
+    done = [a for a in actions if a not in report.failed]
+    if not done or not out.exists():
+        return {}
+    bank = PromptBank.from_prompt_file(out, done, strategy="action_conditioned")
+    return dict(zip(done, bank.prompts))
+
+
+def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Optional[Union[str, Path]] = None,
+             model_name: str = "ViT-B-16", pretrained: str = "openai", prompt_files=None,
+             num_frames: int = 8, temporal_views: int = 1, spatial_crops: int = 1,
+             similarity: str = "maka", top_prompts: int = 5, generate: bool = True,
+             generator_options: Optional[dict] = None, backend: str = "decord") -> ClassifyResult:
+    """Rank `actions` (names, or a PromptBank) for one video file."""
+    from apclip_core import maka, model as model_lib, sampling, video_io
+    from apclip_core.prompt_bank import PromptBank
+    from apclip_core.transforms import build_video_transform
+
+    if similarity not in ("maka", "mean"):
+        raise ValueError(f"similarity must be 'maka' or 'mean', got {similarity!r}")
+    if model is None:
+        model = (model_lib.load_checkpoint(checkpoint) if checkpoint
+                 else model_lib.create_model_and_transforms(model_name, pretrained=pretrained)[0])
+    model.eval()
+
+    if isinstance(actions, PromptBank):
+        bank, sources = actions, {c: f"given bank ({actions.strategy})" for c in actions.classnames}
+    else:
+        actions = list(dict.fromkeys(actions))
+        if len(actions) < 2:
+            raise ValueError("give at least two action names to rank")
+        bank, sources = build_prompt_bank(actions, prompt_files=prompt_files, generate=generate,
+                                          generator_options=generator_options)
+    notes = [f"{a}: {s}" for a, s in sources.items() if s.startswith("single")]
+
+    reader = video_io.open_video(video, backend=backend)
+    views = sampling.multi_view_indices(reader.num_frames, num_frames, temporal_views)
+    size = model.config.get("image_size") or model.clip.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    transform = build_video_transform(size, model.config["mean"], model.config["std"], train=False,
+                                      num_spatial_crops=spatial_crops)
+    clips = [transform(reader.get_frames(idx)) for idx in views]        # each [crops, T, 3, S, S]
+    video_tensor = torch.cat(clips, dim=0).unsqueeze(0)                  # [1, V, T, 3, S, S]
+
+    with torch.no_grad():
+        frames = model.encode_video(video_tensor)                        # [1, Nv, D]
+        encoded = bank.encode(model)
+        score_fn = maka.maka_similarity if similarity == "maka" else maka.mean_pool_similarity
+        scores = score_fn(frames, encoded.feats, encoded.mask)[0]
+        # per frame, every (class, prompt) cosine; padded prompts never rank
+        cos = torch.einsum("nd,cpd->ncp", frames[0], encoded.feats).masked_fill(~encoded.mask, float("-inf"))
+
+    order = scores.argsort(descending=True).tolist()
+    ranking = [(bank.classnames[i], float(scores[i])) for i in order]
+    per_frame = []
+    flat = cos.flatten(1)
+    n_prompts = cos.shape[2]
+    for f in range(flat.shape[0]):
+        top = flat[f].topk(min(top_prompts, int(encoded.mask.sum()))).indices.tolist()
+        per_frame.append([(bank.classnames[i // n_prompts], bank.prompts[i // n_prompts][i % n_prompts],
+                           float(flat[f, i])) for i in top])
+    return ClassifyResult(video=str(video), ranking=ranking, per_frame=per_frame,
+                          prompt_sources=sources, similarity=similarity, notes=notes)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="apclip classify", description="Rank action names for one video.")
+    parser.add_argument("video", type=Path)
+    parser.add_argument("--actions", nargs="+", required=True, help="action names (quote multi-word names)")
+    parser.add_argument("--checkpoint", type=Path, help="a fine-tuned apclip checkpoint (model.pt)")
+    parser.add_argument("--model", default="ViT-B-16", help="open_clip model name when no checkpoint is given")
+    parser.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or weights file")
+    parser.add_argument("--prompts", type=Path, nargs="*", help="prompt files to search (default: prompts/*.json)")
+    parser.add_argument("--similarity", choices=["maka", "mean"], default="maka")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--views", type=int, default=1, help="temporal views")
+    parser.add_argument("--crops", type=int, default=1, help="spatial crops")
+    parser.add_argument("--no-generate", action="store_true", help="never call an LLM for unknown names")
+    parser.add_argument("--base-url", help="OpenAI-compatible server for prompts of unknown names")
+    parser.add_argument("--llm-model", help="LLM model name for prompt generation")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON")
+    args = parser.parse_args(argv)
+    if not args.video.exists():
+        parser.error(f"video not found: {args.video}")
+    options = {k: v for k, v in {"base_url": args.base_url, "model": args.llm_model}.items() if v}
+    result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
+                      pretrained=args.pretrained, prompt_files=args.prompts, similarity=args.similarity,
+                      num_frames=args.frames, temporal_views=args.views, spatial_crops=args.crops,
+                      generate=not args.no_generate, generator_options=options)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"{result.video} ({result.similarity})")
+    for rank, (action, score) in enumerate(result.ranking[:10], 1):
+        print(f"{rank:>3}. {action:<30} {score:.4f}   [{result.prompt_sources.get(action, '')}]")
+    if result.per_frame:
+        print("frame 0, top prompts:")
+        for action, prompt, score in result.per_frame[0]:
+            print(f"     {score:.3f}  {prompt}")
+    for note in result.notes:
+        print(f"note: {note}")
+    return 0

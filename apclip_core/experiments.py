@@ -1,0 +1,169 @@
+"""The paper's experiments as functions the notebooks call: which trainings a table needs, run or
+reused, and their numbers as rows.
+
+A method of the paper is a set of config overrides (METHODS). A run is identified by the hash of
+its full config, so two tables that need the same training (Table 2's ViFi-CLIP and Table 6's
+"Single") share one run, and a killed run is resumed where it stopped, not restarted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Iterable, Optional
+
+import pandas as pd
+
+from apclip_core import paths
+
+log = logging.getLogger(__name__)
+
+# Method name (as in the paper's tables) -> TrainConfig overrides.
+METHODS: dict[str, dict] = {
+    "ViFi-CLIP": {"prompt_strategy": "single", "similarity": "mean"},
+    "AP-CLIP": {"prompt_strategy": "action_conditioned", "similarity": "maka"},
+    # Table 5: temporal module (TM) and the Body attributes
+    "Base+TM": {"prompt_strategy": "single", "similarity": "mean", "temporal_module": True},
+    "Ours+TM": {"prompt_strategy": "action_conditioned", "similarity": "maka", "temporal_module": True},
+    "Ours+TM w/o Body": {"prompt_strategy": "action_conditioned", "similarity": "maka", "temporal_module": True,
+                         "drop_attribute_group": "body"},
+    # Tables 6 and 7: prompting strategies, with and without MAKA
+    "Single": {"prompt_strategy": "single", "similarity": "mean"},
+    "Set": {"prompt_strategy": "set", "similarity": "mean"},
+    "Customized": {"prompt_strategy": "customized", "similarity": "mean"},
+    "Customized + MAKA": {"prompt_strategy": "customized", "similarity": "maka"},
+    "LLMs-Direct": {"prompt_strategy": "llm_direct", "similarity": "mean"},
+    "AP": {"prompt_strategy": "action_conditioned", "similarity": "mean"},
+    "AP + MAKA": {"prompt_strategy": "action_conditioned", "similarity": "maka"},
+}
+METHODS["Ours"] = METHODS["AP-CLIP"]
+METHODS["Base(ViFi-CLIP)"] = METHODS["ViFi-CLIP"]
+
+# Config fields that do not change a run's result (left out of its identity).
+_NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size"}
+
+
+def method_overrides(method: str) -> dict:
+    if method not in METHODS:
+        raise KeyError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+    return dict(METHODS[method])
+
+
+def without_attribute_group(prompt_file: str, group: str) -> str:
+    """A copy of a prompt file without one attribute group's descriptions (Table 5's 'w/o Body'),
+    written once into the cache; returns its path."""
+    from apclip_core.train import resolve_prompt_file
+
+    source = Path(resolve_prompt_file(prompt_file))
+    data = json.loads(source.read_text())
+    for entry in data["classes"].values():
+        entry["action_conditioned"] = [d for d in entry["action_conditioned"]
+                                       if not d["attribute"].startswith(group + ".")]
+    data["manifest"]["notes"] = (data["manifest"].get("notes", "") +
+                                 f" Derived: the '{group}' attribute group removed.").strip()
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    out = paths.cache_dir() / "prompt_variants" / f"{source.stem}-without-{group}-{digest}.json"
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(out)
+    return str(out)
+
+
+def make_config(config: str, method: str, **overrides):
+    """The TrainConfig of `method` on preset `config`, named by its identity hash."""
+    from apclip_core.train import load_config
+
+    changes = {**method_overrides(method), **overrides}
+    drop = changes.pop("drop_attribute_group", None)
+    cfg = load_config(config, **changes)
+    if drop:
+        cfg = replace(cfg, prompt_file=without_attribute_group(cfg.prompt_file, drop))
+    identity = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
+    return replace(cfg, name=f"{cfg.name}-{slug}-{digest}")
+
+
+def finished_summary(run_dir: Path) -> Optional[dict]:
+    """The final evaluation of a finished run, or None if it has not finished."""
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.exists():
+        return None
+    metrics = json.loads(metrics_path.read_text())
+    if "param_checksums" not in metrics or not metrics.get("epochs"):
+        return None
+    return metrics["epochs"][-1].get("eval")
+
+
+def run(config: str, method: str, **overrides) -> dict:
+    """Train `method` on preset `config` (or reuse/resume the identical run); return its final eval
+    summary (split -> top-1, plus 'hm' or '<split>_mean/_std' where they apply) and the run folder."""
+    from apclip_core.train import run_dir_for, train
+
+    cfg = make_config(config, method, **overrides)
+    run_dir = run_dir_for(cfg)
+    summary = finished_summary(run_dir)
+    if summary is None:
+        resume = (run_dir / "last.pt").exists()
+        log.info("%s %s: %s", "resuming" if resume else "training", method, run_dir)
+        if run_dir.exists() and not resume:
+            # a run folder without a resumable state holds nothing worth keeping (it died before epoch 1)
+            for f in run_dir.iterdir():
+                f.unlink()
+        train(cfg, resume=resume)
+        summary = finished_summary(run_dir)
+        if summary is None:
+            raise RuntimeError(f"training finished but {run_dir}/metrics.json has no final evaluation")
+    else:
+        log.info("reusing finished run %s", run_dir)
+    return {"method": method, "run_dir": str(run_dir), **summary}
+
+
+def metric_name(split_key: str) -> str:
+    """'base_val' -> 'base', 'novel_val' -> 'novel'; other keys unchanged."""
+    key = split_key.lower()
+    for name in ("base", "novel"):
+        if key.startswith(name):
+            return name
+    return split_key
+
+
+def grid(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,), dataset: str,
+         overrides: Optional[dict] = None, seed_arg: str = "seed", **protocol_args) -> pd.DataFrame:
+    """Run every method for every seed (protocol seed, e.g. the three 16-shot samples); long rows:
+    method, dataset, seed, metric, value, run_dir."""
+    from apclip_core.train import load_config
+
+    base_args = dict(load_config(config).protocol_args)
+    rows = []
+    for method in methods:
+        for seed in seeds:
+            args = {**base_args, **protocol_args}
+            if seed is not None:
+                args[seed_arg] = seed
+            result = run(config, method, protocol_args=args, **(overrides or {}))
+            for key, value in result.items():
+                if key in ("method", "run_dir") or not isinstance(value, (int, float)):
+                    continue
+                rows.append({"method": method, "dataset": dataset, "seed": seed, "metric": metric_name(key),
+                             "value": float(value), "run_dir": result["run_dir"]})
+    return pd.DataFrame(rows)
+
+
+def mean_over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
+    """Average over seeds (the paper reports base-to-novel as the mean of the three 16-shot seeds);
+    the harmonic mean is recomputed from the averaged base and novel, as the paper does."""
+    from apclip_core.metrics import harmonic_mean
+
+    out = rows[rows.metric != "hm"].groupby(["method", "dataset", "metric"], as_index=False, sort=False)["value"].mean()
+    wide = out.pivot_table(index=["method", "dataset"], columns="metric", values="value", sort=False)
+    if {"base", "novel"} <= set(wide.columns):
+        hm = [{"method": m, "dataset": d, "metric": "hm", "value": harmonic_mean(r["base"], r["novel"])}
+              for (m, d), r in wide.iterrows()]
+        out = pd.concat([out, pd.DataFrame(hm)], ignore_index=True)
+    return out
