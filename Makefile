@@ -23,7 +23,7 @@ define papermill
 		$(1) $(OUT)/$(notdir $(1))
 endef
 
-.PHONY: help install lock lab demo test test-fast clean
+.PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts
 .PHONY: data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
 DATA ?= $(or $(APCLIP_DATA),data)
 
@@ -32,6 +32,10 @@ help:
 	@echo "make test    - unit tests + every notebook under nbval (smoke profile)"
 	@echo "make install - create .venv from the pinned lock (done automatically on first use)"
 	@echo "make lab     - JupyterLab on the project's kernel ($(KERNEL))"
+	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] - one paper table, ours beside the paper's"
+	@echo "make reproduce-all [PROFILE=...]   - all seven tables"
+	@echo "make figures                       - Figure 5: attention maps and per-frame top-5 prompts"
+	@echo "make prompts DATASET=name LABELS=csv [MODEL=..] [BASE_URL=..] - generate prompts with an LLM"
 	@echo "make lock    - re-freeze constraints.txt from the current .venv"
 	@echo "make data-splits              - fetch the ViFi-CLIP protocol lists at the pinned commit (sha256 checked)"
 	@echo "make data-hmdb51 / data-ucf101 - download, extract (needs unar) and check HMDB-51 / UCF-101"
@@ -68,6 +72,34 @@ demo: $(STAMP)
 	$(call papermill,notebooks/00_embedded_benchmark.ipynb)
 	$(call papermill,notebooks/12_table2_base_to_novel.ipynb)
 	@$(BIN)/python -m apclip_core report --table table2_base_to_novel --notebook $(OUT)/12_table2_base_to_novel.ipynb
+
+# One target per table: preflight (stops at once, saying what is missing), papermill, then the table.
+reproduce-table%: $(STAMP)
+	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
+	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
+	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) && \
+	 $(MAKE) --no-print-directory run-notebook NB=$$nb && \
+	 $(BIN)/python -m apclip_core report --table $$(basename $$nb .ipynb | cut -d_ -f2-) --notebook $(OUT)/$$(basename $$nb)
+
+reproduce-all: $(foreach t,1 2 3 4 5 6 7,reproduce-table$(t))
+
+run-notebook: $(STAMP)
+	$(call papermill,$(NB))
+
+figures: $(STAMP)
+	$(call papermill,notebooks/20_interpretability_figure5.ipynb)
+	@ls -1 $${APCLIP_FIGURES:-figures}/figure5* 2>/dev/null | sed 's/^/written: /'
+
+# Prompt generation with an LLM (key from OPENAI_API_KEY only, or an OpenAI-compatible BASE_URL).
+MODEL ?= gpt-4o
+BASE_URL ?=
+prompts: $(STAMP)
+	@test -n "$(DATASET)" && test -n "$(LABELS)" || { echo "usage: make prompts DATASET=<name> LABELS=<labels csv> [MODEL=..] [BASE_URL=http://host:port/v1]"; exit 2; }
+	$(BIN)/python -m apclip_core prompts --dataset $(DATASET) --labels $(LABELS) --model $(MODEL) $(if $(BASE_URL),--base-url $(BASE_URL),)
+	$(BIN)/python -m apclip_core validate-prompts prompts/$(DATASET).json --labels $(LABELS)
+
+bench-prompts: $(STAMP)
+	$(BIN)/python -m apclip_core prompts --from-benchmark
 
 # Unit tests and every notebook under nbval, in one pytest run (one summary line).
 test: $(STAMP)

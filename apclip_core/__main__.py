@@ -18,6 +18,7 @@ COMMANDS = {
     "validate-prompts": ("apclip_core.promptgen.validate", "check a prompt file against a label list"),
     "data": ("apclip_core.data_prep", "download / prepare / check the real datasets"),
     "report": ("apclip_core.report", "print a rendered table and where its files are"),
+    "preflight": ("apclip_core.preflight", "check a notebook's data, weights, GPU and prompt files before a run"),
 }
 
 

@@ -85,8 +85,8 @@ def make_config(config: str, method: str, **overrides):
         cfg = replace(cfg, prompt_file=without_attribute_group(cfg.prompt_file, drop))
     identity = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
-    return replace(cfg, name=f"{cfg.name}-{slug}-{digest}")
+    # named by identity alone: methods that are the same training (ViFi-CLIP / Single) share one run
+    return replace(cfg, name=f"{cfg.name}-{digest}")
 
 
 def finished_summary(run_dir: Path) -> Optional[dict]:
@@ -97,7 +97,11 @@ def finished_summary(run_dir: Path) -> Optional[dict]:
     metrics = json.loads(metrics_path.read_text())
     if "param_checksums" not in metrics or not metrics.get("epochs"):
         return None
-    return metrics["epochs"][-1].get("eval")
+    summary = dict(metrics["epochs"][-1].get("eval") or {})
+    for result in sorted(run_dir.glob("eval_*.json")):
+        record = json.loads(result.read_text())
+        summary[f"{record['split']}_top5"] = record["top5"]
+    return summary
 
 
 def run(config: str, method: str, **overrides) -> dict:
@@ -124,12 +128,41 @@ def run(config: str, method: str, **overrides) -> dict:
     return {"method": method, "run_dir": str(run_dir), **summary}
 
 
+def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
+    """Evaluate a finished run's checkpoint with another method's prompts and similarity, without
+    retraining (Table 1's "+ Action prompts": the prompts plugged into another trained model).
+    Cached beside the run as reeval-<method>.json."""
+    from apclip_core.evaluate import build_prompt_bank, evaluate, sha256_file, summarize
+    from apclip_core.model import load_checkpoint
+    from apclip_core.train import TrainConfig, eval_prompt_file, load_protocols
+
+    run_dir = Path(result["run_dir"])
+    slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
+    cached = run_dir / f"reeval-{slug}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    trained = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+    plug = make_config(config, method, **overrides)
+    checkpoint = run_dir / "checkpoint.pt"
+    model = load_checkpoint(checkpoint)
+    record = {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
+              "trained_as": result["method"], "evaluated_as": method}
+    results = [evaluate(model, split, build_prompt_bank(plug.prompt_strategy, split.classnames,
+                                                        eval_prompt_file(plug, split.name)),
+                        similarity=plug.similarity, frames=trained.frames, temporal_views=trained.temporal_views,
+                        spatial_crops=trained.spatial_crops, batch_size=trained.eval_batch_size, record=record)
+               for split in load_protocols(trained).eval]
+    summary = {"method": f"{result['method']} + {method}", "run_dir": str(run_dir), **summarize(results),
+               **{f"{r.split}_top5": r.top5 for r in results}}
+    cached.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
 def metric_name(split_key: str) -> str:
-    """'base_val' -> 'base', 'novel_val' -> 'novel'; other keys unchanged."""
-    key = split_key.lower()
-    for name in ("base", "novel"):
-        if key.startswith(name):
-            return name
+    """'bench_base_val' -> 'base', 'hmdb51_novel_val' -> 'novel', '..._top5' kept as is; others unchanged."""
+    match = re.search(r"(?:^|_)(base|novel)(?:_|$)", split_key.lower())
+    if match and not split_key.endswith("_top5"):
+        return match.group(1)
     return split_key
 
 
@@ -139,14 +172,15 @@ def grid(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,),
     method, dataset, seed, metric, value, run_dir."""
     from apclip_core.train import load_config
 
-    base_args = dict(load_config(config).protocol_args)
+    overrides = dict(overrides or {})
+    base_args = {**load_config(config).protocol_args, **overrides.pop("protocol_args", {})}
     rows = []
     for method in methods:
         for seed in seeds:
             args = {**base_args, **protocol_args}
             if seed is not None:
                 args[seed_arg] = seed
-            result = run(config, method, protocol_args=args, **(overrides or {}))
+            result = run(config, method, protocol_args=args, **overrides)
             for key, value in result.items():
                 if key in ("method", "run_dir") or not isinstance(value, (int, float)):
                     continue
