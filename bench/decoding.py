@@ -1,0 +1,177 @@
+"""Video decoding: sampled clips per second per core, decord against PyAV (issue figure 4).
+
+Test videos are written here with PyAV (procedural content: moving shapes over a gradient, plus
+noise, so the codecs do real work):
+  hmdb-like      AVI, MPEG-4 Part 2, 320x240, 90 frames at 30 fps (HMDB-51's format)
+  kinetics-like  MP4, H.264 (x264 defaults: one keyframe per 250 frames, as the usual Kinetics
+                 download-and-trim scripts write), 640x360, 250 frames at 25 fps
+and re-encoded with apclip_core.data_prep.reencode_videos (short side 256) - the HMDB-like files
+are already below 256 and are only copied, so they have no "after" figure.
+
+A clip is what a training worker reads: open_video(path, backend) (decord: one thread; PyAV: one
+thread), 8 TSN-sampled frames (segment_indices, train=True), decoded to RGB. The rate is
+clips per CPU-second of this process (time.process_time, all threads counted): "per core", and far
+less sensitive to other load on the machine than wall-clock; wall-clock rates are in the JSON.
+"""
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from common import ratio, row, skipped
+
+FULL = dict(videos=4, clips_per_video=2, frames=8,
+            hmdb=dict(width=320, height=240, frames=90, fps=30),
+            kinetics=dict(width=640, height=360, frames=250, fps=25))
+QUICK = dict(videos=1, clips_per_video=2, frames=8,
+             hmdb=dict(width=320, height=240, frames=30, fps=30),
+             kinetics=dict(width=480, height=272, frames=40, fps=25))
+FORMATS = {"hmdb": (".avi", "mpeg4", {"qscale": "4"}),
+           "kinetics": (".mp4", "libx264", {"crf": "23", "preset": "veryfast"})}
+
+
+def synthetic_frames(width: int, height: int, frames: int, seed: int):
+    """uint8 [H, W, 3] frames: a colour gradient, three moving rectangles and a disc, Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 // max(1, width - 1), yy * 255 // max(1, height - 1),
+                     np.full_like(xx, int(rng.integers(60, 200)))], axis=-1).astype(np.int16)
+    shapes = [(rng.integers(0, width), rng.integers(0, height), rng.integers(-6, 7), rng.integers(-4, 5),
+               rng.integers(width // 10, width // 4), rng.integers(height // 10, height // 4),
+               rng.integers(0, 256, 3)) for _ in range(3)]
+    noise = rng.normal(0, 12, size=(4, height, width, 3)).astype(np.int16)
+    for t in range(frames):
+        img = base.copy()
+        for x0, y0, dx, dy, w, h, colour in shapes:
+            x, y = int(x0 + dx * t) % width, int(y0 + dy * t) % height
+            img[y:y + h, x:x + w] = colour
+        cx, cy = int(width / 2 + width / 3 * np.cos(t / 9)), int(height / 2 + height / 3 * np.sin(t / 7))
+        img[(xx - cx) ** 2 + (yy - cy) ** 2 < (height // 8) ** 2] = (250, 250, 250)
+        img += noise[t % 4]
+        yield np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_video(path: Path, kind: str, *, width: int, height: int, frames: int, fps: int, seed: int) -> Path:
+    import av
+
+    ext, codec, options = FORMATS[kind]
+    path = Path(path).with_suffix(ext)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=fps, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.thread_count = 1
+        for t, img in enumerate(synthetic_frames(width, height, frames, seed)):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, fps)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def write_dataset(root: Path, kind: str, n: int, spec: dict) -> list[Path]:
+    """n videos of `kind` under root/<kind>/ (reused when already there)."""
+    paths = []
+    for i in range(n):
+        target = root / kind / f"{kind}_{i}{FORMATS[kind][0]}"
+        paths.append(target if target.is_file() else write_video(target, kind, seed=1000 * len(kind) + i, **spec))
+    return paths
+
+
+class RawDecord:
+    """decord.VideoReader alone (no PyAV packet count, no clamping): what video_io's checks cost."""
+
+    def __init__(self, path):
+        import decord
+
+        self._reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        self.num_frames = len(self._reader)
+
+    def get_frames(self, indices):
+        return self._reader.get_batch(list(indices)).asnumpy()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._reader = None
+
+
+def clip_rate(paths: list[Path], backend: str, *, clips_per_video: int, frames: int, seed: int = 0) -> dict:
+    """Sampled clips per CPU-second (and per wall-second) reading `paths` with `backend`
+    ("decord" / "pyav" through apclip_core.video_io.open_video, or "decord-raw")."""
+    from apclip_core.sampling import segment_indices
+    from apclip_core.video_io import open_video
+
+    if backend == "decord-raw":
+        def open_video(path, _backend):  # noqa: F811 - same call shape as video_io.open_video
+            return RawDecord(path)
+
+    rng = np.random.default_rng(seed)
+    with open_video(paths[0], backend) as reader:          # warm-up: libraries, codec tables
+        reader.get_frames([0])
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    shapes = set()
+    for _ in range(clips_per_video):
+        for path in paths:
+            with open_video(path, backend) as reader:
+                clip = reader.get_frames(segment_indices(reader.num_frames, frames, train=True, rng=rng))
+                shapes.add(tuple(clip.shape))
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    n = clips_per_video * len(paths)
+    return {"clips": n, "cpu_s": cpu, "wall_s": wall, "clips_per_cpu_s": n / max(cpu, 1e-9),
+            "clips_per_wall_s": n / max(wall, 1e-9), "clip_shapes": sorted(shapes)}
+
+
+def run(*, quick: bool, threads: int, workdir: Path) -> dict:
+    from apclip_core.data_prep import reencode_videos
+
+    s = QUICK if quick else FULL
+    root = workdir / "videos"
+    tic = time.perf_counter()
+    sets = {"hmdb-like avi": write_dataset(root, "hmdb", s["videos"], s["hmdb"]),
+            "kinetics-like mp4": write_dataset(root, "kinetics", s["videos"], s["kinetics"])}
+    write_s = time.perf_counter() - tic
+    tic = time.perf_counter()
+    report = reencode_videos(root, workdir / "videos_256", [str(p.relative_to(root)) for ps in sets.values() for p in ps],
+                             short_side=256, jobs=1)
+    reencode_s = time.perf_counter() - tic
+    if report["failed"]:
+        raise RuntimeError(f"re-encoding failed: {report['failures']}")
+    reencoded = {name: [workdir / "videos_256" / p.relative_to(root) for p in ps] for name, ps in sets.items()}
+    rates, rows = {}, []
+    for name, paths in sets.items():
+        spec = s["hmdb" if name.startswith("hmdb") else "kinetics"]
+        variants = {"original": paths}
+        if min(spec["width"], spec["height"]) > 256:
+            variants["short side 256"] = reencoded[name]
+        for variant, vpaths in variants.items():
+            for backend in ("decord", "pyav", "decord-raw"):
+                rates[(name, variant, backend)] = clip_rate(vpaths, backend, clips_per_video=s["clips_per_video"],
+                                                            frames=s["frames"])
+            d, p = rates[(name, variant, "decord")], rates[(name, variant, "pyav")]
+            size = f"{spec['width']}x{spec['height']}" if variant == "original" else "short side 256"
+            rows.append(row(f"decord / PyAV clips per core-second: {name}, {size}, {spec['frames']} frames",
+                            ratio(d["clips_per_cpu_s"], p["clips_per_cpu_s"]), target="info",
+                            measured=f"decord {d['clips_per_cpu_s']:.1f} vs PyAV {p['clips_per_cpu_s']:.1f} clips/core-s",
+                            note=f"{s['frames']} TSN frames per clip, open included; decord.VideoReader alone "
+                                 f"(no PyAV packet count): {rates[(name, variant, 'decord-raw')]['clips_per_cpu_s']:.1f}"))
+        if "short side 256" in variants:
+            for backend in ("decord", "pyav"):
+                a, b = rates[(name, "short side 256", backend)], rates[(name, "original", backend)]
+                rows.append(row(f"re-encoded (short side 256) / original: {name}, {backend}",
+                                ratio(a["clips_per_cpu_s"], b["clips_per_cpu_s"]), target="> 1x (info)",
+                                measured=f"{a['clips_per_cpu_s']:.1f} vs {b['clips_per_cpu_s']:.1f} clips/core-s"))
+        else:
+            rows.append(skipped(f"re-encoded / original: {name}", status="n/a",
+                                why=f"short side {min(spec['width'], spec['height'])} <= 256: copied, not re-encoded"))
+    return {"rows": rows,
+            "details": {"sizes": s, "write_s": write_s, "reencode_s": reencode_s, "reencode": {k: v for k, v in report.items()
+                                                                                                 if k != "manifest"},
+                        "rates": {" | ".join(k): v for k, v in rates.items()},
+                        "reencoded_root": str(workdir / "videos_256")}}
