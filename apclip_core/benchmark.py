@@ -161,12 +161,12 @@ BACKDROP_RGB = {"sky": (110, 170, 230), "grass": (70, 150, 60), "sand": (225, 20
 ACTOR_RGB = {"red": (225, 35, 35), "white": (245, 245, 245), "orange": (250, 140, 20), "purple": (150, 60, 190)}
 ACCESSORY_RGB = (15, 15, 15)
 PROP_RGB = {"ball": (150, 90, 40), "box": (150, 90, 40), "pole": (135, 135, 135)}
-RADIUS = {"small": 7.0, "large": 11.0}
+RADIUS = {"small": 9.0, "large": 13.0}
 LEAN_SHEAR = {"upright": 0.0, "leaning": 0.45}
 DIM_FACTOR = 0.65
 HOME_XY = (44.0, 34.0)        # actor centre when it does not move (arm classes)
 BODY_RANGE_Y = (46.0, 20.0)   # whole-body vertical move: bottom -> top
-BODY_RANGE_X = (32.0, 60.0)   # whole-body sideways move: left -> right
+BODY_RANGE_X = (30.0, 58.0)   # whole-body sideways move: left -> right
 ARM_ANGLES = {"up": (20.0, 160.0), "down": (160.0, 20.0), "side": (145.0, 215.0)}  # degrees, 0 = down
 FAST_ONCE_FRACTION = 0.35     # a fast single movement takes this fraction of the clip
 CYCLES = {"slow": 1.0, "fast": 2.0}
@@ -549,26 +549,29 @@ def load_classes(root: Path | None = None) -> list[dict]:
 # pretraining data: single frames, random attribute combinations, phrase captions
 # ---------------------------------------------------------------------------------------------
 
-def _pose_phrase(p: dict, pose: dict) -> str:
+def pose_code(p: dict, pose: dict) -> str:
+    """What one frame shows of the pose: a key of POSE_PHRASES."""
     if pose["arm_angle"] is not None:
         a = pose["arm_angle"]
-        return POSE_PHRASES["arm_down" if a < 60 else "arm_up" if a > 120 else "arm_out"]
+        return "arm_down" if a < 60 else "arm_up" if a > 120 else "arm_out"
     if p["direction"] == "side":
         x = pose["cx"]
-        return POSE_PHRASES["left" if x < 41 else "right" if x > 51 else "centre"]
+        return "left" if x < 41 else "right" if x > 51 else "centre"
     y = pose["cy"]
-    return POSE_PHRASES["top" if y < 29 else "bottom" if y > 37 else "middle"]
+    return "top" if y < 29 else "bottom" if y > 37 else "middle"
 
 
-def sample_pretraining_pairs(n: int, *, seed: int, return_attributes: bool = False, pose_prob: float = 0.3):
+def sample_pretraining_pairs(n: int, *, seed: int, return_attributes: bool = False, pose_prob: float = 0.3,
+                             max_phrases: int = len(STATIC_KEYS)):
     """``n`` single frames with RANDOM attribute combinations and captions made of their phrases.
 
     Returns (uint8 [n, 64, 80, 3], captions) - frames come from the same renderer as the videos
-    (80x64, W x H), at a random moment of a random motion. A caption is a random subset (1-8, random
-    order) of the frame's static-attribute phrases from ``PHRASES``, joined with commas, sometimes
+    (80x64, W x H), at a random moment of a random motion. A caption is a random subset (1 to
+    ``max_phrases``, random order) of the frame's static-attribute phrases from ``PHRASES``, joined with commas, sometimes
     plus what this one frame shows of the pose (``POSE_PHRASES``). Motion phrases are never used
     (a single frame does not show them) and class names never appear. With ``return_attributes``
-    a third element lists each frame's value codes {graph key: code} (all 12 keys).
+    a third element lists each frame's value codes {graph key: code} (all 12 keys, plus
+    "frame.pose": the POSE_PHRASES key of what this frame shows, whether or not the caption says it).
     """
     rng = np.random.default_rng([seed, 7])
     frames = np.empty((n, FRAME_H, FRAME_W, 3), np.uint8)
@@ -580,11 +583,12 @@ def sample_pretraining_pairs(n: int, *, seed: int, return_attributes: bool = Fal
         tau = np.array([rng.uniform(0.0, 1.0)], np.float32)
         frame, _, poses = render_clip(p, tau, _jitter(rng))
         frames[i] = frame[0]
+        codes["frame.pose"] = pose_code(p, poses[0])
         keys = list(STATIC_KEYS)
         rng.shuffle(keys)
-        chosen = [PHRASES[k][codes[k]] for k in keys[: int(rng.integers(1, len(keys) + 1))]]
+        chosen = [PHRASES[k][codes[k]] for k in keys[: int(rng.integers(1, max_phrases + 1))]]
         if rng.uniform() < pose_prob:
-            chosen.insert(int(rng.integers(0, len(chosen) + 1)), _pose_phrase(p, poses[0]))
+            chosen.insert(int(rng.integers(0, len(chosen) + 1)), POSE_PHRASES[codes["frame.pose"]])
         captions.append(", ".join(chosen))
         attributes.append(codes)
     return (frames, captions, attributes) if return_attributes else (frames, captions)
