@@ -448,6 +448,7 @@ def render_benchmark(root: Path | None = None, *, seed: int = 0, force: bool = F
         raise FileExistsError(f"refusing to render into {root}: it exists, is not empty and has no "
                               f"apclip_bench manifest.json; choose another --root or empty it")
     root.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(root.parent)
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         _render_into(tmp, seed, info)
@@ -455,6 +456,23 @@ def render_benchmark(root: Path | None = None, *, seed: int = 0, force: bool = F
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return info
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete ``.<name>.tmp-<pid>-*`` folders left by runs that were killed (their pid is gone)."""
+    for path in folder.glob(".*.tmp-*-*"):
+        try:
+            pid = int(path.name.rsplit(".tmp-", 1)[1].split("-")[0])
+        except ValueError:
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
 
 
 def _swap_in(tmp: Path, root: Path, seed: int, force: bool) -> None:
@@ -604,7 +622,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="render/split seed (default 0)")
     parser.add_argument("--force", action="store_true", help="re-render even if an identical render exists")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("apclip_core").setLevel(logging.INFO)   # not open_clip's chatter on the root logger
     start = time.perf_counter()
     info = render_benchmark(args.root, seed=args.seed, force=args.force)
     manifest = json.loads((info.root / "manifest.json").read_text())

@@ -80,8 +80,10 @@ def pretrained_tiny_clip(*, steps: int = DEFAULTS["steps"], batch_size: int = DE
     weights = final / WEIGHTS_FILE
     if not force and weights.is_file() and (final / "metrics.json").is_file():
         return weights
+    final.parent.mkdir(parents=True, exist_ok=True)
+    benchmark.remove_stale_temporaries(final.parent)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
     try:
         metrics = _train(config, tmp)
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
@@ -272,7 +274,8 @@ def _train(config: dict, out: Path) -> dict:
 
     start = time.perf_counter()
     threads_before = torch.get_num_threads()
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()))
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, threads))
     try:
         torch.manual_seed(config["seed"])
         model, tokenizer, mean, std = build_model()
@@ -318,7 +321,7 @@ def _train(config: dict, out: Path) -> dict:
     k = max(1, steps // 10)
     metrics = {
         "steps": steps, "train_seconds": round(train_seconds, 1),
-        "total_seconds": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads(),
+        "total_seconds": round(time.perf_counter() - start, 1), "threads": threads,
         "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:])),
         "loss_curve": [round(float(np.mean(losses[i:i + k])), 4) for i in range(0, steps, k)],
         "logit_scale": float(model.logit_scale.exp()),
@@ -339,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="retrain even if cached")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("apclip_core").setLevel(logging.INFO)   # not open_clip's chatter on the root logger
     path = pretrained_tiny_clip(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                 force=args.force)
     r = load_metrics(path)["retrieval"]

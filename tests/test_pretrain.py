@@ -74,7 +74,7 @@ def test_short_text_encoding_matches_open_clip():
 def test_cache_config_hash_depends_on_every_setting():
     base = pt.pretrain_config(**SHORT)
     assert pt.config_hash(base) == pt.config_hash(pt.pretrain_config(**SHORT))
-    for change in ({"steps": 61}, {"batch_size": 97}, {"lr": 1e-3}, {"seed": 1}):
+    for change in ({"steps": 61}, {"batch_size": 97}, {"lr": 5e-4}, {"seed": 1}):
         assert pt.config_hash(pt.pretrain_config(**{**SHORT, **change})) != pt.config_hash(base)
 
 
