@@ -654,7 +654,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                 "%d optimizer steps/epoch | autocast %s | prompts %s (%s), %d per class per step, similarity %s",
                 len(dataset), len(classnames), cfg.batch_size, d.world_size, accum,
                 cfg.batch_size * d.world_size * accum, steps_per_epoch, amp_dtype, cfg.prompt_strategy,
-                prompt_file if cfg.prompt_strategy not in ("single", "set") else "templates", cfg.prompts_per_class_per_step, cfg.similarity)
+                prompt_file if cfg.prompt_strategy not in ("single", "set") else "templates",
+                cfg.prompts_per_class_per_step, cfg.similarity)
 
     # ---- resume ----
     epoch, micro_start, global_step = 0, 0, 0
@@ -675,9 +676,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         history, partial = list(state["history"]), dict(state["partial"])
         logger.info("resumed from %s: epoch %d, micro-step %d, optimizer step %d", state_path, epoch, micro_start,
                     global_step)
-    elif resume:
-        logger.info("--resume: no %s yet, starting from scratch", state_path)
     else:  # per-rank streams for anything that draws from the global RNGs
+        if resume:
+            logger.info("--resume: no %s yet, starting from scratch", state_path)
         random.seed(cfg.seed + d.rank)
         np.random.seed(cfg.seed + d.rank)
         torch.manual_seed(cfg.seed + d.rank)
