@@ -21,15 +21,18 @@ BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
 
 
-def timeit(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) -> dict:
-    """Median / min / all wall-clock seconds of fn() after `warmup` untimed calls."""
+def timeit(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1, keep: Optional[list] = None) -> dict:
+    """Median / min / all wall-clock seconds of fn() after `warmup` untimed calls.
+    keep: a list that receives the last call's return value (to check results without another call)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
         tic = time.perf_counter()
-        fn()
+        value = fn()
         times.append(time.perf_counter() - tic)
+    if keep is not None:
+        keep.append(value)
     return {"median_s": statistics.median(times), "min_s": min(times), "times_s": times}
 
 

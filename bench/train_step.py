@@ -91,8 +91,7 @@ def run(*, quick: bool, threads: int, workdir: Path) -> dict:
     for k in s["budgets"]:
         cases[f"ac k={k}"] = Step(model, ac, "maka", k, video, labels, optimizer)
     cases["single"]()                              # warm-up: optimizer state, allocator, thread pools
-    times = {name: timeit(step, repeats=s["repeats"], warmup=1 if name != "single" else 0)
-             for name, step in cases.items()}
+    times = {name: timeit(step, repeats=s["repeats"], warmup=0) for name, step in cases.items()}
     t1 = times["single"]["median_s"]
     what = f"{s['model']}, {s['batch']} video x {s['frames']} frames, {s['classes']} classes"
     rows = []
