@@ -23,7 +23,7 @@ define papermill
 		$(1) $(OUT)/$(notdir $(1))
 endef
 
-.PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts
+.PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts bench
 .PHONY: data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
 DATA ?= $(or $(APCLIP_DATA),data)
 
@@ -35,6 +35,7 @@ help:
 	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] - one paper table, ours beside the paper's"
 	@echo "make reproduce-all [PROFILE=...]   - all seven tables"
 	@echo "make figures                       - Figure 5: attention maps and per-frame top-5 prompts"
+	@echo "make bench                         - benchmarks (CPU < 5 min; GPU section when CUDA is present) -> bench/results/latest.md"
 	@echo "make prompts DATASET=name LABELS=csv [MODEL=..] [BASE_URL=..] - generate prompts with an LLM"
 	@echo "make lock    - re-freeze constraints.txt from the current .venv"
 	@echo "make data-splits              - fetch the ViFi-CLIP protocol lists at the pinned commit (sha256 checked)"
@@ -89,6 +90,9 @@ run-notebook: $(STAMP)
 figures: $(STAMP)
 	$(call papermill,notebooks/20_interpretability_figure5.ipynb)
 	@ls -1 $${APCLIP_FIGURES:-figures}/figure5* 2>/dev/null | sed 's/^/written: /'
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
 
 # Prompt generation with an LLM (key from OPENAI_API_KEY only, or an OpenAI-compatible BASE_URL).
 MODEL ?= gpt-4o
