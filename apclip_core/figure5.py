@@ -160,8 +160,8 @@ def render_figure5(ex: VideoExplanation, path: Optional[str | Path] = None, *, a
     fig.colorbar(im, ax=ax, fraction=0.015, pad=0.01)
 
     handles = [Patch(color=GROUP_COLOURS[g], label=g.capitalize()) for g in ("scene", "actor", "body")]
-    handles += [Line2D([], [], color="#39e639", label="actor box"), Line2D([], [], color="white", linestyle="--",
-                                                                            label="model's crop"),
+    handles += [Line2D([], [], color="#39e639", label="actor box"), Line2D([], [], color="0.45", linestyle="--",
+                                                                            label="model's crop (white)"),
                 Line2D([], [], marker="x", color="black", linestyle="", label="attention peak")]
     fig.legend(handles=handles, loc="outside upper right", ncol=len(handles), fontsize=fontsize, frameon=False)
     fig.suptitle(title or f"{Path(ex.video).name}: per-frame attention and top-{top_k} prompts "
