@@ -107,10 +107,21 @@ def finished_summary(run_dir: Path) -> Optional[dict]:
 def run(config: str, method: str, **overrides) -> dict:
     """Train `method` on preset `config` (or reuse/resume the identical run); return its final eval
     summary (split -> top-1, plus 'hm' or '<split>_mean/_std' where they apply) and the run folder."""
-    from apclip_core.train import run_dir_for, train
+    from filelock import FileLock
+
+    from apclip_core.train import run_dir_for
 
     cfg = make_config(config, method, **overrides)
     run_dir = run_dir_for(cfg)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    # two notebooks (or tests) asking for the same run: the second waits and reuses the first's result
+    with FileLock(str(run_dir) + ".lock"):
+        return _run_locked(cfg, run_dir, method)
+
+
+def _run_locked(cfg, run_dir: Path, method: str) -> dict:
+    from apclip_core.train import train
+
     summary = finished_summary(run_dir)
     if summary is None:
         resume = (run_dir / "last.pt").exists()
