@@ -324,7 +324,7 @@ def _train(config: dict, out: Path) -> dict:
         "total_seconds": round(time.perf_counter() - start, 1), "threads": threads,
         "loss_first": float(np.mean(losses[:k])), "loss_last": float(np.mean(losses[-k:])),
         "loss_curve": [round(float(np.mean(losses[i:i + k])), 4) for i in range(0, steps, k)],
-        "logit_scale": float(model.logit_scale.exp()),
+        "logit_scale": model.logit_scale.exp().item(),
         "retrieval": retrieval,
     }
     log.info("pretrained %s: %d steps in %.0f s, loss %.3f -> %.3f, attribute top-1 %.2f (chance %.2f), "
