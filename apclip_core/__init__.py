@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 # name -> module that defines it
 _LAZY = {
-    "classify": "apclip_core.classify",
+    "classify": "apclip_core.open_vocab",
     "create_model_and_transforms": "apclip_core.model",
     "load_checkpoint": "apclip_core.model",
     "maka_similarity": "apclip_core.maka",

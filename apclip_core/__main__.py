@@ -13,7 +13,7 @@ COMMANDS = {
     "pretrain": ("apclip_core.pretrain", "contrastively pretrain the tiny CLIP on the benchmark (cached)"),
     "train": ("apclip_core.train", "fine-tune a video CLIP (ViFi-CLIP protocol; torchrun for DDP)"),
     "evaluate": ("apclip_core.evaluate", "multi-view evaluation of a checkpoint on a protocol"),
-    "classify": ("apclip_core.classify", "rank any list of action names for one video"),
+    "classify": ("apclip_core.open_vocab", "rank any list of action names for one video"),
     "prompts": ("apclip_core.promptgen.cli", "generate action-conditioned prompts with an LLM"),
     "validate-prompts": ("apclip_core.promptgen.validate", "check a prompt file against a label list"),
     "data": ("apclip_core.data_prep", "download / prepare / check the real datasets"),

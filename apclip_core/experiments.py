@@ -84,6 +84,11 @@ def make_config(config: str, method: str, **overrides):
     if drop:
         cfg = replace(cfg, prompt_file=without_attribute_group(cfg.prompt_file, drop))
     identity = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
+    if cfg.pretrained == "tiny":
+        # 'tiny' names whatever the pretraining defaults produce: pin the run to those weights
+        from apclip_core.pretrain import config_hash, pretrain_config
+
+        identity["pretrained"] = f"tiny:{config_hash(pretrain_config())}"
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
     # named by identity alone: methods that are the same training (ViFi-CLIP / Single) share one run
     return replace(cfg, name=f"{cfg.name}-{digest}")

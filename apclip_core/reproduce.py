@@ -83,6 +83,10 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
           pairs: Sequence[tuple[str, str]], *, profile: str, claims: dict[str, bool], chart_x: str = "metric",
           index: tuple[str, ...] = ("dataset", "metric"), protocol: Optional[dict] = None) -> TableResult:
     gains = _gain_table(ours, paper, pairs, index=index)
+    our_data = rows["dataset"].iloc[0] if len(rows) else "?"
+    if profile != "paper" and not gains.empty:
+        # smoke: ours were aligned to the paper's dataset only to pair the gains; say what each side is
+        gains["dataset"] = [f"ours: {our_data} / paper: {d}" for d in gains["dataset"]]
     if profile == "paper":
         table = tables.beside_paper(ours, paper, on=["method", *index])
     else:

@@ -1,4 +1,4 @@
-"""Open-vocabulary use: one video and any list of action names -> ranked actions.
+"""Open-vocabulary use (`apclip_core.classify`): one video and any list of action names -> ranked actions.
 
     >>> from apclip_core import classify
     >>> result = classify("clip.mp4", ["juggling", "skipping rope"], checkpoint="runs/k400/model.pt")
