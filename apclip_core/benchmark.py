@@ -60,16 +60,14 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from apclip_core import paths
+from apclip_core import atomic, paths
 from apclip_core.annotations import VideoRecord, write_labels, write_video_list
 from apclip_core.progress import progress
 
@@ -448,48 +446,14 @@ def render_benchmark(root: Path | None = None, *, seed: int = 0, force: bool = F
         raise FileExistsError(f"refusing to render into {root}: it exists, is not empty and has no "
                               f"apclip_bench manifest.json; choose another --root or empty it")
     root.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(root.parent)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    atomic.remove_stale_temporaries(root.parent)
+    tmp = atomic.temporary_sibling(root)
     try:
         _render_into(tmp, seed, info)
-        _swap_in(tmp, root, seed, force)
+        atomic.publish(tmp, root, replace=force, is_complete=lambda path: _is_complete(path, seed))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return info
-
-
-def remove_stale_temporaries(folder: Path) -> None:
-    """Delete ``.<name>.tmp-<pid>-*`` folders left by runs that were killed (their pid is gone)."""
-    for path in folder.glob(".*.tmp-*-*"):
-        try:
-            pid = int(path.name.rsplit(".tmp-", 1)[1].split("-")[0])
-        except ValueError:
-            continue
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(path, ignore_errors=True)
-        except PermissionError:
-            pass  # alive, another user's
-
-
-def _swap_in(tmp: Path, root: Path, seed: int, force: bool) -> None:
-    """Atomically replace ``root`` by the finished render (readers never see half a benchmark)."""
-    if root.exists():
-        if not force and _is_complete(root, seed):   # another process finished first: keep theirs
-            return
-        old = root.parent / f".{root.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.rename(root, old)
-        os.rename(tmp, root)
-        shutil.rmtree(old, ignore_errors=True)
-        return
-    try:
-        os.rename(tmp, root)
-    except OSError:
-        if not _is_complete(root, seed):  # lost a race against a different render
-            raise
 
 
 def _render_into(out: Path, seed: int, info: BenchmarkInfo) -> None:

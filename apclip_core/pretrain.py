@@ -32,12 +32,11 @@ import math
 import os
 import shutil
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
-from apclip_core import benchmark, paths
+from apclip_core import atomic, benchmark, paths
 from apclip_core.progress import progress
 
 log = logging.getLogger(__name__)
@@ -81,14 +80,14 @@ def pretrained_tiny_clip(*, steps: int = DEFAULTS["steps"], batch_size: int = DE
     if not force and weights.is_file() and (final / "metrics.json").is_file():
         return weights
     final.parent.mkdir(parents=True, exist_ok=True)
-    benchmark.remove_stale_temporaries(final.parent)
-    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    atomic.remove_stale_temporaries(final.parent)
+    tmp = atomic.temporary_sibling(final)
     tmp.mkdir()
     try:
         metrics = _train(config, tmp)
         (tmp / "config.json").write_text(json.dumps(config, indent=1))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        _publish(tmp, final, force)
+        atomic.publish(tmp, final, replace=force, is_complete=lambda path: (path / WEIGHTS_FILE).is_file())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return weights
@@ -96,23 +95,6 @@ def pretrained_tiny_clip(*, steps: int = DEFAULTS["steps"], batch_size: int = DE
 
 def load_metrics(weights: Path) -> dict:
     return json.loads((Path(weights).parent / "metrics.json").read_text())
-
-
-def _publish(tmp: Path, final: Path, force: bool) -> None:
-    """Rename the finished folder into place (atomic); a concurrent identical run may win."""
-    if final.exists():
-        if not force:
-            return   # someone else finished the same config first: same weights, keep theirs
-        old = final.parent / f".{final.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-        return
-    try:
-        os.rename(tmp, final)
-    except OSError:
-        if not (final / WEIGHTS_FILE).is_file():
-            raise
 
 
 # ---------------------------------------------------------------------------------------------

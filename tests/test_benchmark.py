@@ -240,5 +240,7 @@ def test_stale_temporaries_of_dead_processes_are_removed(tmp_path):
     other = tmp_path / "keep.tmp-x"
     for p in (stale, alive, other):
         p.mkdir()
-    bm.remove_stale_temporaries(tmp_path)
+    from apclip_core.atomic import remove_stale_temporaries
+
+    remove_stale_temporaries(tmp_path)
     assert not stale.exists() and alive.exists() and other.exists()
