@@ -24,7 +24,7 @@ define papermill
 endef
 
 .PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts bench
-.PHONY: data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
+.PHONY: check-data data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
 DATA ?= $(or $(APCLIP_DATA),data)
 
 help:
@@ -121,6 +121,12 @@ data-hmdb51 data-ucf101: data-%: $(STAMP)
 	@command -v unar >/dev/null || command -v unrar >/dev/null || command -v bsdtar >/dev/null || \
 		{ echo "RAR extraction needs a backend: sudo apt-get install unar (macOS: brew install unar)"; exit 1; }
 	$(BIN)/python -m apclip_core data prepare $* --root $(DATA)/$*
+
+# make check-data DATASET=k400|k600|ssv2|hmdb51|ucf101 [ROOT=folder]: report missing/empty/undecodable videos
+DATASET_DIR = $(or $(ROOT),$(DATA)/$(patsubst k400,kinetics400,$(patsubst k600,kinetics600,$(DATASET))))
+check-data: $(STAMP)
+	@test -n "$(DATASET)" || { echo "usage: make check-data DATASET=k400|k600|ssv2|hmdb51|ucf101 [ROOT=folder]"; exit 2; }
+	$(BIN)/python -m apclip_core data check $(DATASET) --root $(DATASET_DIR)
 
 data-check-k400: $(STAMP)
 	$(BIN)/python -m apclip_core data check k400 --root $(DATA)/kinetics400
