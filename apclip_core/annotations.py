@@ -44,6 +44,16 @@ class VideoRecord:
     label: int
 
 
+def _non_negative_int(text: str, what: str, path, lineno: int, context: str = "") -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise AnnotationError(path, lineno, f"{what} {text!r} is not an integer{context}") from None
+    if value < 0:
+        raise AnnotationError(path, lineno, f"{what} {value} is negative")
+    return value
+
+
 def read_video_list(path, *, num_classes: int | None = None) -> list[VideoRecord]:
     """Parse a ``relative/path label`` list. With ``num_classes`` also check every label < C."""
     path = Path(path)
@@ -57,12 +67,7 @@ def read_video_list(path, *, num_classes: int | None = None) -> list[VideoRecord
         if len(parts) != 2:
             raise AnnotationError(path, lineno, f"expected '<relative/path> <label>', got {line!r} (no label)")
         video, label_text = parts
-        try:
-            label = int(label_text)
-        except ValueError:
-            raise AnnotationError(path, lineno, f"label {label_text!r} is not an integer (line: {line!r})") from None
-        if label < 0:
-            raise AnnotationError(path, lineno, f"label {label} is negative")
+        label = _non_negative_int(label_text, "label", path, lineno, f" (line: {line!r})")
         if num_classes is not None and label >= num_classes:
             raise AnnotationError(
                 path, lineno, f"label {label} out of range: this dataset has {num_classes} classes (0..{num_classes - 1})")
@@ -96,12 +101,7 @@ def read_labels(path) -> list[str]:
         if len(row) != 2:
             raise AnnotationError(path, lineno, f"expected 2 columns 'id,name', got {len(row)}: {row!r}")
         id_text, name = row[0].strip(), row[1].strip()
-        try:
-            idx = int(id_text)
-        except ValueError:
-            raise AnnotationError(path, lineno, f"id {id_text!r} is not an integer") from None
-        if idx < 0:
-            raise AnnotationError(path, lineno, f"id {idx} is negative")
+        idx = _non_negative_int(id_text, "id", path, lineno)
         if not name:
             raise AnnotationError(path, lineno, f"class {idx} has an empty name")
         if idx in by_id:
