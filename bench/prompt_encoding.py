@@ -12,8 +12,10 @@ the run's work directory, so the first encode really encodes). Figures:
   each length-sorted batch). Trimming is exact (causal mask + EOT pooling): max |difference| is
   recorded and checked by the tests.
 
-Full run: ViT-B-16 (real architecture, random weights: no download) on the first 8 classes of
-the dataset's prompt file (288 prompts); --quick: apclip-tiny on 3 classes.
+Full run: ViT-B-16 (real architecture, random weights: no download). The cache is timed on the
+whole dataset's prompts (HMDB-51: 51 classes x 36 = 1836), as a repeat evaluation meets them; the
+77-token comparison on the first 8 classes (288 prompts), since the 77-token pass is 3x slower.
+--quick: apclip-tiny on 3 classes for both.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ import torch
 
 from common import PROJECT_ROOT, fmt_s, ratio, row, timeit
 
-FULL = dict(model="ViT-B-16", classes=8, repeats=1, batch_size=256)
-QUICK = dict(model="apclip-tiny", classes=3, repeats=1, batch_size=256)
+FULL = dict(model="ViT-B-16", classes=8, cache_classes=None, repeats=1, batch_size=256)   # None: all classes
+QUICK = dict(model="apclip-tiny", classes=3, cache_classes=3, repeats=1, batch_size=256)
 
 
 def prompt_file() -> Path:
@@ -56,6 +58,7 @@ def run(*, quick: bool, threads: int, workdir: Path) -> dict:
     path = prompt_file()
     all_classes = list(json.loads(path.read_text(encoding="utf-8"))["classes"])
     bank = PromptBank.from_prompt_file(path, all_classes[:s["classes"]], "action_conditioned")
+    dataset_bank = PromptBank.from_prompt_file(path, all_classes[:s["cache_classes"]], "action_conditioned")
     texts = bank.flat_prompts
     torch.manual_seed(0)
     model = create_model(s["model"], pretrained=None).eval()
@@ -66,13 +69,14 @@ def run(*, quick: bool, threads: int, workdir: Path) -> dict:
     try:
         with torch.no_grad():
             model._fingerprint = None
-            first = timeit(lambda: bank.encode(model, batch_size=s["batch_size"], cache=True), repeats=1, warmup=0)
-            cached = bank.encode(model, cache=True)
-            repeat_memo = timeit(lambda: bank.encode(model, cache=True), repeats=3)
+            first = timeit(lambda: dataset_bank.encode(model, batch_size=s["batch_size"], cache=True),
+                           repeats=1, warmup=0)
+            cached = dataset_bank.encode(model, cache=True)
+            repeat_memo = timeit(lambda: dataset_bank.encode(model, cache=True), repeats=3)
 
             def cold_repeat():
                 model._fingerprint = None      # what a new process pays: hash the text tower again
-                return bank.encode(model, cache=True)
+                return dataset_bank.encode(model, cache=True)
 
             repeat_cold = timeit(cold_repeat, repeats=3)
             # the first encode warmed everything up: no extra warm-up for these (ViT-B text is slow on CPU)
@@ -89,13 +93,12 @@ def run(*, quick: bool, threads: int, workdir: Path) -> dict:
             os.environ["APCLIP_CACHE"] = old_cache
     feats77, _ = bank.pad(full77)
     trim_diff = float((fresh.feats - feats77).abs().max())
-    cache_diff = float((cached.feats - fresh.feats).abs().max())
+    # the subset's classes come first in the dataset bank: cached features must equal fresh ones
+    cache_diff = float((cached.feats[:len(bank.classnames)] - fresh.feats).abs().max())
     n = len(texts)
-    per_prompt = first["median_s"] / n
     hash_s = max(repeat_cold["median_s"] - repeat_memo["median_s"], 0.0)
-    total_prompts = sum(len(v.get("action_conditioned", [])) for v in json.loads(path.read_text())["classes"].values())
-    modelled = ratio(per_prompt * total_prompts + hash_s, repeat_cold["median_s"])
-    what = f"{s['model']}, {len(bank.classnames)} classes x 36 = {n} prompts ({path.name})"
+    total_prompts = len(dataset_bank.flat_prompts)
+    what = f"{s['model']}, {len(dataset_bank.classnames)} classes = {total_prompts} prompts ({path.name})"
     rows = [
         row(f"first encode / cached repeat, same process ({what})",
             ratio(first["median_s"], repeat_memo["median_s"]), target=">= 50x",
@@ -107,9 +110,8 @@ def run(*, quick: bool, threads: int, workdir: Path) -> dict:
             ok=(ratio(first["median_s"], repeat_cold["median_s"]) or 0) >= 50,
             measured=f"{fmt_s(first['median_s'])} vs {fmt_s(repeat_cold['median_s'])} "
                      f"(of which hashing {fmt_s(hash_s)})",
-            note=(f"modelled for all {total_prompts} prompts of {path.name}: {modelled:.0f}x "
-                  f"({fmt_s(per_prompt)}/prompt measured)" if modelled else "")),
-        row("fixed 77 tokens / trimmed to the longest prompt: encode time", ratio(fixed["median_s"], trimmed["median_s"]),
+            note="the cache key hashes the text tower's weights once per process"),
+        row(f"fixed 77 tokens / trimmed to the longest prompt: encode time ({len(bank.classnames)} classes = {n} prompts)", ratio(fixed["median_s"], trimmed["median_s"]),
             target="> 1x (the saving)", ok=(ratio(fixed["median_s"], trimmed["median_s"]) or 0) > 1,
             measured=f"77: {fmt_s(fixed['median_s'])} vs trimmed: {fmt_s(trimmed['median_s'])}",
             note=f"prompt lengths mean {lengths.mean():.1f}, max {lengths.max():.0f} tokens; "
@@ -120,5 +122,4 @@ def run(*, quick: bool, threads: int, workdir: Path) -> dict:
                         "prompts": n, "token_length_mean": float(lengths.mean()), "token_length_max": int(lengths.max()),
                         "first_encode": first, "repeat_same_process": repeat_memo, "repeat_new_process": repeat_cold,
                         "trimmed": trimmed, "fixed_77": fixed, "max_abs_diff_trimmed_vs_77": trim_diff,
-                        "max_abs_diff_cached_vs_fresh": cache_diff, "dataset_prompts": total_prompts,
-                        "modelled_dataset_ratio_new_process": modelled}}
+                        "max_abs_diff_cached_vs_fresh": cache_diff, "dataset_prompts": total_prompts}}
