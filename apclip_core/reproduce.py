@@ -10,7 +10,6 @@ Paper profile: the paper's dataset and ViT-B/16; ours and the paper's numbers ar
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common import BENCH_DIR, fmt_bytes, fmt_s, ratio, row, run_child, timeit
+from common import fmt_bytes, fmt_s, ratio, row, run_child, timeit
 
 FULL = dict(B=64, Nv=32, C=400, Nt=36, D=512, chunks=(16, 64, 400), repeats=3)
 QUICK = dict(B=16, Nv=8, C=64, Nt=36, D=128, chunks=(8, 64), repeats=2)
@@ -176,7 +176,7 @@ def run(*, quick: bool, threads: int, workdir: Path) -> dict:
     rows.append(row(f"plain loop / MAKA time ({small})", r_loop, target="> 1x (info)",
                     ok=None, measured=f"loop {fmt_s(t_loop['median_s'])} vs MAKA {fmt_s(t_vec['median_s'])}",
                     note=f"max |MAKA - loop| = {max_diff:.2e}"))
-    rows.append(row(f"MAKA / mean-pool time, small case", ratio(t_vec["median_s"], t_mean_small["median_s"]),
+    rows.append(row("MAKA / mean-pool time, small case", ratio(t_vec["median_s"], t_mean_small["median_s"]),
                     measured=f"MAKA {fmt_s(t_vec['median_s'])} vs mean {fmt_s(t_mean_small['median_s'])}"))
     return {"rows": rows,
             "details": {"sizes": s, "small_sizes": sm, "mean": mean, "gemm": gemm,

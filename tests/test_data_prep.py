@@ -4,7 +4,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import shutil
 import struct
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from apclip_core import data_prep as D
-from apclip_core.annotations import read_labels, read_video_list, write_labels
+from apclip_core.annotations import read_video_list, write_labels
 from apclip_core.video_io import open_video
 from test_video_io import make_broken, make_video
 

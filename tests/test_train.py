@@ -1,5 +1,4 @@
 """Fast unit tests of the training machinery on toy tensors/modules (no video, no CLIP)."""
-import math
 import random
 
 import numpy as np

@@ -7,7 +7,6 @@ analyses and the shipped prompt files all index descriptions by these keys.
 """
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from pathlib import Path
 

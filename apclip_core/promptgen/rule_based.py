@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Callable
 from datetime import date
 from pathlib import Path
 
