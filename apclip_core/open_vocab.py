@@ -43,8 +43,9 @@ class ClassifyResult:
 
 def _key(name: str) -> str:
     """Compare class names across datasets' spellings: 'ApplyEyeMakeup' == 'apply eye makeup'."""
-    name = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name)
-    return re.sub(r"[^a-z0-9]+", " ", name.lower()).strip()
+    from apclip_core.prompt_bank import readable_name
+
+    return re.sub(r"[^a-z0-9]+", " ", readable_name(name).lower()).strip()
 
 
 def find_shipped_prompts(actions: Sequence[str], prompt_files: Optional[Sequence[Path]] = None) -> dict[str, tuple[Path, str]]:
@@ -127,8 +128,8 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
              generator_options: Optional[dict] = None, backend: str = "decord") -> ClassifyResult:
     """Rank `actions` (names, or a PromptBank) for one video file."""
     from apclip_core import maka, model as model_lib, sampling, video_io
+    from apclip_core.evaluate import eval_transform_for
     from apclip_core.prompt_bank import PromptBank
-    from apclip_core.transforms import build_video_transform
 
     if similarity not in ("maka", "mean"):
         raise ValueError(f"similarity must be 'maka' or 'mean', got {similarity!r}")
@@ -149,10 +150,7 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
 
     reader = video_io.open_video(video, backend=backend)
     views = sampling.multi_view_indices(reader.num_frames, num_frames, temporal_views)
-    size = model.config.get("image_size") or model.clip.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else size
-    transform = build_video_transform(size, model.config["mean"], model.config["std"], train=False,
-                                      num_spatial_crops=spatial_crops)
+    transform = eval_transform_for(model, spatial_crops)
     clips = [transform(reader.get_frames(idx)) for idx in views]        # each [crops, T, 3, S, S]
     video_tensor = torch.cat(clips, dim=0).unsqueeze(0)                  # [1, V, T, 3, S, S]
 

@@ -26,6 +26,15 @@ def test_video_list_skips_blank_lines_and_tolerates_tabs(tmp_path):
     assert read_video_list(path) == [VideoRecord("a.avi", 1), VideoRecord("b.avi", 2)]
 
 
+def _assert_error_at(read, path, line, words):
+    """`read()` raises an AnnotationError that names the file, the line and what is wrong."""
+    with pytest.raises(AnnotationError) as info:
+        read()
+    message = str(info.value)
+    assert str(path) in message and f"line {line}" in message and words in message
+    assert info.value.line == line
+
+
 @pytest.mark.parametrize("content, line, words", [
     ("a.avi 0\nb.avi\n", 2, "no label"),
     ("a.avi 0\nb.avi 1\nc.avi x1\n", 3, "not an integer"),
@@ -34,11 +43,7 @@ def test_video_list_skips_blank_lines_and_tolerates_tabs(tmp_path):
 ])
 def test_video_list_errors_name_file_and_line(tmp_path, content, line, words):
     path = _write(tmp_path, "bad.txt", content)
-    with pytest.raises(AnnotationError) as info:
-        read_video_list(path, num_classes=5)
-    message = str(info.value)
-    assert str(path) in message and f"line {line}" in message and words in message
-    assert info.value.line == line
+    _assert_error_at(lambda: read_video_list(path, num_classes=5), path, line, words)
 
 
 def test_video_list_missing_file(tmp_path):
@@ -71,10 +76,7 @@ def test_labels_round_trip_with_quotes_and_any_row_order(tmp_path):
 ])
 def test_labels_errors_name_file_and_line(tmp_path, content, line, words):
     path = _write(tmp_path, "labels.csv", content)
-    with pytest.raises(AnnotationError) as info:
-        read_labels(path)
-    assert str(path) in str(info.value) and f"line {line}" in str(info.value)
-    assert words in str(info.value)
+    _assert_error_at(lambda: read_labels(path), path, line, words)
 
 
 def test_labels_empty_file(tmp_path):
