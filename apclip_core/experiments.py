@@ -148,9 +148,9 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
     """Evaluate a finished run's checkpoint with another method's prompts and similarity, without
     retraining (Table 1's "+ Action prompts": the prompts plugged into another trained model).
     Cached beside the run as reeval-<method>.json."""
-    from apclip_core.evaluate import build_prompt_bank, evaluate, sha256_file, summarize
+    from apclip_core.evaluate import sha256_file, summarize
     from apclip_core.model import load_checkpoint
-    from apclip_core.train import TrainConfig, eval_prompt_file, load_protocols
+    from apclip_core.train import TrainConfig, evaluate_protocol, load_protocols
 
     run_dir = Path(result["run_dir"])
     slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
@@ -159,15 +159,13 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
         return json.loads(cached.read_text())
     trained = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
     plug = make_config(config, method, **overrides)
+    # the trained run's frames, views and subset; the plugged-in method's prompts and similarity
+    plugged = replace(trained, prompt_strategy=plug.prompt_strategy, prompt_file=plug.prompt_file,
+                       eval_prompt_files=plug.eval_prompt_files, similarity=plug.similarity)
     checkpoint = run_dir / "checkpoint.pt"
-    model = load_checkpoint(checkpoint)
-    record = {"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
-              "trained_as": result["method"], "evaluated_as": method}
-    results = [evaluate(model, split, build_prompt_bank(plug.prompt_strategy, split.classnames,
-                                                        eval_prompt_file(plug, split.name)),
-                        similarity=plug.similarity, frames=trained.frames, temporal_views=trained.temporal_views,
-                        spatial_crops=trained.spatial_crops, batch_size=trained.eval_batch_size, record=record)
-               for split in load_protocols(trained).eval]
+    results = evaluate_protocol(load_checkpoint(checkpoint), load_protocols(trained).eval, plugged,
+                                record={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
+                                        "trained_as": result["method"], "evaluated_as": method})
     summary = {"method": f"{result['method']} + {method}", "run_dir": str(run_dir), **summarize(results),
                **{f"{r.split}_top5": r.top5 for r in results}}
     cached.write_text(json.dumps(summary, indent=2))

@@ -43,7 +43,7 @@ from apclip_core.maka import maka_similarity
 log = logging.getLogger(__name__)
 
 __all__ = ["VideoExplanation", "MakaChoices", "explain_video", "explain_frames", "measure", "Measures",
-           "group_frames", "benchmark_model", "random_init_model", "benchmark_bank"]
+           "compare_models", "pointing_verdict", "group_frames", "benchmark_model", "random_init_model", "benchmark_bank"]
 
 ATTENTION_KINDS = ("last", "rollout")
 
@@ -314,6 +314,32 @@ def measure(model, records: Sequence, root: str | Path, bank, boxes: dict[str, n
     per_split = {name: summarise(np.isin(table[:, 0], list(classes))) for name, classes in (groups or {}).items()
                  if np.isin(table[:, 0], list(classes)).any()}
     return Measures(n_videos=len(records), n_frames=len(table), per_split=per_split, **every)
+
+
+def compare_models(models: dict, records: Sequence, root: str | Path, bank, boxes: dict[str, np.ndarray],
+                   **kwargs):
+    """``measure`` for every named model on the same frames: (table, {name: Measures}); the table has one
+    row per measure, one column per model (in ``models`` order) and a "chance" column."""
+    import pandas as pd
+
+    measures = {name: measure(m, records, root, bank, boxes, **kwargs) for name, m in models.items()}
+    rows = [{"model": name, **row} for name, ms in measures.items() for row in ms.as_rows()]
+    long = pd.DataFrame(rows)
+    table = long.pivot(index="measure", columns="model", values="value")[list(models)]
+    return table.join(long.groupby("measure")["chance"].first()), measures
+
+
+def pointing_verdict(measures: dict, subject: str, baselines: Sequence[str], kind: str = "rollout") -> str:
+    """One line: the subject's pointing-game score against the BEST of the baselines (e.g. several
+    random initialisations: the weakest comparison would flatter the subject) and chance."""
+    if kind not in ATTENTION_KINDS:
+        raise ValueError(f"unknown attention map {kind!r}; choose one of {list(ATTENTION_KINDS)}")
+    score = measures[subject].pointing[kind]
+    best = max(baselines, key=lambda name: measures[name].pointing[kind])
+    margin = score - measures[best].pointing[kind]
+    return (f"pointing game ({kind}): {subject} {score:.3f} vs the best of {len(baselines)} baselines "
+            f"({best}) {measures[best].pointing[kind]:.3f}, margin {margin:+.3f}; "
+            f"chance {measures[subject].pointing_chance:.3f}")
 
 
 # ---- the models and bank the notebook and tests compare -----------------------------------------

@@ -478,7 +478,7 @@ def requirements(cfg: TrainConfig) -> list[str]:
         hf = os.environ.get("HF_HOME", "~/.cache/huggingface")
         needs[-1] += f" (fetched once from the Hugging Face hub into {hf}/hub; set HF_HUB_OFFLINE=1 afterwards)"
     elif cfg.pretrained == "tiny":
-        needs[-1] += " (contrastively pretrained on the embedded benchmark; cached, ~2 min on first use)"
+        needs[-1] += " (contrastively pretrained on the embedded benchmark; cached, ~3 min on first use)"
     elif cfg.pretrained:
         needs[-1] += f" (file must exist: {'yes' if Path(cfg.pretrained).is_file() else 'NO'})"
     if cfg.protocol.startswith("bench_"):
@@ -575,6 +575,34 @@ def eval_prompt_file(cfg: TrainConfig, split_name: str) -> Optional[str]:
         if key.lower() in split_name.lower():
             return resolve_prompt_file(path)
     return resolve_prompt_file(cfg.prompt_file)
+
+
+def eval_subset(split, max_videos: int):
+    """max_videos > 0: an evenly spaced subset of the split's videos (smoke runs); else the split itself."""
+    if not max_videos or len(split.records) <= max_videos:
+        return split
+    stride = len(split.records) / max_videos
+    records = [split.records[int(i * stride)] for i in range(max_videos)]
+    logger.warning("evaluating %d of the %d videos of %s (eval_max_videos)", len(records), len(split.records),
+                   split.name)
+    return dataclasses.replace(split, records=records)
+
+
+def evaluate_protocol(model, splits, cfg: TrainConfig, *, device: str | torch.device = "cpu",
+                      autocast_dtype: Optional[torch.dtype] = None, record: Optional[dict] = None) -> list:
+    """Evaluate every eval split of a protocol as ``cfg`` says: its prompt strategy and files (one bank
+    per split), similarity, frames, views and ``eval_max_videos`` (a subset is recorded as subset_of)."""
+    results = []
+    for full in splits:
+        split = eval_subset(full, cfg.eval_max_videos)
+        bank = build_prompt_bank(cfg.prompt_strategy, split.classnames, eval_prompt_file(cfg, split.name))
+        subset_of = len(full.records) if split is not full else None
+        results.append(evaluate(model, split, bank, similarity=cfg.similarity, frames=cfg.frames,
+                                temporal_views=cfg.temporal_views, spatial_crops=cfg.spatial_crops,
+                                batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers, device=device,
+                                autocast_dtype=autocast_dtype, backend=cfg.video_backend,
+                                record={**(record or {}), "subset_of": subset_of}))
+    return results
 
 
 # Fields that may differ between a run and its resumption (they do not change the result).
@@ -694,30 +722,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             "rng": rngs, "epoch": next_epoch, "micro_step": micro_step, "global_step": global_step,
             "history": history, "partial": partial, "config": cfg.to_json()}, state_path)
 
-    subset_of: dict[str, int] = {}
-
-    def eval_subset(split):
-        """cfg.eval_max_videos > 0: an evenly spaced subset (smoke runs), logged and recorded in results."""
-        if not cfg.eval_max_videos or len(split.records) <= cfg.eval_max_videos:
-            return split
-        stride = len(split.records) / cfg.eval_max_videos
-        records = [split.records[int(i * stride)] for i in range(cfg.eval_max_videos)]
-        subset_of[split.name] = len(split.records)
-        logger.warning("evaluating %d of the %d videos of %s (eval_max_videos)", len(records), len(split.records),
-                       split.name)
-        return dataclasses.replace(split, records=records)
-
     def run_eval() -> dict:
         """Rank 0 evaluates every eval split of the protocol with all prompts; returns the summary."""
-        results = []
-        for split in map(eval_subset, protocol.eval):
-            split_bank = build_prompt_bank(cfg.prompt_strategy, split.classnames, eval_prompt_file(cfg, split.name))
-            results.append(evaluate(model, split, split_bank, similarity=cfg.similarity, frames=cfg.frames,
-                                    temporal_views=cfg.temporal_views, spatial_crops=cfg.spatial_crops,
-                                    batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers, device=device,
-                                    autocast_dtype=amp_dtype, backend=cfg.video_backend,
-                                    record={"run": str(run_dir), "epoch": epoch + 1,
-                                            "subset_of": subset_of.get(split.name)}))
+        results = evaluate_protocol(model, protocol.eval, cfg, device=device, autocast_dtype=amp_dtype,
+                                    record={"run": str(run_dir), "epoch": epoch + 1})
         for r in results:
             atomic_write_text(run_dir / f"eval_{r.split}.json", json.dumps(r.to_json(), indent=2) + "\n")
         return summarize(results)

@@ -222,3 +222,24 @@ def test_figure5_png_pdf_and_interactive_view(explanation, tmp_path):
     slider = view.children[0].children[0]
     assert (slider.min, slider.max) == (0, ex.num_frames - 1)
     slider.value = ex.num_frames - 1                                  # redraws without error
+
+
+def test_compare_models_table_and_verdict_name_the_strongest_baseline(tiny, bench_root):
+    from apclip_core import annotations, benchmark, interpret
+
+    bank, attrs, groups = interpret.benchmark_bank(bench_root)
+    records = annotations.read_video_list(bench_root / "splits" / "val.txt")[::24]       # 8 videos
+    models = {"a": tiny, "b": interpret.random_init_model(tiny, seed=1), "c": interpret.random_init_model(tiny, seed=2)}
+    table, measures = interpret.compare_models(models, records, bench_root, bank, benchmark.load_boxes(bench_root),
+                                               class_attributes=attrs, num_frames=4)
+    assert list(table.columns) == ["a", "b", "c", "chance"]
+    assert "pointing game (rollout)" in table.index and "top-1 prompt of true class" in table.index
+    for name, ms in measures.items():
+        assert ms.n_frames == 8 * 4
+        assert table.loc["pointing game (rollout)", name] == ms.pointing["rollout"]
+    best = max("bc", key=lambda n: measures[n].pointing["last"])
+    margin = measures["a"].pointing["last"] - measures[best].pointing["last"]
+    verdict = interpret.pointing_verdict(measures, "a", ["b", "c"], "last")
+    assert f"best of 2 baselines ({best})" in verdict and f"margin {margin:+.3f}" in verdict
+    with pytest.raises(ValueError, match="choose one of"):
+        interpret.pointing_verdict(measures, "a", ["b"], "gradcam")
