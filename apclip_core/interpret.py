@@ -26,6 +26,10 @@ the single evaluation centre crop):
   the top prompt describes one of the true class's attribute VALUES (a prompt of another class
   about the same attribute key with the same phrase, e.g. both classes are "dressed in red"),
   with its own chance level.
+
+``compare_models`` measures several models on the same frames; ``pointing_verdict`` states the
+comparison that counts: a random ViT's attention is also drawn to the actor, by an amount that
+depends on the seed, so a model is compared with the BEST of several random initialisations.
 """
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ backdrop), and how much depends on the seed, so the fine-tuned model is compared
 random initialisations, not with one. Attention rollout passes that bar; the last layer's class-token
 attention alone does not (it spreads onto the backdrop, which is half of what defines a class here) and
 is reported, not claimed. Before the tiny CLIP's pretraining was long enough to learn the actor's
-colour (180 steps), rollout scored 0.53 for every model: see apclip_core/pretrain.py. Margins are well
-inside the measured gaps.
+colour (180 steps), the fine-tuned model's rollout scored 0.53, no better than random init: see
+apclip_core/pretrain.py. Margins are well inside the measured gaps.
 """
 from __future__ import annotations
 
