@@ -177,7 +177,8 @@ def save_figure(fig, path: str | Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     fig.savefig(out[0], dpi=150, facecolor="white")
-    fig.savefig(out[1], facecolor="white")
+    # no creation date: the same figure gives the same bytes, so a re-render leaves git clean
+    fig.savefig(out[1], facecolor="white", metadata={"CreationDate": None})
     return out
 
 

@@ -217,6 +217,7 @@ def test_figure5_png_pdf_and_interactive_view(explanation, tmp_path):
     assert len(fig.axes) == 2 * ex.num_frames + n_groups + 2          # + MAKA panel and its colour bar
     png, pdf = tmp_path / "fig5.png", tmp_path / "fig5.pdf"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and pdf.read_bytes()[:5] == b"%PDF-"
+    assert b"/CreationDate" not in pdf.read_bytes()                    # no timestamp: re-renders leave git clean
     assert figure5.short_prompt("a video of blorping. The actor is red.") == "The actor is red."
     view = figure5.interactive_view(ex)
     slider = view.children[0].children[0]
