@@ -42,23 +42,16 @@ import numpy as np
 import torch
 
 from apclip_core import attention as attn_lib
+from apclip_core.evaluate import eval_transform_for
 from apclip_core.maka import maka_similarity
 
 log = logging.getLogger(__name__)
 
 __all__ = ["VideoExplanation", "MakaChoices", "explain_video", "explain_frames", "measure", "Measures",
-           "compare_models", "pointing_verdict", "group_frames", "benchmark_model", "random_init_model", "benchmark_bank"]
+           "compare_models", "pointing_verdict", "group_frames", "benchmark_model", "random_init_model",
+           "benchmark_bank"]
 
 ATTENTION_KINDS = ("last", "rollout")
-
-
-def _eval_transform(model, num_spatial_crops: int = 1):
-    from apclip_core.transforms import build_video_transform
-
-    size = model.config.get("image_size") or model.clip.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else size
-    return build_video_transform(size, model.config["mean"], model.config["std"], train=False,
-                                 num_spatial_crops=num_spatial_crops)
 
 
 @dataclass
@@ -192,7 +185,7 @@ def explain_video(model, video: str | Path, bank, *, encoded=None, num_frames: i
     """
     model.eval()
     frames, idx = _load_clip(model, video, num_frames, backend)
-    transform = _eval_transform(model)
+    transform = eval_transform_for(model, 1)      # the single evaluation centre crop
     clip = transform(frames).unsqueeze(0)                                     # [1, 1, T, 3, S, S]
     encoded = encoded if encoded is not None else bank.encode(model)
     out = explain_frames(model, clip, encoded)
@@ -259,7 +252,7 @@ def measure(model, records: Sequence, root: str | Path, bank, boxes: dict[str, n
     """
     model.eval()
     root = Path(root)
-    transform = _eval_transform(model)
+    transform = eval_transform_for(model, 1)      # the single evaluation centre crop
     encoded = bank.encode(model)
     grid = attn_lib.patch_grid(model.clip.visual)
     counts = np.asarray(bank.counts)

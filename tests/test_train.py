@@ -197,3 +197,14 @@ def test_params_checksum_detects_any_change():
     with torch.no_grad():
         model.bias[0] += 1e-7
     assert T.params_checksum(model) != before
+
+
+def test_eval_subset_is_evenly_spaced_and_leaves_small_splits_alone(tmp_path):
+    from apclip_core.annotations import VideoRecord
+    from apclip_core.protocols import Split
+
+    split = Split("val", [VideoRecord(f"v{i}.mp4", i % 3) for i in range(10)], ["a", "b", "c"], tmp_path)
+    sub = T.eval_subset(split, 4)
+    assert [r.path for r in sub.records] == ["v0.mp4", "v2.mp4", "v5.mp4", "v7.mp4"]
+    assert len(split.records) == 10 and sub.classnames == split.classnames     # the full split is untouched
+    assert T.eval_subset(split, 0) is split and T.eval_subset(split, 10) is split
