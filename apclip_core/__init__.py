@@ -11,13 +11,13 @@ __version__ = "0.1.0"
 
 # name -> module that defines it
 _LAZY = {
-    "classify": "apclip_core.open_vocab",
-    "create_model_and_transforms": "apclip_core.model",
-    "load_checkpoint": "apclip_core.model",
-    "maka_similarity": "apclip_core.maka",
-    "mean_pool_similarity": "apclip_core.maka",
-    "PromptBank": "apclip_core.prompt_bank",
-    "render_benchmark": "apclip_core.benchmark",
+    "classify": "apclip_core.classify",
+    "create_model_and_transforms": "apclip_core.model.video_clip",
+    "load_checkpoint": "apclip_core.model.video_clip",
+    "maka_similarity": "apclip_core.model.maka",
+    "mean_pool_similarity": "apclip_core.model.maka",
+    "PromptBank": "apclip_core.prompts.bank",
+    "render_benchmark": "apclip_core.embedded.benchmark",
 }
 
 

@@ -9,16 +9,16 @@ import importlib
 import sys
 
 COMMANDS = {
-    "benchmark": ("apclip_core.benchmark", "render the embedded procedural video benchmark"),
-    "pretrain": ("apclip_core.pretrain", "contrastively pretrain the tiny CLIP on the benchmark (cached)"),
-    "train": ("apclip_core.train", "fine-tune a video CLIP (ViFi-CLIP protocol; torchrun for DDP)"),
-    "evaluate": ("apclip_core.evaluate", "multi-view evaluation of a checkpoint on a protocol"),
-    "classify": ("apclip_core.open_vocab", "rank any list of action names for one video"),
-    "prompts": ("apclip_core.promptgen.cli", "generate action-conditioned prompts with an LLM"),
-    "validate-prompts": ("apclip_core.promptgen.validate", "check a prompt file against a label list"),
-    "data": ("apclip_core.data_prep", "download / prepare / check the real datasets"),
-    "report": ("apclip_core.report", "print a rendered table and where its files are"),
-    "preflight": ("apclip_core.preflight", "check a notebook's data, weights, GPU and prompt files before a run"),
+    "benchmark": ("apclip_core.embedded.benchmark", "render the embedded procedural video benchmark"),
+    "pretrain": ("apclip_core.embedded.pretrain", "contrastively pretrain the tiny CLIP on the benchmark (cached)"),
+    "train": ("apclip_core.engine.train", "fine-tune a video CLIP (ViFi-CLIP protocol; torchrun for DDP)"),
+    "evaluate": ("apclip_core.engine.evaluate", "multi-view evaluation of a checkpoint on a protocol"),
+    "classify": ("apclip_core.classify", "rank any list of action names for one video"),
+    "prompts": ("apclip_core.prompts.cli", "generate action-conditioned prompts with an LLM"),
+    "validate-prompts": ("apclip_core.prompts.validate", "check a prompt file against a label list"),
+    "data": ("apclip_core.data.prepare", "download / prepare / check the real datasets"),
+    "report": ("apclip_core.paper.report", "print a rendered table and where its files are"),
+    "preflight": ("apclip_core.paper.preflight", "check a notebook's data, weights, GPU and prompt files before a run"),
 }
 
 

@@ -5,7 +5,7 @@ noise, so the codecs do real work):
   hmdb-like      AVI, MPEG-4 Part 2, 320x240, 90 frames at 30 fps (HMDB-51's format)
   kinetics-like  MP4, H.264 (x264 defaults: one keyframe per 250 frames, as the usual Kinetics
                  download-and-trim scripts write), 640x360, 250 frames at 25 fps
-and re-encoded with apclip_core.data_prep.reencode_videos (short side 256) - the HMDB-like files
+and re-encoded with apclip_core.data.prepare.reencode_videos (short side 256) - the HMDB-like files
 are already below 256 and are only copied, so they have no "after" figure.
 
 A clip is what a training worker reads: open_video(path, backend) (decord: one thread; PyAV: one
@@ -107,9 +107,9 @@ class RawDecord:
 
 def clip_rate(paths: list[Path], backend: str, *, clips_per_video: int, frames: int, seed: int = 0) -> dict:
     """Sampled clips per CPU-second (and per wall-second) reading `paths` with `backend`
-    ("decord" / "pyav" through apclip_core.video_io.open_video, or "decord-raw")."""
-    from apclip_core.sampling import segment_indices
-    from apclip_core.video_io import open_video
+    ("decord" / "pyav" through apclip_core.data.video_io.open_video, or "decord-raw")."""
+    from apclip_core.data.sampling import segment_indices
+    from apclip_core.data.video_io import open_video
 
     if backend == "decord-raw":
         def open_video(path, _backend):  # noqa: F811 - same call shape as video_io.open_video
@@ -132,7 +132,7 @@ def clip_rate(paths: list[Path], backend: str, *, clips_per_video: int, frames: 
 
 
 def run(*, quick: bool, threads: int, workdir: Path) -> dict:
-    from apclip_core.data_prep import reencode_videos
+    from apclip_core.data.prepare import reencode_videos
 
     s = QUICK if quick else FULL
     root = workdir / "videos"

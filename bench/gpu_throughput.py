@@ -74,7 +74,7 @@ def count_flops(fn) -> int:
 
 def make_videos(root: Path, n: int, spec: dict, jobs: int) -> Path:
     """n Kinetics-like mp4 files, re-encoded to short side 256; returns the re-encoded root."""
-    from apclip_core.data_prep import reencode_videos
+    from apclip_core.data.prepare import reencode_videos
     from decoding import write_video
 
     targets = [root / "src" / "kinetics" / f"k_{i}.mp4" for i in range(n)]
@@ -108,9 +108,9 @@ def run(*, quick: bool, threads: int, workdir: Path, device: Optional[str] = Non
         device = "cuda"
     dev = torch.device(device)
     s = QUICK if quick else FULL
-    from apclip_core.annotations import VideoRecord
-    from apclip_core.datasets import VideoDataset, build_loader
-    from apclip_core.transforms import build_video_transform
+    from apclip_core.data.annotations import VideoRecord
+    from apclip_core.data.datasets import VideoDataset, build_loader
+    from apclip_core.data.transforms import build_video_transform
     from train_step import Step, build_banks, build_model_and_optimizer, random_batch
 
     if dev.type == "cuda":

@@ -102,7 +102,7 @@ def child_main(argv: list[str]) -> int:
         p.add_argument(f"--{k}", type=int, default=1)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    from apclip_core.maka import maka_similarity, mean_pool_similarity
+    from apclip_core.model.maka import maka_similarity, mean_pool_similarity
 
     video, prompts, mask = make_inputs(a.B, a.Nv, a.C, a.Nt, a.D, ragged=False)
     fn = {"mean": lambda: mean_pool_similarity(video, prompts, mask),
@@ -118,7 +118,7 @@ def child_main(argv: list[str]) -> int:
 
 # ---- section -------------------------------------------------------------------------------------
 def run(*, quick: bool, threads: int, workdir: Path) -> dict:
-    from apclip_core.maka import maka_similarity, mean_pool_similarity
+    from apclip_core.model.maka import maka_similarity, mean_pool_similarity
 
     s = QUICK if quick else FULL
     dims = ["--B", str(s["B"]), "--Nv", str(s["Nv"]), "--C", str(s["C"]), "--Nt", str(s["Nt"]), "--D", str(s["D"]),

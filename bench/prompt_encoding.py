@@ -51,8 +51,8 @@ def encode_fixed_77(model, texts: list[str], batch_size: int) -> torch.Tensor:
 def run(*, quick: bool, threads: int, workdir: Path) -> dict:
     import json
 
-    from apclip_core.model import create_model
-    from apclip_core.prompt_bank import PromptBank
+    from apclip_core.model.video_clip import create_model
+    from apclip_core.prompts.bank import PromptBank
 
     s = QUICK if quick else FULL
     path = prompt_file()

@@ -34,7 +34,7 @@ class Step:
 
     def __init__(self, model, bank, similarity: str, k: int, video: torch.Tensor, labels: torch.Tensor,
                  optimizer, *, autocast_dtype: Optional[torch.dtype] = None, seed: int = 0):
-        from apclip_core.train import PromptClassifier
+        from apclip_core.engine.train import PromptClassifier
 
         self.clf = PromptClassifier(model, bank, similarity, k)
         self.video, self.labels, self.optimizer = video, labels, optimizer
@@ -57,7 +57,7 @@ class Step:
 
 def build_banks(classes: int):
     """(single bank, action-conditioned bank) over the first `classes` classes of the prompt file."""
-    from apclip_core.prompt_bank import PromptBank
+    from apclip_core.prompts.bank import PromptBank
     from prompt_encoding import prompt_file
 
     path = prompt_file()
@@ -66,8 +66,8 @@ def build_banks(classes: int):
 
 
 def build_model_and_optimizer(model_name: str, device="cpu"):
-    from apclip_core.model import create_model
-    from apclip_core.train import TrainConfig, build_optimizer
+    from apclip_core.model.video_clip import create_model
+    from apclip_core.engine.train import TrainConfig, build_optimizer
 
     torch.manual_seed(0)
     model = create_model(model_name, pretrained=None, device=device).train()

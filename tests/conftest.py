@@ -27,6 +27,6 @@ def splits_root() -> Path:
 @pytest.fixture(scope="session")
 def bench_root() -> Path:
     """The embedded benchmark, rendered once per machine into the data folder (idempotent)."""
-    from apclip_core.benchmark import render_benchmark
+    from apclip_core.embedded.benchmark import render_benchmark
 
     return render_benchmark().root

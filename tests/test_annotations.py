@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from apclip_core.annotations import (AnnotationError, UnknownClassError, VideoRecord, class_index,
+from apclip_core.data.annotations import (AnnotationError, UnknownClassError, VideoRecord, class_index,
                                      read_labels, read_video_list, write_labels, write_video_list)
 
 

@@ -81,7 +81,7 @@ def test_quick_run_compared_implementations_agree(quick_run):
 
 
 def test_maka_agrees_with_plain_loop_on_bench_inputs():
-    from apclip_core.maka import maka_similarity
+    from apclip_core.model.maka import maka_similarity
 
     video, prompts, mask = maka_bench.make_inputs(3, 5, 7, 6, 16, ragged=True, seed=3)
     assert not mask.all()                      # ragged: the mask path is exercised

@@ -13,8 +13,8 @@ import decord
 import numpy as np
 import pytest
 
-from apclip_core import benchmark as bm
-from apclip_core.annotations import read_labels, read_video_list
+from apclip_core.embedded import benchmark as bm
+from apclip_core.data.annotations import read_labels, read_video_list
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from apclip_core import data_prep as D
-from apclip_core.annotations import read_video_list, write_labels
-from apclip_core.video_io import open_video
+from apclip_core.data import prepare as D
+from apclip_core.data.annotations import read_video_list, write_labels
+from apclip_core.data.video_io import open_video
 from test_video_io import make_broken, make_video
 
 REPO = Path(__file__).resolve().parent.parent

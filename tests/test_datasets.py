@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from apclip_core.annotations import VideoRecord
-from apclip_core.datasets import VideoDataset, build_loader
-from apclip_core.transforms import build_video_transform
+from apclip_core.data.annotations import VideoRecord
+from apclip_core.data.datasets import VideoDataset, build_loader
+from apclip_core.data.transforms import build_video_transform
 from test_video_io import make_broken, make_video
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)

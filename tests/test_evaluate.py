@@ -11,16 +11,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from apclip_core.annotations import VideoRecord
-from apclip_core.evaluate import EvalResult, build_prompt_bank, evaluate, score, sha256_file, summarize
-from apclip_core.protocols import Split, bench_base_to_novel
+from apclip_core.data.annotations import VideoRecord
+from apclip_core.engine.evaluate import EvalResult, build_prompt_bank, evaluate, score, sha256_file, summarize
+from apclip_core.data.protocols import Split, bench_base_to_novel
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def tiny_model():
-    from apclip_core.model import create_model
+    from apclip_core.model.video_clip import create_model
 
     torch.manual_seed(0)
     return create_model("apclip-tiny", None)
@@ -95,7 +95,7 @@ def test_prompt_bank_strategies_and_errors(bench_root):
 
 @pytest.mark.slow
 def test_cli_evaluates_a_checkpoint_on_a_protocol(tmp_path, tiny_model, bench_root):
-    from apclip_core.model import save_checkpoint
+    from apclip_core.model.video_clip import save_checkpoint
 
     ckpt = save_checkpoint(tiny_model, tmp_path / "checkpoint.pt")
     out = tmp_path / "result.json"

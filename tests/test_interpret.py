@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from apclip_core import attention as A
-from apclip_core.transforms import build_video_transform
+from apclip_core.interpret import attention as A
+from apclip_core.data.transforms import build_video_transform
 
 matplotlib.use("Agg")
 torch.set_num_threads(1)
@@ -23,7 +23,7 @@ MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.2757
 
 @pytest.fixture(scope="module")
 def tiny():
-    from apclip_core.model import create_model
+    from apclip_core.model.video_clip import create_model
 
     torch.manual_seed(0)
     return create_model("apclip-tiny", pretrained=None).eval()
@@ -38,7 +38,7 @@ def _no_hooks(visual) -> bool:
 def test_hooks_leave_features_unchanged_and_are_removed(tiny, temporal):
     model = tiny
     if temporal:
-        from apclip_core.model import create_model
+        from apclip_core.model.video_clip import create_model
 
         torch.manual_seed(1)
         model = create_model("apclip-tiny", pretrained=None, temporal_module=True).eval()
@@ -159,7 +159,7 @@ def test_benchmark_frame_geometry_and_peak_mapping():
 
 # ---- explanations and the figure ------------------------------------------------------------------
 def test_group_frames():
-    from apclip_core.interpret import group_frames
+    from apclip_core.interpret.explain import group_frames
 
     assert group_frames(["a", "a", "b", "a"]) == [(0, 2), (2, 3), (3, 4)]
     assert group_frames([1]) == [(0, 1)]
@@ -168,7 +168,9 @@ def test_group_frames():
 
 @pytest.fixture(scope="module")
 def explanation(tiny, bench_root):
-    from apclip_core import annotations, benchmark, interpret
+    from apclip_core.data import annotations
+    from apclip_core.embedded import benchmark
+    from apclip_core.interpret import explain as interpret
 
     bank, attrs, groups = interpret.benchmark_bank(bench_root)
     rec = annotations.read_video_list(bench_root / "splits" / "val.txt")[5]
@@ -177,7 +179,7 @@ def explanation(tiny, bench_root):
 
 
 def test_explain_video_is_consistent(explanation, tiny):
-    from apclip_core.maka import maka_similarity
+    from apclip_core.model.maka import maka_similarity
 
     ex, all_boxes = explanation
     T = ex.num_frames
@@ -209,7 +211,7 @@ def test_explain_video_is_consistent(explanation, tiny):
 
 
 def test_figure5_png_pdf_and_interactive_view(explanation, tmp_path):
-    from apclip_core import figure5
+    from apclip_core.interpret import figure5
 
     ex, _ = explanation
     fig = figure5.render_figure5(ex, tmp_path / "fig5.png", attention="last")
@@ -226,7 +228,9 @@ def test_figure5_png_pdf_and_interactive_view(explanation, tmp_path):
 
 
 def test_compare_models_table_and_verdict_name_the_strongest_baseline(tiny, bench_root):
-    from apclip_core import annotations, benchmark, interpret
+    from apclip_core.data import annotations
+    from apclip_core.embedded import benchmark
+    from apclip_core.interpret import explain as interpret
 
     bank, attrs, groups = interpret.benchmark_bank(bench_root)
     records = annotations.read_video_list(bench_root / "splits" / "val.txt")[::24]       # 8 videos

@@ -23,7 +23,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from apclip_core import annotations, benchmark, interpret
+from apclip_core.data import annotations
+from apclip_core.embedded import benchmark
+from apclip_core.interpret import explain as interpret
 
 torch.set_num_threads(1)
 RANDOM_SEEDS = (0, 1, 2)

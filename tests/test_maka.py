@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from apclip_core.maka import maka_similarity, mean_pool_similarity
+from apclip_core.model.maka import maka_similarity, mean_pool_similarity
 
 
 def loop_maka(video, prompts, counts):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from apclip_core.metrics import format_mean_std, harmonic_mean, mean_std, per_class_accuracy, topk_accuracy
+from apclip_core.engine.metrics import format_mean_std, harmonic_mean, mean_std, per_class_accuracy, topk_accuracy
 
 
 def test_topk_accuracy_counts_hits_within_k():

@@ -10,8 +10,8 @@ import torch
 from open_clip.transformer import QuickGELU
 from torch import nn
 
-from apclip_core import model as model_lib
-from apclip_core.model import (VideoCLIP, create_model, create_model_and_transforms, load_checkpoint,
+from apclip_core.model import video_clip as model_lib
+from apclip_core.model.video_clip import (VideoCLIP, create_model, create_model_and_transforms, load_checkpoint,
                                needs_quick_gelu, save_checkpoint, weights_fingerprint)
 
 TINY = "apclip-tiny"
@@ -203,7 +203,7 @@ def test_weights_fingerprint_memoised_and_tracks_text_tower(monkeypatch):
 
 
 def test_create_model_and_transforms_uses_model_preprocessing(tmp_path):
-    pytest.importorskip("apclip_core.transforms")
+    pytest.importorskip("apclip_core.data.transforms")
     model, train_tf, eval_tf = create_model_and_transforms(TINY, None, num_spatial_crops=3)
     clip = (np.random.default_rng(0).integers(0, 255, (4, 90, 120, 3))).astype(np.uint8)
     assert tuple(eval_tf(clip).shape) == (3, 4, 3, 64, 64)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from apclip_core import open_vocab as classify_mod
-from apclip_core.model import create_model, save_checkpoint
+from apclip_core.model.video_clip import create_model, save_checkpoint
 from apclip_core.paths import PROJECT_ROOT
 from fake_openai_server import FakeOpenAIServer
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from apclip_core import benchmark as bm
-from apclip_core import pretrain as pt
+from apclip_core.embedded import benchmark as bm
+from apclip_core.embedded import pretrain as pt
 
 SHORT = {"steps": 50, "batch_size": 96, "lr": 1e-3, "seed": 0}
 

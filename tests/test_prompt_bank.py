@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from apclip_core.model import create_model
-from apclip_core.prompt_bank import SET_TEMPLATES, PromptBank, readable_name
+from apclip_core.model.video_clip import create_model
+from apclip_core.prompts.bank import SET_TEMPLATES, PromptBank, readable_name
 
 CLASSES = ["ApplyEyeMakeup", "brush_hair", "juggling balls"]
 KEYS = ["scene.setting", "actor.clothing", "body.move_speed"]

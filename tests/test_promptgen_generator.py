@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from apclip_core.promptgen import GeneratorConfig, PromptGenerator, build_prompt_file, load_graph, load_llm_prompts
-from apclip_core.promptgen.cli import main as prompts_main
-from apclip_core.promptgen.schema import PromptFile
+from apclip_core.prompts import GeneratorConfig, PromptGenerator, build_prompt_file, load_graph, load_llm_prompts
+from apclip_core.prompts.cli import main as prompts_main
+from apclip_core.prompts.schema import PromptFile
 from fake_openai_server import FakeOpenAIServer, fake_openai  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -149,7 +149,7 @@ def test_killed_run_resumes_without_asking_again(fake_openai, tmp_path):
 
 
 def test_notebook_entry_point(fake_openai, tmp_path):
-    from apclip_core.promptgen import generate_prompt_file
+    from apclip_core.prompts import generate_prompt_file
 
     fake_openai.always("broken", "truncated")
     report = generate_prompt_file("t", ["ok", "broken"], tmp_path / "p.json", model="m", base_url=fake_openai.base_url,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from apclip_core.promptgen import ATTRIBUTE_KEYS, count_tokens, validate_prompt_file
-from apclip_core.promptgen import rule_based
-from apclip_core.promptgen.schema import PromptFile
+from apclip_core.prompts import ATTRIBUTE_KEYS, count_tokens, validate_prompt_file
+from apclip_core.prompts import rule_based
+from apclip_core.prompts.schema import PromptFile
 
 REPO = Path(__file__).resolve().parent.parent
 PHRASES = {  # benchmark-style phrases (modifiers of a figure); setting and lighting shared on purpose
@@ -100,7 +100,7 @@ def test_cli_classes_json_then_validate(tmp_path, capsys):
 
 def test_shipped_bench_prompts_match_the_benchmark(bench_root):
     """prompts/apclip_bench.json covers the benchmark's labels and passes every check."""
-    from apclip_core.annotations import read_labels
+    from apclip_core.data.annotations import read_labels
 
     shipped = REPO / "prompts" / "apclip_bench.json"
     assert shipped.exists(), "run: python -m apclip_core prompts --from-benchmark"

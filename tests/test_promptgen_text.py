@@ -6,9 +6,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from apclip_core.promptgen import ATTRIBUTE_KEYS, clean_description, count_tokens, load_graph, load_llm_prompts
-from apclip_core.promptgen.graph import AttributeGraph
-from apclip_core.promptgen.schema import answer_json_schema, parse_answer, response_format
+from apclip_core.prompts import ATTRIBUTE_KEYS, clean_description, count_tokens, load_graph, load_llm_prompts
+from apclip_core.prompts.graph import AttributeGraph
+from apclip_core.prompts.schema import answer_json_schema, parse_answer, response_format
 
 
 def test_graph_has_the_contract_keys_with_one_line_definitions():

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from apclip_core.promptgen import ATTRIBUTE_KEYS, rule_based
-from apclip_core.promptgen.validate import main, validate_prompt_file
+from apclip_core.prompts import ATTRIBUTE_KEYS, rule_based
+from apclip_core.prompts.validate import main, validate_prompt_file
 
 NAMES = ["brush_hair", "cartwheel", "climb"]
 

@@ -5,8 +5,8 @@ from collections import Counter
 
 import pytest
 
-from apclip_core import protocols as P
-from apclip_core.annotations import VideoRecord, write_labels, write_video_list
+from apclip_core.data import protocols as P
+from apclip_core.data.annotations import VideoRecord, write_labels, write_video_list
 
 # GUIDE.md's protocol counts. K-600: GUIDE's 14083/13977/14135 are `wc -l` of files whose last line
 # has no newline; the lists really hold one video more each (14084/13978/14136), measured here.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from apclip_core import reproduce, tables
+from apclip_core.paper import reproduce, tables
 
 
 def rows(**values):

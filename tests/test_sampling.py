@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from apclip_core.sampling import multi_view_indices, segment_indices
+from apclip_core.data.sampling import multi_view_indices, segment_indices
 
 
 def test_test_mode_takes_segment_centres():

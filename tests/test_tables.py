@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from apclip_core import tables
+from apclip_core.paper import tables
 
 
 def test_every_paper_table_loads_and_unknown_names_list_the_valid_ones():

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from apclip_core.model import create_model
-from apclip_core.temporal import neighbour_tokens
+from apclip_core.model.video_clip import create_model
+from apclip_core.model.temporal import neighbour_tokens
 
 TINY = "apclip-tiny"
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from apclip_core import train as T
+from apclip_core.engine import train as T
 
 
 # ---- config ---------------------------------------------------------------------------------------
@@ -200,8 +200,8 @@ def test_params_checksum_detects_any_change():
 
 
 def test_eval_subset_is_evenly_spaced_and_leaves_small_splits_alone(tmp_path):
-    from apclip_core.annotations import VideoRecord
-    from apclip_core.protocols import Split
+    from apclip_core.data.annotations import VideoRecord
+    from apclip_core.data.protocols import Split
 
     split = Split("val", [VideoRecord(f"v{i}.mp4", i % 3) for i in range(10)], ["a", "b", "c"], tmp_path)
     sub = T.eval_subset(split, 4)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from apclip_core.transforms import AugConfig, build_video_transform
+from apclip_core.data.transforms import AugConfig, build_video_transform
 
 MEAN, STD = (0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apclip_core.video_io import VideoDecodeError, count_packets, open_video, probe_video
+from apclip_core.data.video_io import VideoDecodeError, count_packets, open_video, probe_video
 
 CODECS = {".mp4": "libx264", ".avi": "mpeg4"}
 

@@ -55,7 +55,7 @@ def method_overrides(method: str) -> dict:
 def without_attribute_group(prompt_file: str, group: str) -> str:
     """A copy of a prompt file without one attribute group's descriptions (Table 5's 'w/o Body'),
     written once into the cache; returns its path."""
-    from apclip_core.train import resolve_prompt_file
+    from apclip_core.engine.train import resolve_prompt_file
 
     source = Path(resolve_prompt_file(prompt_file))
     data = json.loads(source.read_text())
@@ -76,7 +76,7 @@ def without_attribute_group(prompt_file: str, group: str) -> str:
 
 def make_config(config: str, method: str, **overrides):
     """The TrainConfig of `method` on preset `config`, named by its identity hash."""
-    from apclip_core.train import load_config
+    from apclip_core.engine.train import load_config
 
     changes = {**method_overrides(method), **overrides}
     drop = changes.pop("drop_attribute_group", None)
@@ -86,7 +86,7 @@ def make_config(config: str, method: str, **overrides):
     identity = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
     if cfg.pretrained == "tiny":
         # 'tiny' names whatever the pretraining defaults produce: pin the run to those weights
-        from apclip_core.pretrain import config_hash, pretrain_config
+        from apclip_core.embedded.pretrain import config_hash, pretrain_config
 
         identity["pretrained"] = f"tiny:{config_hash(pretrain_config())}"
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:10]
@@ -114,7 +114,7 @@ def run(config: str, method: str, **overrides) -> dict:
     summary (split -> top-1, plus 'hm' or '<split>_mean/_std' where they apply) and the run folder."""
     from filelock import FileLock
 
-    from apclip_core.train import run_dir_for
+    from apclip_core.engine.train import run_dir_for
 
     cfg = make_config(config, method, **overrides)
     run_dir = run_dir_for(cfg)
@@ -125,7 +125,7 @@ def run(config: str, method: str, **overrides) -> dict:
 
 
 def _run_locked(cfg, run_dir: Path, method: str) -> dict:
-    from apclip_core.train import train
+    from apclip_core.engine.train import train
 
     summary = finished_summary(run_dir)
     if summary is None:
@@ -148,9 +148,9 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
     """Evaluate a finished run's checkpoint with another method's prompts and similarity, without
     retraining (Table 1's "+ Action prompts": the prompts plugged into another trained model).
     Cached beside the run as reeval-<method>.json."""
-    from apclip_core.evaluate import sha256_file, summarize
-    from apclip_core.model import load_checkpoint
-    from apclip_core.train import TrainConfig, evaluate_protocol, load_protocols
+    from apclip_core.engine.evaluate import sha256_file, summarize
+    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.engine.train import TrainConfig, evaluate_protocol, load_protocols
 
     run_dir = Path(result["run_dir"])
     slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
@@ -184,7 +184,7 @@ def grid(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,),
          overrides: Optional[dict] = None, seed_arg: str = "seed", **protocol_args) -> pd.DataFrame:
     """Run every method for every seed (protocol seed, e.g. the three 16-shot samples); long rows:
     method, dataset, seed, metric, value, run_dir."""
-    from apclip_core.train import load_config
+    from apclip_core.engine.train import load_config
 
     overrides = dict(overrides or {})
     base_args = {**load_config(config).protocol_args, **overrides.pop("protocol_args", {})}
@@ -206,7 +206,7 @@ def grid(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,),
 def mean_over_seeds(rows: pd.DataFrame) -> pd.DataFrame:
     """Average over seeds (the paper reports base-to-novel as the mean of the three 16-shot seeds);
     the harmonic mean is recomputed from the averaged base and novel, as the paper does."""
-    from apclip_core.metrics import harmonic_mean
+    from apclip_core.engine.metrics import harmonic_mean
 
     out = rows[rows.metric != "hm"].groupby(["method", "dataset", "metric"], as_index=False, sort=False)["value"].mean()
     wide = out.pivot_table(index=["method", "dataset"], columns="metric", values="value", sort=False)

@@ -17,10 +17,10 @@ import logging
 import sys
 from pathlib import Path
 
-from apclip_core.annotations import read_labels
+from apclip_core.data.annotations import read_labels
 from apclip_core.paths import cache_dir, prompts_dir
-from apclip_core.promptgen import rule_based
-from apclip_core.promptgen.generator import GenerationError, GeneratorConfig, PromptGenerator, build_prompt_file
+from apclip_core.prompts import rule_based
+from apclip_core.prompts.generator import GenerationError, GeneratorConfig, PromptGenerator, build_prompt_file
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _rule_based(args) -> int:
     if args.from_benchmark is not None:
-        from apclip_core.benchmark import render_benchmark
+        from apclip_core.embedded.benchmark import render_benchmark
 
         root = render_benchmark(Path(args.from_benchmark) if args.from_benchmark else None).root
         classes_json = root / "classes.json"

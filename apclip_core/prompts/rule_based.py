@@ -1,6 +1,6 @@
 """Rule-based prompt backend: the embedded benchmark's prompts without an LLM.
 
-The embedded benchmark (apclip_core.benchmark) defines every class by one short English phrase
+The embedded benchmark (apclip_core.embedded.benchmark) defines every class by one short English phrase
 per graph attribute (`classes.json`). This backend writes those facts as sentences, in the same
 shape as the LLM generator's answers (3 LLM-prompt perspectives x 12 attributes), so the whole
 pipeline (prompt bank, MAKA, Table 6 ablations) runs offline and deterministically.
@@ -30,10 +30,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from apclip_core.promptgen.graph import ATTRIBUTE_KEYS, AttributeGraph, LLMPrompts, load_graph, load_llm_prompts
-from apclip_core.promptgen.postprocess import clean_description
-from apclip_core.promptgen.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile
-from apclip_core.promptgen.validate import clash
+from apclip_core.prompts.graph import ATTRIBUTE_KEYS, AttributeGraph, LLMPrompts, load_graph, load_llm_prompts
+from apclip_core.prompts.postprocess import clean_description
+from apclip_core.prompts.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile
+from apclip_core.prompts.validate import clash
 
 # (describe, distinguish, observe) per attribute; {p} is the class's phrase for the attribute.
 FRAMES: dict[str, tuple[str, str, str]] = {

@@ -25,8 +25,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import paths
-from .annotations import VideoRecord, read_labels, read_video_list
+from apclip_core import paths
+from apclip_core.data.annotations import VideoRecord, read_labels, read_video_list
 
 __all__ = [
     "Split", "Protocol", "zero_shot", "base_to_novel", "few_shot", "kinetics400",
@@ -221,7 +221,7 @@ def kinetics400(*, splits_root=None, video_root=None, train_list: str = "full") 
                     notes="fully supervised: 16 frames, 3 temporal x 4 spatial views at test")
 
 
-# ---- embedded benchmark (apclip_core.benchmark lays these files out) --------------------------------
+# ---- embedded benchmark (apclip_core.embedded.benchmark lays these files out) --------------------------------
 
 def _bench_root(root) -> Path:
     return Path(root) if root is not None else paths.data_dir() / "apclip_bench"

@@ -34,10 +34,10 @@ from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
-from . import paths
-from .annotations import VideoRecord, read_labels, read_video_list, write_video_list
-from .progress import progress
-from .protocols import DATASETS, default_splits_root, default_video_root, labels_file_for, list_files_for
+from apclip_core import paths
+from apclip_core.data.annotations import VideoRecord, read_labels, read_video_list, write_video_list
+from apclip_core.progress import progress
+from apclip_core.data.protocols import DATASETS, default_splits_root, default_video_root, labels_file_for, list_files_for
 
 __all__ = ["ChecksumError", "split_manifest", "download_splits", "verify_splits", "build_kinetics_lists",
            "prepare_dataset", "layout_flat", "extract_rar", "check_dataset", "reencode_videos", "main",
@@ -207,7 +207,7 @@ def build_kinetics_lists(csv_paths, splits_root=None, *, split: str = "train", v
                     continue
                 records.append(VideoRecord(rel, label))
     if unknown:
-        from .annotations import UnknownClassError, class_index
+        from apclip_core.data.annotations import UnknownClassError, class_index
         hints = []
         for name, where in list(unknown.items())[:10]:
             try:
@@ -337,7 +337,7 @@ def prepare_dataset(dataset: str, root=None, *, archive=None, splits_root=None, 
 
 def _probe(args) -> dict:
     path, decode, backend = args
-    from .video_io import probe_video
+    from apclip_core.data.video_io import probe_video
 
     p = Path(path)
     if not p.is_file():

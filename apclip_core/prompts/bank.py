@@ -30,7 +30,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from . import paths
+from apclip_core import paths
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class PromptBank:
         return feats, mask
 
     def cache_key(self, model) -> str:
-        from .model import weights_fingerprint
+        from apclip_core.model.video_clip import weights_fingerprint
 
         h = hashlib.sha256()
         h.update(weights_fingerprint(model).encode())

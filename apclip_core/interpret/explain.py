@@ -8,8 +8,8 @@ and two measured checks on the embedded benchmark, where the truth is known.
     >>> ex.maka_choices()                # MAKA's picks for the predicted class (see MakaChoices)
     >>> ex.attention_peak(0)             # where frame 0's attention peaks, in frame pixels
 
-Figure rendering lives in ``apclip_core.figure5``; attention hooks and the crop geometry in
-``apclip_core.attention``.
+Figure rendering lives in ``apclip_core.interpret.figure5``; attention hooks and the crop geometry in
+``apclip_core.interpret.attention``.
 
 The two checks (``measure``), over a list of benchmark videos, T frames each (TSN centre frames,
 the single evaluation centre crop):
@@ -41,9 +41,9 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from apclip_core import attention as attn_lib
-from apclip_core.evaluate import eval_transform_for
-from apclip_core.maka import maka_similarity
+from apclip_core.interpret import attention as attn_lib
+from apclip_core.engine.evaluate import eval_transform_for
+from apclip_core.model.maka import maka_similarity
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def explain_frames(model, clips: torch.Tensor, encoded) -> dict[str, torch.Tenso
 
 
 def _load_clip(model, video, num_frames: int, backend: str):
-    from apclip_core import sampling, video_io
+    from apclip_core.data import sampling, video_io
 
     with video_io.open_video(video, backend=backend) as reader:
         idx = reader.clamp(sampling.segment_indices(reader.num_frames, num_frames, train=False))
@@ -342,8 +342,10 @@ def pointing_verdict(measures: dict, subject: str, baselines: Sequence[str], kin
 # ---- the models and bank the notebook and tests compare -----------------------------------------
 def benchmark_bank(root: str | Path, prompt_file: str | Path | None = None):
     """(PromptBank over all benchmark classes, their attribute dicts, base/novel class indices)."""
-    from apclip_core import annotations, benchmark, paths
-    from apclip_core.prompt_bank import PromptBank
+    from apclip_core.data import annotations
+    from apclip_core.embedded import benchmark
+    from apclip_core import paths
+    from apclip_core.prompts.bank import PromptBank
 
     root = Path(root)
     names = annotations.read_labels(root / "labels.csv")
@@ -357,8 +359,8 @@ def benchmark_bank(root: str | Path, prompt_file: str | Path | None = None):
 
 def benchmark_model(config: str = "bench_base2novel", method: str = "AP-CLIP", **overrides):
     """The fine-tuned model of experiments.run(config, method) (trained once, then reused), and its run dir."""
-    from apclip_core import experiments
-    from apclip_core.model import load_checkpoint
+    from apclip_core.paper import experiments
+    from apclip_core.model.video_clip import load_checkpoint
 
     result = experiments.run(config, method, **overrides)
     return load_checkpoint(Path(result["run_dir"]) / "checkpoint.pt"), result["run_dir"]
@@ -366,7 +368,7 @@ def benchmark_model(config: str = "bench_base2novel", method: str = "AP-CLIP", *
 
 def random_init_model(like, seed: int = 0):
     """The same architecture as ``like`` (a VideoCLIP) with open_clip's random initialisation."""
-    from apclip_core.model import create_model
+    from apclip_core.model.video_clip import create_model
 
     torch.manual_seed(seed)
     cfg = like.config

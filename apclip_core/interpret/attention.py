@@ -19,7 +19,7 @@ Two maps per frame (``cls_attention``, ``attention_rollout``):
   layers; its CLS row says how much each input patch flows into the class token.
 
 Geometry (``CropGeometry``). The model never sees the decoded frame: the evaluation transform
-resizes the short side and crops a square (``apclip_core.transforms``). For the embedded
+resizes the short side and crops a square (``apclip_core.data.transforms``). For the embedded
 benchmark, an 80x64 frame becomes 91x73 and a centred 64x64 crop starting at (14, 4) of it.
 ``crop_geometry`` recomputes that resize and crop from the transform's own parameters, and
 ``CropGeometry`` maps crop pixels (and so patch centres) back to frame pixels, per axis (the two

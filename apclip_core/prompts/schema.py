@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
-from apclip_core.promptgen.graph import ATTRIBUTE_KEYS
+from apclip_core.prompts.graph import ATTRIBUTE_KEYS
 
 MIN_DESCRIPTION_CHARS = 8
 _LETTER = re.compile(r"[^\W\d_]")
@@ -116,6 +116,6 @@ class PromptFile(BaseModel):
 
     def write(self, path) -> None:
         """Write atomically (a crash never leaves half a prompt file)."""
-        from apclip_core.promptgen.cache import atomic_write_text
+        from apclip_core.prompts.answer_cache import atomic_write_text
 
         atomic_write_text(path, self.model_dump_json(indent=1, exclude_none=True) + "\n")

@@ -13,7 +13,7 @@ quick_gelu=True) or the model config / '-quickgelu' name; the decision is record
 Real weights. pretrained="openai" makes open_clip fetch timm/vit_base_patch16_clip_224.openai
 from the Hugging Face hub into $HF_HOME/hub (default ~/.cache/huggingface/hub). On a cluster,
 point HF_HOME at a shared disk, fetch once on a node with internet:
-    HF_HOME=/shared/hf python -c "from apclip_core.model import create_model; create_model()"
+    HF_HOME=/shared/hf python -c "from apclip_core.model.video_clip import create_model; create_model()"
 and run jobs with HF_HUB_OFFLINE=1 so nothing is fetched again. A local open_clip state-dict
 file works as `pretrained=<path>` (pass quick_gelu=True if it holds OpenAI weights).
 
@@ -36,11 +36,11 @@ from open_clip.pretrained import get_pretrained_cfg
 from open_clip.transformer import text_global_pool
 from torch import nn
 
-from .temporal import NeighbourFrameAttention
+from apclip_core.model.temporal import NeighbourFrameAttention
 
 logger = logging.getLogger(__name__)
 
-MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "model_configs"
+MODEL_CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_FORMAT = "apclip-videoclip/1"
 
 
@@ -266,7 +266,7 @@ def create_model_and_transforms(model_name: str = "ViT-B-16", pretrained: Option
     else:
         model = create_model(model_name, pretrained, temporal_module=temporal_module, quick_gelu=quick_gelu,
                              device=device, precision=precision)
-    from .transforms import build_video_transform  # H2's module; imported late to keep model import light
+    from apclip_core.data.transforms import build_video_transform  # H2's module; imported late to keep model import light
 
     cfg = model.config
     train_tf = build_video_transform(cfg["image_size"], cfg["mean"], cfg["std"], train=True, aug=aug)

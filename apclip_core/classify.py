@@ -43,7 +43,7 @@ class ClassifyResult:
 
 def _key(name: str) -> str:
     """Compare class names across datasets' spellings: 'ApplyEyeMakeup' == 'apply eye makeup'."""
-    from apclip_core.prompt_bank import readable_name
+    from apclip_core.prompts.bank import readable_name
 
     return re.sub(r"[^a-z0-9]+", " ", readable_name(name).lower()).strip()
 
@@ -68,7 +68,7 @@ def find_shipped_prompts(actions: Sequence[str], prompt_files: Optional[Sequence
 def build_prompt_bank(actions: Sequence[str], *, prompt_files: Optional[Sequence[Path]] = None,
                       generate: bool = True, generator_options: Optional[dict] = None):
     """A PromptBank over `actions` using the best prompts available for each name, and the source of each."""
-    from apclip_core.prompt_bank import PromptBank, readable_name
+    from apclip_core.prompts.bank import PromptBank, readable_name
 
     shipped = find_shipped_prompts(actions, prompt_files)
     prompts: list[list[str]] = []
@@ -101,8 +101,8 @@ def _generate_prompts(actions: Sequence[str], options: dict) -> dict[str, list[s
 
     if not (options.get("base_url") or os.environ.get("OPENAI_API_KEY")):
         return {}
-    from apclip_core.promptgen import generate_prompt_file
-    from apclip_core.prompt_bank import PromptBank
+    from apclip_core.prompts import generate_prompt_file
+    from apclip_core.prompts.bank import PromptBank
 
     key = hashlib.sha256(json.dumps([sorted(actions), sorted(options.items())]).encode()).hexdigest()[:16]
     out = paths.cache_dir() / "classify_prompts" / f"{key}.json"
@@ -127,9 +127,10 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
              similarity: str = "maka", top_prompts: int = 5, generate: bool = True,
              generator_options: Optional[dict] = None, backend: str = "decord") -> ClassifyResult:
     """Rank `actions` (names, or a PromptBank) for one video file."""
-    from apclip_core import maka, model as model_lib, sampling, video_io
-    from apclip_core.evaluate import eval_transform_for
-    from apclip_core.prompt_bank import PromptBank
+    from apclip_core.model import maka, video_clip as model_lib
+    from apclip_core.data import sampling, video_io
+    from apclip_core.engine.evaluate import eval_transform_for
+    from apclip_core.prompts.bank import PromptBank
 
     if similarity not in ("maka", "mean"):
         raise ValueError(f"similarity must be 'maka' or 'mean', got {similarity!r}")

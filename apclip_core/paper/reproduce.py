@@ -15,7 +15,7 @@ from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
-from apclip_core import experiments, tables
+from apclip_core.paper import experiments, tables
 
 DATASET_NAMES = {"hmdb": "HMDB-51", "ucf": "UCF-101", "k600": "K600", "k400": "K-400", "ssv2": "SSv2"}
 

@@ -28,8 +28,8 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from . import metrics
-from .progress import progress
+from apclip_core.engine import metrics
+from apclip_core.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 def build_prompt_bank(strategy: str, classnames: Sequence[str], prompt_file: Optional[str | Path] = None):
     """The PromptBank of a strategy: "single" (ViFi-CLIP's one template), "set" (Open-VCLIP's 28),
     or one of the prompt-file strategies (action_conditioned, customized, llm_direct)."""
-    from .prompt_bank import PromptBank
+    from apclip_core.prompts.bank import PromptBank
 
     if strategy == "single":
         return PromptBank.single(list(classnames))
@@ -81,7 +81,7 @@ def build_prompt_bank(strategy: str, classnames: Sequence[str], prompt_file: Opt
 
 def similarity_fn(name: str):
     """maka_similarity or mean_pool_similarity, both (video [B,Nv,D], prompts [C,Nt,D], mask) -> [B,C]."""
-    from .maka import maka_similarity, mean_pool_similarity
+    from apclip_core.model.maka import maka_similarity, mean_pool_similarity
 
     if name == "maka":
         return maka_similarity
@@ -92,7 +92,7 @@ def similarity_fn(name: str):
 
 def eval_transform_for(model, spatial_crops: int):
     """The deterministic test transform of the model's input size/normalisation with N crops."""
-    from .transforms import build_video_transform
+    from apclip_core.data.transforms import build_video_transform
 
     cfg = model.config
     return build_video_transform(cfg["image_size"], cfg["mean"], cfg["std"], train=False,
@@ -106,7 +106,7 @@ def encode_videos(model, dataset, *, batch_size: int = 8, num_workers: int = 0, 
 
     Videos that fail to decode come back as ok=False (their features are zeros and unused).
     """
-    from .datasets import build_loader
+    from apclip_core.data.datasets import build_loader
 
     loader = build_loader(dataset, batch_size=batch_size, train=False, num_workers=num_workers, seed=seed)
     device = torch.device(device)
@@ -158,7 +158,7 @@ def evaluate(model, split, bank, *, similarity: str, frames: int, temporal_views
 
     record: extra fields for the result's protocol record (e.g. checkpoint path and sha256).
     """
-    from .datasets import VideoDataset
+    from apclip_core.data.datasets import VideoDataset
 
     if list(bank.classnames) != list(split.classnames):
         raise ValueError(f"the prompt bank's classes do not match split {split.name!r} "
@@ -232,7 +232,7 @@ def _parse_value(text: str):
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="apclip evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a fine-tuned checkpoint.pt written by `apclip train`")
-    parser.add_argument("--protocol", required=True, help="a function of apclip_core.protocols, e.g. bench_base_to_novel")
+    parser.add_argument("--protocol", required=True, help="a function of apclip_core.data.protocols, e.g. bench_base_to_novel")
     parser.add_argument("--protocol-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="argument of the protocol function (repeatable), e.g. seed=2")
     parser.add_argument("--prompts", default="single",
@@ -251,8 +251,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from .model import load_checkpoint
-    from .train import load_protocol
+    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.engine.train import load_protocol
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)

@@ -1,4 +1,4 @@
-"""Author a prompt file in slices of classes, then merge: `python -m apclip_core.promptgen.slices`.
+"""Author a prompt file in slices of classes, then merge: `python -m apclip_core.prompts.slices`.
 
 A prompt set for hundreds of classes is written (by an LLM, online or offline) a slice of classes
 at a time, each slice in its own file, so that a slice can be checked, redone or reviewed alone.
@@ -26,11 +26,11 @@ from datetime import date
 from itertools import combinations
 from pathlib import Path
 
-from apclip_core.annotations import read_labels
-from apclip_core.promptgen.graph import ATTRIBUTE_KEYS
-from apclip_core.promptgen.postprocess import clean_description
-from apclip_core.promptgen.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile
-from apclip_core.promptgen.validate import NEAR_DUPLICATE_RATIO, duplicate_pairs, normalise, report, validate_prompt_file
+from apclip_core.data.annotations import read_labels
+from apclip_core.prompts.graph import ATTRIBUTE_KEYS
+from apclip_core.prompts.postprocess import clean_description
+from apclip_core.prompts.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile
+from apclip_core.prompts.validate import NEAR_DUPLICATE_RATIO, duplicate_pairs, normalise, report, validate_prompt_file
 
 LLM_PROMPT_NAMES = ("describe", "distinguish", "observe")  # ids 0, 1, 2 of prompts/llm_prompts.json
 EXTRA_COUNTS = {"customized": 6, "llm_direct": 8}
@@ -133,7 +133,7 @@ def merge(paths: list[Path], labels: list[str], out: Path, *, dataset: str, gene
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m apclip_core.promptgen.slices", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m apclip_core.prompts.slices", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="check slices before merging")
     c.add_argument("slices", nargs="+", type=Path)

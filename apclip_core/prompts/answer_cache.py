@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from apclip_core.promptgen.schema import AttributeDescriptions
+from apclip_core.prompts.schema import AttributeDescriptions
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

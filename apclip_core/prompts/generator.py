@@ -34,10 +34,10 @@ import openai
 from pydantic import ValidationError
 
 from apclip_core.progress import progress
-from apclip_core.promptgen.cache import AnswerCache, CacheKey, atomic_write_text
-from apclip_core.promptgen.graph import AttributeGraph, LLMPrompts, load_graph, load_llm_prompts
-from apclip_core.promptgen.postprocess import clean_description
-from apclip_core.promptgen.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile, parse_answer, response_format
+from apclip_core.prompts.answer_cache import AnswerCache, CacheKey, atomic_write_text
+from apclip_core.prompts.graph import AttributeGraph, LLMPrompts, load_graph, load_llm_prompts
+from apclip_core.prompts.postprocess import clean_description
+from apclip_core.prompts.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile, parse_answer, response_format
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ that can be explained completely:
   static attributes and differ only in motion (speed, or direction): the temporally hard case,
   like SSv2. Every attribute value used by a novel class also occurs in some base class, so the
   novel classes are new COMBINATIONS of known values (the open-vocabulary setting).
-* The tiny CLIP (``apclip_core.pretrain``) is pretrained on single frames with random attribute
+* The tiny CLIP (``apclip_core.embedded.pretrain``) is pretrained on single frames with random attribute
   combinations described by the same phrases (``sample_pretraining_pairs``), never class names:
   it plays the role of web-scale image-text pretraining, which knows what "dressed in red" looks
   like but not what "blorping" means.
@@ -68,7 +68,7 @@ from pathlib import Path
 import numpy as np
 
 from apclip_core import atomic, paths
-from apclip_core.annotations import VideoRecord, write_labels, write_video_list
+from apclip_core.data.annotations import VideoRecord, write_labels, write_video_list
 from apclip_core.progress import progress
 
 log = logging.getLogger(__name__)

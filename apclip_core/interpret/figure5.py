@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from apclip_core.interpret import VideoExplanation
+from apclip_core.interpret.explain import VideoExplanation
 
 __all__ = ["render_figure5", "save_figure", "interactive_view", "short_prompt", "GROUP_COLOURS"]
 

@@ -32,10 +32,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from apclip_core.annotations import read_labels
-from apclip_core.promptgen.graph import ATTRIBUTE_KEYS
-from apclip_core.promptgen.postprocess import MAX_TOKENS, count_tokens
-from apclip_core.promptgen.schema import PromptFile
+from apclip_core.data.annotations import read_labels
+from apclip_core.prompts.graph import ATTRIBUTE_KEYS
+from apclip_core.prompts.postprocess import MAX_TOKENS, count_tokens
+from apclip_core.prompts.schema import PromptFile
 
 NUM_LLM_PROMPTS = 3
 NEAR_DUPLICATE_RATIO = 0.9

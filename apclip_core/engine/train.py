@@ -23,7 +23,7 @@ generators). So a run killed at any point and resumed from its last checkpoint c
 like the uninterrupted run; the global RNG states are saved as well for anything else.
 
 Run:  python -m apclip_core train --config bench_base2novel [--set key=value ...] [--resume]
-DDP:  torchrun --nproc_per_node 8 -m apclip_core.train --config base2novel
+DDP:  torchrun --nproc_per_node 8 -m apclip_core.engine.train --config base2novel
 """
 from __future__ import annotations
 
@@ -52,13 +52,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from . import paths
-from .evaluate import PROMPT_STRATEGIES, SIMILARITIES, build_prompt_bank, evaluate, similarity_fn, summarize
-from .progress import progress
+from apclip_core import paths
+from apclip_core.engine.evaluate import PROMPT_STRATEGIES, SIMILARITIES, build_prompt_bank, evaluate, similarity_fn, summarize
+from apclip_core.progress import progress
 
-logger = logging.getLogger("apclip_core.train")  # not "__main__" under torchrun -m
+logger = logging.getLogger("apclip_core.engine.train")  # not "__main__" under torchrun -m
 
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 
 
@@ -72,7 +72,7 @@ class TrainConfig:
     pretrained: Optional[str] = "tiny"       # "openai" | a local state-dict file | "tiny" (pretrained tiny CLIP) | None
     temporal_module: bool = False            # Table 5's "+TM" (neighbour-frame attention)
     # data
-    protocol: str = "bench_base_to_novel"    # a function of apclip_core.protocols (train + eval splits)
+    protocol: str = "bench_base_to_novel"    # a function of apclip_core.data.protocols (train + eval splits)
     protocol_args: dict = field(default_factory=dict)  # its arguments; relative *_root paths are under data_dir()
     extra_eval: list = field(default_factory=list)     # more eval splits: [{protocol: name, args: {...}}]
     frames: int = 8                          # frames per clip (TSN segments); the paper: 8, fully supervised 16
@@ -361,13 +361,13 @@ def load_protocols(cfg: TrainConfig):
 
 
 def load_protocol(name: str, args: Optional[dict] = None):
-    """Call apclip_core.protocols.<name>(**args).
+    """Call apclip_core.data.protocols.<name>(**args).
 
     Embedded-benchmark protocols (bench_*) get the rendered benchmark's root unless given one
     (rendering is idempotent and cached). Relative paths in *_root arguments are taken under
     paths.data_dir(), so configs can say `train_root: kinetics400`.
     """
-    from . import protocols
+    from apclip_core.data import protocols
 
     fn = getattr(protocols, name, None)
     valid = sorted(n for n, f in vars(protocols).items()
@@ -380,7 +380,7 @@ def load_protocol(name: str, args: Optional[dict] = None):
         if key.endswith("root") and isinstance(value, str) and not Path(value).is_absolute():
             args[key] = paths.data_dir() / value
     if name.startswith("bench_") and args.get("root") is None:
-        from .benchmark import render_benchmark
+        from apclip_core.embedded.benchmark import render_benchmark
 
         args["root"] = render_benchmark().root
     return fn(**args)
@@ -504,7 +504,7 @@ def check_device(cfg: TrainConfig, device: torch.device) -> None:
         f"refusing to train {cfg.model_name} on CPU: no GPU visible (torch.cuda.is_available() is False).\n"
         f"Estimated training cost on this machine ({os.cpu_count()} cores, evaluation not included): {cost} "
         f"({days:.2f} days) for {cfg.epochs} epochs of "
-        f"~{n_videos:,} videos x {cfg.frames} frames.\nRun it on GPUs (torchrun --nproc_per_node N -m apclip_core.train "
+        f"~{n_videos:,} videos x {cfg.frames} frames.\nRun it on GPUs (torchrun --nproc_per_node N -m apclip_core.engine.train "
         f"--config {cfg.name}), pick a bench_* config for a CPU run, or pass --allow-cpu to insist.\n"
         + "\n".join(f"It also needs: {n}" for n in requirements(cfg)))
 
@@ -528,7 +528,7 @@ def resolve_pretrained(cfg: TrainConfig, d: Dist) -> Optional[str]:
     """'tiny' -> the cached pretrained tiny CLIP (rank 0 builds it, the others wait)."""
     if cfg.pretrained != "tiny":
         return cfg.pretrained
-    from .pretrain import pretrained_tiny_clip
+    from apclip_core.embedded.pretrain import pretrained_tiny_clip
 
     if d.main:
         path = pretrained_tiny_clip()
@@ -615,9 +615,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     device = resolve_device(cfg, d)
     check_device(cfg, device)  # before anything slow: a CPU-only machine hears "no" at once
 
-    from .datasets import VideoDataset, collate_videos
-    from .model import create_model_and_transforms, save_checkpoint
-    from .transforms import AugConfig
+    from apclip_core.data.datasets import VideoDataset, collate_videos
+    from apclip_core.model.video_clip import create_model_and_transforms, save_checkpoint
+    from apclip_core.data.transforms import AugConfig
     if device.type == "cuda":
         torch.cuda.set_device(device)
     run_dir = run_dir_for(cfg)

@@ -47,7 +47,7 @@ def _weights_problem(model_name: str, pretrained: str | None) -> str | None:
             if isinstance(try_to_load_from_cache(hub_id, filename), str):
                 return None
         return (f"weights {model_name}/{pretrained} are not in the Hugging Face cache: fetch them once with internet "
-                f"(python -c \"from apclip_core.model import create_model; create_model('{model_name}', '{pretrained}')\"), "
+                f"(python -c \"from apclip_core.model.video_clip import create_model; create_model('{model_name}', '{pretrained}')\"), "
                 "set HF_HOME to share the cache, then HF_HUB_OFFLINE=1")
     return None
 
@@ -56,8 +56,8 @@ def check(notebook: Path, profile: str = "smoke") -> list[str]:
     """Every problem that would stop the notebook's runs; [] when it can start."""
     import torch
 
-    from apclip_core import experiments
-    from apclip_core.train import count_train_videos, estimate_cpu_days, load_protocols, resolve_prompt_file
+    from apclip_core.paper import experiments
+    from apclip_core.engine.train import count_train_videos, estimate_cpu_days, load_protocols, resolve_prompt_file
 
     params = notebook_parameters(notebook, profile)
     if "config" not in params:

@@ -23,9 +23,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
 from torch.utils.data._utils.collate import default_collate
 
-from .annotations import VideoRecord
-from .sampling import multi_view_indices, segment_indices
-from .video_io import BACKENDS, VideoDecodeError, open_video
+from apclip_core.data.annotations import VideoRecord
+from apclip_core.data.sampling import multi_view_indices, segment_indices
+from apclip_core.data.video_io import BACKENDS, VideoDecodeError, open_video
 
 __all__ = ["VideoDataset", "build_loader", "collate_videos", "seed_worker"]
 

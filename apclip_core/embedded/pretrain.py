@@ -2,7 +2,7 @@
 
 AP-CLIP starts from OpenAI's CLIP: a model that already knows what "dressed in red" or "next to
 a ball" looks like, but has never been told what a benchmark's class is. This module gives the
-embedded benchmark (``apclip_core.benchmark``) the same starting point at toy scale: the
+embedded benchmark (``apclip_core.embedded.benchmark``) the same starting point at toy scale: the
 open_clip config "apclip-tiny" is trained contrastively on single frames from the benchmark's
 renderer with RANDOM attribute combinations and captions made of the attribute phrases
 (``sample_pretraining_pairs``). It never sees a class name nor a motion phrase, so afterwards it
@@ -45,7 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from apclip_core import atomic, benchmark, paths
+from apclip_core import atomic, paths
+from apclip_core.embedded import benchmark
 from apclip_core.progress import progress
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,8 @@ def load_metrics(weights: Path) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 def _register_configs() -> None:
-    try:
-        from apclip_core.model import register_model_configs
-    except ImportError:  # model.py not available: register the folder directly
-        import open_clip
-        open_clip.add_model_config(Path(__file__).resolve().parent / "model_configs")
-        return
+    from apclip_core.model.video_clip import register_model_configs
+
     register_model_configs()
 
 

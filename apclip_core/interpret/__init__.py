@@ -1,0 +1,1 @@
+"""Interpretability: attention maps, per-frame prompt explanations, Figure 5."""
