@@ -1,12 +1,45 @@
-"""Folders built beside their destination and renamed into place: a reader never sees half of one,
-and a run killed midway leaves only a temporary that the next run removes."""
+"""Atomic writes, the one way apclip writes a file or a folder: built beside its destination,
+flushed to disk, then renamed into place. A reader never sees half of one, and a run killed midway
+leaves only a temporary, which the next run removes (folders) or which is never read (files)."""
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (temporary file in the same folder, fsync, os.replace)."""
+    _write(path, lambda f: f.write(data))
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def torch_save(obj: Any, path: str | Path) -> None:
+    """torch.save, atomically: a crash leaves the old file or the new one, never a truncated one."""
+    import torch
+
+    _write(path, lambda f: torch.save(obj, f))
+
+
+def _write(path: str | Path, fill: Callable) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fill(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def temporary_sibling(final: Path) -> Path:

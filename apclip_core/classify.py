@@ -127,13 +127,14 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
              similarity: str = "maka", top_prompts: int = 5, generate: bool = True,
              generator_options: Optional[dict] = None, backend: str = "decord") -> ClassifyResult:
     """Rank `actions` (names, or a PromptBank) for one video file."""
-    from apclip_core.model import maka, video_clip as model_lib
-    from apclip_core.data import sampling, video_io
+    from apclip_core.data.views import ViewSpec, decode_video
     from apclip_core.engine.evaluate import eval_transform_for
+    from apclip_core.model import video_clip as model_lib
+    from apclip_core.model.similarity import get_similarity
     from apclip_core.prompts.bank import PromptBank
 
-    if similarity not in ("maka", "mean"):
-        raise ValueError(f"similarity must be 'maka' or 'mean', got {similarity!r}")
+    score_fn = get_similarity(similarity)
+    view = ViewSpec(num_frames, temporal_views, spatial_crops, backend)
     if model is None:
         model = (model_lib.load_checkpoint(checkpoint) if checkpoint
                  else model_lib.create_model_and_transforms(model_name, pretrained=pretrained)[0])
@@ -149,16 +150,12 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
                                           generator_options=generator_options)
     notes = [f"{a}: {s}" for a, s in sources.items() if s.startswith("single")]
 
-    reader = video_io.open_video(video, backend=backend)
-    views = sampling.multi_view_indices(reader.num_frames, num_frames, temporal_views)
-    transform = eval_transform_for(model, spatial_crops)
-    clips = [transform(reader.get_frames(idx)) for idx in views]        # each [crops, T, 3, S, S]
-    video_tensor = torch.cat(clips, dim=0).unsqueeze(0)                  # [1, V, T, 3, S, S]
+    clips = decode_video(video, view, eval_transform_for(model, spatial_crops)).clips
+    video_tensor = clips.unsqueeze(0)                                    # [1, V, T, 3, S, S]
 
     with torch.no_grad():
         frames = model.encode_video(video_tensor)                        # [1, Nv, D]
         encoded = bank.encode(model)
-        score_fn = maka.maka_similarity if similarity == "maka" else maka.mean_pool_similarity
         scores = score_fn(frames, encoded.feats, encoded.mask)[0]
         # per frame, every (class, prompt) cosine; padded prompts never rank
         cos = torch.einsum("nd,cpd->ncp", frames[0], encoded.feats).masked_fill(~encoded.mask, float("-inf"))
@@ -184,7 +181,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--model", default="ViT-B-16", help="open_clip model name when no checkpoint is given")
     parser.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or weights file")
     parser.add_argument("--prompts", type=Path, nargs="*", help="prompt files to search (default: prompts/*.json)")
-    parser.add_argument("--similarity", choices=["maka", "mean"], default="maka")
+    parser.add_argument("--similarity", default="maka", help="maka | mean, or any registered similarity")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--views", type=int, default=1, help="temporal views")
     parser.add_argument("--crops", type=int, default=1, help="spatial crops")

@@ -13,7 +13,7 @@ with apclip-tiny to keep it working):
   videos/s, frames/s, ratio to ViFi-CLIP's reported ~120 frames/s per A100 (22 h on 8 GPUs for 10
   K400 epochs at 32 frames), and MFU = model FLOPs of one step (FlopCounterMode: forward + backward,
   both towers) / step time / the GPU's dense bf16 peak (989 TFLOP/s for H100/H200 SXM).
-* end to end: the same step fed by build_loader(VideoDataset(train=True)) over re-encoded
+* end to end: the same step fed by the training loader (data.datasets.TrainLoader) over re-encoded
   Kinetics-like videos (short side 256, decord, ViFi-CLIP train transforms in the workers),
   host-to-device copy included; plus the loader alone and the copy alone, so the table says which
   of decode, copy, tokenization or compute limits the end-to-end rate.
@@ -109,7 +109,8 @@ def run(*, quick: bool, threads: int, workdir: Path, device: Optional[str] = Non
     dev = torch.device(device)
     s = QUICK if quick else FULL
     from apclip_core.data.annotations import VideoRecord
-    from apclip_core.data.datasets import VideoDataset, build_loader
+    from apclip_core.data.datasets import TrainLoader, VideoDataset
+    from apclip_core.data.views import ViewSpec
     from apclip_core.data.transforms import build_video_transform
     from train_step import Step, build_banks, build_model_and_optimizer, random_batch
 
@@ -183,10 +184,11 @@ def run(*, quick: bool, threads: int, workdir: Path, device: Optional[str] = Non
         model.clip.visual.compile()
     cfg = model.config
     transform = build_video_transform(cfg["image_size"], cfg["mean"], cfg["std"], train=True)
-    dataset = VideoDataset(records, root, num_frames=s["frames"], train=True, transform=transform, backend="decord")
+    dataset = VideoDataset(records, root, view=ViewSpec(s["frames"]), train=True, transform=transform)
 
-    def loader():
-        return build_loader(dataset, batch_size=s["batch"], train=True, num_workers=workers, seed=0)
+    def loader():  # the loader training uses
+        return TrainLoader(dataset, batch_size=s["batch"], num_workers=workers, seed=0,
+                           pin_memory=dev.type == "cuda").epoch(0)
 
     # loader alone
     it = iter(loader())

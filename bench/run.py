@@ -39,6 +39,8 @@ for p in (str(BENCH_DIR), str(PROJECT_ROOT)):
     if p not in sys.path:
         sys.path.insert(0, p)
 
+from apclip_core import atomic  # noqa: E402  (after the path set-up above)
+
 SECTIONS = {  # name -> (module, title)
     "maka": ("maka_bench", "1. MAKA vs mean pooling (CPU)"),
     "prompt_encoding": ("prompt_encoding", "2. Prompt-bank encoding"),
@@ -122,11 +124,6 @@ def to_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _clean(obj):
@@ -193,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     result["seconds"] = time.perf_counter() - tic_all
     result["load_average_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     result = _clean(result)
-    _atomic_write(args.out / "latest.json", json.dumps(result, indent=2) + "\n")
-    _atomic_write(args.out / "latest.md", to_markdown(result))
+    atomic.write_text(args.out / "latest.json", json.dumps(result, indent=2) + "\n")
+    atomic.write_text(args.out / "latest.md", to_markdown(result))
     print(f">> wrote {args.out / 'latest.json'} and {args.out / 'latest.md'} ({result['seconds']:.0f} s)")
     if failed:
         print(f">> sections that failed: {', '.join(failed)}", file=sys.stderr)

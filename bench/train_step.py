@@ -67,7 +67,8 @@ def build_banks(classes: int):
 
 def build_model_and_optimizer(model_name: str, device="cpu"):
     from apclip_core.model.video_clip import create_model
-    from apclip_core.engine.train import TrainConfig, build_optimizer
+    from apclip_core.engine.config import TrainConfig
+    from apclip_core.engine.optim import build_optimizer
 
     torch.manual_seed(0)
     model = create_model(model_name, pretrained=None, device=device).train()

@@ -1,11 +1,12 @@
-"""VideoDataset + DataLoader over real files, with broken ones among them, in worker processes."""
+"""VideoDataset + its training and evaluation loaders over real files, with broken ones among them, in worker processes."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from apclip_core.data.annotations import VideoRecord
-from apclip_core.data.datasets import VideoDataset, build_loader
+from apclip_core.data.datasets import TrainLoader, VideoDataset, build_eval_loader
+from apclip_core.data.views import ViewSpec
 from apclip_core.data.transforms import build_video_transform
 from test_video_io import make_broken, make_video
 
@@ -30,9 +31,9 @@ def video_list(tmp_path_factory):
 def test_eval_loader_with_workers_reports_every_broken_video(video_list):
     root, records, bad_idx = video_list
     t = build_video_transform(32, MEAN, STD, train=False, num_spatial_crops=2)
-    ds = VideoDataset(records, root, num_frames=4, train=False, transform=t, num_temporal_views=2)
+    ds = VideoDataset(records, root, view=ViewSpec(4, 2, 2), train=False, transform=t)
     seen, failed = [], {}
-    for batch in build_loader(ds, batch_size=3, train=False, num_workers=2, seed=0):
+    for batch in build_eval_loader(ds, batch_size=3, num_workers=2):
         assert batch["video"].shape[1:] == (4, 4, 3, 32, 32)
         for j, idx in enumerate(batch["index"].tolist()):
             seen.append(idx)
@@ -48,9 +49,9 @@ def test_training_replaces_bad_samples_deterministically(video_list):
     t = build_video_transform(32, MEAN, STD, train=True)
 
     def run():
-        ds = VideoDataset(records, root, num_frames=4, train=True, transform=t, seed=7)
+        ds = VideoDataset(records, root, view=ViewSpec(4), train=True, transform=t, seed=7)
         out = []
-        for batch in build_loader(ds, batch_size=2, train=True, num_workers=2, seed=1):
+        for batch in TrainLoader(ds, batch_size=2, num_workers=2, seed=1).epoch(0):
             assert batch["ok"].all() and batch["video"].shape[1:] == (1, 4, 3, 32, 32)
             out.append(batch)
         return out
@@ -69,15 +70,15 @@ def test_training_replaces_bad_samples_deterministically(video_list):
 def test_replacement_is_a_fixed_function_of_seed_and_index(video_list):
     root, records, _ = video_list
     t = build_video_transform(32, MEAN, STD, train=True)
-    ds1 = VideoDataset(records, root, num_frames=4, train=True, transform=t, seed=3)
-    ds2 = VideoDataset(records, root, num_frames=4, train=True, transform=t, seed=3)
+    ds1 = VideoDataset(records, root, view=ViewSpec(4), train=True, transform=t, seed=3)
+    ds2 = VideoDataset(records, root, view=ViewSpec(4), train=True, transform=t, seed=3)
     assert [ds1.replacement_index(5, k) for k in range(1, 6)] == [ds2.replacement_index(5, k) for k in range(1, 6)]
 
 
 def test_all_bad_training_list_fails_loudly(tmp_path):
     broken = make_broken(tmp_path)
     recs = [VideoRecord(p.name, 0) for p in broken.values()]
-    ds = VideoDataset(recs, tmp_path, num_frames=4, train=True,
+    ds = VideoDataset(recs, tmp_path, view=ViewSpec(4), train=True,
                       transform=build_video_transform(32, MEAN, STD, train=True), max_replacements=3)
     with pytest.raises(RuntimeError, match="data check"):
         ds[0]
@@ -87,9 +88,9 @@ def test_all_bad_training_list_fails_loudly(tmp_path):
 def test_pyav_backend_and_argument_errors(video_list):
     root, records, _ = video_list
     t = build_video_transform(32, MEAN, STD, train=False)
-    ds = VideoDataset(records[:1], root, num_frames=4, train=False, transform=t, backend="pyav")
+    ds = VideoDataset(records[:1], root, view=ViewSpec(4, backend="pyav"), train=False, transform=t)
     assert ds[0]["ok"] and ds[0]["video"].shape == (1, 4, 3, 32, 32)
     with pytest.raises(ValueError, match="decord, pyav"):
-        VideoDataset(records, root, num_frames=4, train=False, transform=t, backend="cv2")
-    with pytest.raises(ValueError, match="num_temporal_views"):
-        VideoDataset(records, root, num_frames=4, train=True, transform=t, num_temporal_views=2)
+        VideoDataset(records, root, view=ViewSpec(4, backend="cv2"), train=False, transform=t)
+    with pytest.raises(ValueError, match="temporal_views must be 1"):
+        VideoDataset(records, root, view=ViewSpec(4, 2), train=True, transform=t)

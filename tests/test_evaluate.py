@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from apclip_core.data.annotations import VideoRecord
-from apclip_core.engine.evaluate import EvalResult, build_prompt_bank, evaluate, score, sha256_file, summarize
+from apclip_core.data.views import ViewSpec
+from apclip_core.engine.evaluate import EvalResult, evaluate, score, sha256_file, summarize
+from apclip_core.prompts.strategies import build_prompt_bank
 from apclip_core.data.protocols import Split, bench_base_to_novel
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,7 +46,7 @@ def split_with_a_broken_video(tmp_path, bench_root):
 def test_failed_video_is_reported_counted_and_excluded(tiny_model, split_with_a_broken_video):
     split = split_with_a_broken_video
     bank = build_prompt_bank("set", split.classnames)
-    kw = dict(similarity="maka", frames=4, temporal_views=2, spatial_crops=2, batch_size=3)  # 8 videos: no full last batch
+    kw = dict(similarity="maka", view=ViewSpec(4, 2, 2), batch_size=3)  # 8 videos: no full last batch
     result = evaluate(tiny_model, split, bank, record={"checkpoint_sha256": "abc"}, **kw)
     assert (result.n_videos, result.n_evaluated, result.n_failed) == (8, 7, 1)
     assert result.failed[0]["path"] == "videos/broken.mp4" and result.failed[0]["error"]
@@ -64,7 +66,7 @@ def test_views_enter_one_similarity(tiny_model, split_with_a_broken_video):
     """mean similarity over 1 view vs 4 views differ (frames of all views are pooled together)."""
     split = split_with_a_broken_video
     bank = build_prompt_bank("single", split.classnames)
-    one = evaluate(tiny_model, split, bank, similarity="mean", frames=4, temporal_views=1, spatial_crops=1)
+    one = evaluate(tiny_model, split, bank, similarity="mean", view=ViewSpec(4))
     assert one.protocol["views"] == 1 and one.n_failed == 1
 
 

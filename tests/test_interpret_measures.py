@@ -26,6 +26,7 @@ import torch
 from apclip_core.data import annotations
 from apclip_core.embedded import benchmark
 from apclip_core.interpret import explain as interpret
+from apclip_core.paper import experiments
 
 torch.set_num_threads(1)
 RANDOM_SEEDS = (0, 1, 2)
@@ -33,7 +34,7 @@ RANDOM_SEEDS = (0, 1, 2)
 
 @pytest.fixture(scope="module")
 def measured(bench_root):
-    model, _ = interpret.benchmark_model("bench_base2novel", "AP-CLIP")
+    model, _ = experiments.trained_model("bench_base2novel", "AP-CLIP")
     bank, attrs, groups = interpret.benchmark_bank(bench_root)
     records = annotations.read_video_list(bench_root / "splits" / "val.txt")
     boxes = benchmark.load_boxes(bench_root)

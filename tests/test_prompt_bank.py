@@ -8,6 +8,7 @@ import torch
 
 from apclip_core.model.video_clip import create_model
 from apclip_core.prompts.bank import SET_TEMPLATES, PromptBank, readable_name
+from apclip_core.prompts.strategies import build_prompt_bank
 
 CLASSES = ["ApplyEyeMakeup", "brush_hair", "juggling balls"]
 KEYS = ["scene.setting", "actor.clothing", "body.move_speed"]
@@ -77,7 +78,11 @@ def test_from_prompt_file_strategies(prompt_file):
     assert direct.prompts[2][1] == "a video of juggling balls. Direct fact 1."
     subset = PromptBank.from_prompt_file(prompt_file, ["juggling balls"])  # any subset, in the given order
     assert subset.classnames == ["juggling balls"] and subset.counts == [4]
-    assert PromptBank.build("set", CLASSES).counts == [28] * 3
+    assert build_prompt_bank("set", CLASSES).counts == [28] * 3
+    without_first = PromptBank.from_prompt_file(prompt_file, CLASSES, drop_groups=["scene"])  # Table 5's "w/o" a group
+    assert all(not a.startswith("scene.") for attrs in without_first.attributes for a in attrs)
+    assert without_first.counts == [n - len([a for a in attrs if a.startswith("scene.")])
+                                    for n, attrs in zip(ac.counts, ac.attributes)]
 
 
 def test_prompt_file_errors_name_the_problem(prompt_file):
@@ -88,7 +93,7 @@ def test_prompt_file_errors_name_the_problem(prompt_file):
     data = json.loads(prompt_file.read_text())
     del data["classes"]["brush_hair"]["customized"]
     prompt_file.write_text(json.dumps(data))
-    with pytest.raises(ValueError, match=r"no 'customized' prompts for classes \['brush_hair'\]"):
+    with pytest.raises(ValueError, match=r"no 'customized' prompts for class 'brush_hair'"):
         PromptBank.from_prompt_file(prompt_file, CLASSES, "customized")
 
 

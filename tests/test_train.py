@@ -7,20 +7,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from apclip_core.engine import train as T
+from apclip_core import atomic
+from apclip_core.data import datasets as D
+from apclip_core.engine import config as C, distributed as Dist, evaluate as E, optim as O, train as T
 
 
 # ---- config ---------------------------------------------------------------------------------------
 def test_every_preset_loads_and_paper_presets_carry_vifi_schedule():
-    names = T.config_names()
+    names = C.config_names()
     for required in ("k400_zero_shot", "base2novel", "few_shot", "fully_supervised",
                      "bench_base2novel", "bench_zero_shot", "bench_few_shot", "bench_fully_supervised"):
         assert required in names
     for name in names:
-        cfg = T.load_config(name)
+        cfg = C.load_config(name)
         assert cfg.betas == (0.9, 0.98) and cfg.eps == 1e-8 and cfg.weight_decay == 0.001
         assert cfg.label_smoothing == 0.1
-    paper = {n: T.load_config(n) for n in ("k400_zero_shot", "base2novel", "few_shot", "fully_supervised")}
+    paper = {n: C.load_config(n) for n in ("k400_zero_shot", "base2novel", "few_shot", "fully_supervised")}
     assert {n: (c.lr, c.epochs, c.effective_batch_size) for n, c in paper.items()} == {
         "k400_zero_shot": (8e-6, 10, 256), "base2novel": (2e-6, 11, 64), "few_shot": (2e-6, 50, 64),
         "fully_supervised": (2.2e-5, 30, 512)}
@@ -32,20 +34,20 @@ def test_every_preset_loads_and_paper_presets_carry_vifi_schedule():
             paper["fully_supervised"].spatial_crops) == (16, 3, 4)
     assert all((c.frames, c.temporal_views, c.spatial_crops) == (8, 2, 2)
                for n, c in paper.items() if n != "fully_supervised")
-    assert not T.load_config("bench_base2novel").flip
+    assert not C.load_config("bench_base2novel").flip
 
 
 def test_unknown_key_lists_valid_keys_and_overrides_apply():
     with pytest.raises(ValueError, match=r"unknown config key\(s\) \['similarty'\].*valid keys: name, model_name"):
-        T.load_config("bench_base2novel", similarty="maka")
-    cfg = T.load_config("bench_base2novel", epochs=3, similarity="maka")
+        C.load_config("bench_base2novel", similarty="maka")
+    cfg = C.load_config("bench_base2novel", epochs=3, similarity="maka")
     assert (cfg.epochs, cfg.similarity) == (3, "maka")
     with pytest.raises(ValueError, match="similarity='cosine' is not valid; choose one of: maka, mean"):
-        T.load_config("bench_base2novel", similarity="cosine")
+        C.load_config("bench_base2novel", similarity="cosine")
     with pytest.raises(ValueError, match="needs prompt_file"):
-        T.TrainConfig(prompt_strategy="action_conditioned")
+        C.TrainConfig(prompt_strategy="action_conditioned")
     with pytest.raises(FileNotFoundError, match="presets: .*bench_base2novel"):
-        T.load_config("no_such_preset")
+        C.load_config("no_such_preset")
 
 
 def test_cli_set_parses_yaml_values_and_rejects_unknown(capsys):
@@ -67,9 +69,9 @@ def test_paper_profile_on_cpu_refuses_at_once_with_estimate_and_needs():
 
 # ---- schedule and optimiser -----------------------------------------------------------------------
 def test_lr_schedule_warmup_then_cosine_to_lr_min():
-    cfg = T.TrainConfig(lr=1e-3, epochs=10, warmup_epochs=2)
+    cfg = C.TrainConfig(lr=1e-3, epochs=10, warmup_epochs=2)
     opt = torch.optim.AdamW([nn.Parameter(torch.zeros(2))], lr=cfg.lr)
-    sched = T.build_scheduler(opt, cfg, steps_per_epoch=5)
+    sched = O.build_scheduler(opt, cfg, steps_per_epoch=5)
     lrs = []
     for _ in range(50):
         lrs.append(opt.param_groups[0]["lr"])
@@ -78,14 +80,14 @@ def test_lr_schedule_warmup_then_cosine_to_lr_min():
     assert lrs[0] == 0.0 and lrs[5] == pytest.approx(cfg.lr / 2)  # linear warm-up from 0 over 10 steps
     assert lrs[10] == pytest.approx(cfg.lr)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))        # cosine decay
-    assert lrs[-1] > cfg.lr / 100 and T.lr_at(50, lr=1e-3, lr_min=1e-5, warmup_steps=10, total_steps=50) == \
+    assert lrs[-1] > cfg.lr / 100 and O.lr_at(50, lr=1e-3, lr_min=1e-5, warmup_steps=10, total_steps=50) == \
         pytest.approx(1e-5)
 
 
 def test_optimizer_decays_matrices_only():
     model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
     model.scale = nn.Parameter(torch.tensor(1.0))
-    opt = T.build_optimizer(model, T.TrainConfig())
+    opt = O.build_optimizer(model, C.TrainConfig())
     decay, no_decay = opt.param_groups
     assert [p.shape for p in decay["params"]] == [torch.Size([4, 3])] and decay["weight_decay"] == 0.001
     assert len(no_decay["params"]) == 4 and no_decay["weight_decay"] == 0.0
@@ -96,7 +98,7 @@ def test_optimizer_decays_matrices_only():
 def test_soft_target_ce_equals_label_smoothing_ce_without_mixing():
     logits = torch.randn(6, 5)
     labels = torch.tensor([0, 1, 2, 3, 4, 0])
-    soft = T.soft_target_cross_entropy(logits, T.smooth_one_hot(labels, 5, 0.1))
+    soft = O.soft_target_cross_entropy(logits, O.smooth_one_hot(labels, 5, 0.1))
     assert soft.item() == pytest.approx(F.cross_entropy(logits, labels, label_smoothing=0.1).item(), rel=1e-6)
 
 
@@ -104,7 +106,7 @@ def _mix(seed, **kw):
     video = torch.randn(4, 1, 3, 3, 16, 16, generator=torch.Generator().manual_seed(seed))  # [B, V, T, C, H, W]
     labels = torch.tensor([0, 1, 2, 3])
     args = dict(mixup_alpha=0.8, cutmix_alpha=1.0, switch_prob=0.5, smoothing=0.1) | kw
-    mixed, targets = T.mixup_cutmix(video, labels, 5, np.random.default_rng(seed), **args)
+    mixed, targets = O.mixup_cutmix(video, labels, 5, np.random.default_rng(seed), **args)
     return video, mixed, targets
 
 
@@ -114,8 +116,8 @@ def test_mixup_blends_with_reversed_batch_and_targets_match():
     lam = lam[torch.isfinite(lam)].median().item()
     assert torch.allclose(mixed, lam * video + (1 - lam) * video.flip(0), atol=1e-5)
     assert torch.allclose(targets.sum(1), torch.ones(4))
-    expected = lam * T.smooth_one_hot(torch.tensor([0, 1, 2, 3]), 5, 0.1)
-    expected += (1 - lam) * T.smooth_one_hot(torch.tensor([3, 2, 1, 0]), 5, 0.1)
+    expected = lam * O.smooth_one_hot(torch.tensor([0, 1, 2, 3]), 5, 0.1)
+    expected += (1 - lam) * O.smooth_one_hot(torch.tensor([3, 2, 1, 0]), 5, 0.1)
     assert torch.allclose(targets, expected, atol=1e-5)
 
 
@@ -139,35 +141,35 @@ def test_mixing_is_a_function_of_the_generator():
 def test_rng_state_round_trips_through_weights_only_checkpoint(tmp_path):
     random.seed(1); np.random.seed(2); torch.manual_seed(3)
     path = tmp_path / "state.pt"
-    T.atomic_torch_save({"rng": T.rng_state()}, path)
+    atomic.torch_save({"rng": Dist.rng_state()}, path)
     first = (random.random(), np.random.rand(), torch.rand(1).item())
-    T.set_rng_state(torch.load(path, weights_only=True)["rng"])
+    Dist.set_rng_state(torch.load(path, weights_only=True)["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
 
 
 def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path):
     path = tmp_path / "last.pt"
-    T.atomic_torch_save({"x": torch.ones(2)}, path)
+    atomic.torch_save({"x": torch.ones(2)}, path)
 
     class Unpicklable:
         def __reduce__(self):
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        T.atomic_torch_save({"x": Unpicklable()}, path)
+        atomic.torch_save({"x": Unpicklable()}, path)
     assert torch.equal(torch.load(path, weights_only=True)["x"], torch.ones(2))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
 
 
 def test_sampler_resumes_mid_epoch_and_shards_like_distributed_sampler():
     data = list(range(23))
-    full = list(T.ResumableSampler(data, num_replicas=1, rank=0, seed=5))
-    s = T.ResumableSampler(data, num_replicas=1, rank=0, seed=5)
+    full = list(D.ResumableSampler(data, num_replicas=1, rank=0, seed=5))
+    s = D.ResumableSampler(data, num_replicas=1, rank=0, seed=5)
     s.set_position(0, 8)
     assert list(s) == full[8:] and len(s) == 15
     s.set_position(1, 0)
     assert sorted(s) == data and list(s) != full      # reshuffled each epoch
-    shards = [list(T.ResumableSampler(data, num_replicas=2, rank=r, seed=5)) for r in (0, 1)]
+    shards = [list(D.ResumableSampler(data, num_replicas=2, rank=r, seed=5)) for r in (0, 1)]
     assert len(shards[0]) == len(shards[1]) == 12 and set(shards[0] + shards[1]) == set(data)
 
 
@@ -180,7 +182,7 @@ class _RandomItems(torch.utils.data.Dataset):
 
 
 def test_epoch_seeded_items_depend_only_on_epoch_and_index():
-    ds = T.EpochSeededDataset(_RandomItems(), seed=0)
+    ds = D.EpochSeededDataset(_RandomItems(), seed=0)
     forward = [ds[i] for i in range(10)]
     torch.manual_seed(0)
     before = torch.get_rng_state()
@@ -193,10 +195,10 @@ def test_epoch_seeded_items_depend_only_on_epoch_and_index():
 
 def test_params_checksum_detects_any_change():
     model = nn.Linear(3, 3)
-    before = T.params_checksum(model)
+    before = Dist.params_checksum(model)
     with torch.no_grad():
         model.bias[0] += 1e-7
-    assert T.params_checksum(model) != before
+    assert Dist.params_checksum(model) != before
 
 
 def test_eval_subset_is_evenly_spaced_and_leaves_small_splits_alone(tmp_path):
@@ -204,7 +206,7 @@ def test_eval_subset_is_evenly_spaced_and_leaves_small_splits_alone(tmp_path):
     from apclip_core.data.protocols import Split
 
     split = Split("val", [VideoRecord(f"v{i}.mp4", i % 3) for i in range(10)], ["a", "b", "c"], tmp_path)
-    sub = T.eval_subset(split, 4)
+    sub = E.eval_subset(split, 4)
     assert [r.path for r in sub.records] == ["v0.mp4", "v2.mp4", "v5.mp4", "v7.mp4"]
     assert len(split.records) == 10 and sub.classnames == split.classnames     # the full split is untouched
-    assert T.eval_subset(split, 0) is split and T.eval_subset(split, 10) is split
+    assert E.eval_subset(split, 0) is split and E.eval_subset(split, 10) is split

@@ -173,8 +173,7 @@ def _read_text(path: Path) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    """Write via a temporary file + rename so readers never see half a list."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Readers never see half a list."""
+    from apclip_core import atomic
+
+    atomic.write_text(path, text)

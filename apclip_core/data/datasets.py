@@ -1,4 +1,6 @@
-"""A video dataset over a community-format list, and the DataLoader that goes with it.
+"""A video dataset over a community-format list, and its two loaders: `TrainLoader` (the one
+training pipeline: epoch-seeded augmentation, rank-sharded shuffle, resumable mid-epoch) and
+`build_eval_loader` (every video, in list order).
 
 Bad videos are never silently dropped:
 
@@ -13,6 +15,8 @@ The decoder is opened inside ``__getitem__`` (so inside each DataLoader worker),
 """
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
 import random
 from pathlib import Path
@@ -20,14 +24,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, SequentialSampler
 from torch.utils.data._utils.collate import default_collate
 
 from apclip_core.data.annotations import VideoRecord
-from apclip_core.data.sampling import multi_view_indices, segment_indices
-from apclip_core.data.video_io import BACKENDS, VideoDecodeError, open_video
+from apclip_core.data.video_io import VideoDecodeError
+from apclip_core.data.views import ViewSpec, decode_video
 
-__all__ = ["VideoDataset", "build_loader", "collate_videos", "seed_worker"]
+__all__ = ["VideoDataset", "TrainLoader", "build_eval_loader", "collate_videos", "EpochSeededDataset",
+           "ResumableSampler"]
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +40,20 @@ log = logging.getLogger(__name__)
 class VideoDataset(Dataset):
     """Items: {"video": float [n_views, T, 3, S, S], "label", "index", "ok", "error", "replaced", "path"}.
 
-    n_views = num_temporal_views x the transform's spatial crops (temporal view major).
+    n_views = view.temporal_views x view.spatial_crops (temporal view major).
     """
 
-    def __init__(self, records: Sequence[VideoRecord], root, *, num_frames: int, train: bool,
-                 transform: Callable, num_temporal_views: int = 1, backend: str = "decord",
-                 seed: int = 0, max_replacements: int = 20):
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown video backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
-        if train and num_temporal_views != 1:
-            raise ValueError("training samples one clip per video; num_temporal_views must be 1 with train=True")
+    def __init__(self, records: Sequence[VideoRecord], root, *, view: ViewSpec, train: bool,
+                 transform: Callable, seed: int = 0, max_replacements: int = 20):
+        if train and view.temporal_views != 1:
+            raise ValueError("training samples one clip per video; temporal_views must be 1 with train=True")
         if not records:
             raise ValueError(f"empty video list for {root}")
         self.records = list(records)
         self.root = Path(root)
-        self.num_frames = int(num_frames)
+        self.view = view
         self.train = train
         self.transform = transform
-        self.num_temporal_views = int(num_temporal_views)
-        self.backend = backend
         self.seed = int(seed)
         self.max_replacements = int(max_replacements)
         self.failures: list[dict] = []   # in this process (each worker has its own copy)
@@ -68,28 +68,16 @@ class VideoDataset(Dataset):
         self._rng = np.random.default_rng(seed)
 
     def _load(self, index: int) -> torch.Tensor:
-        rec = self.records[index]
-        with open_video(self.root / rec.path, self.backend) as reader:
-            n = reader.num_frames
-            if self.train:
-                if self._rng is None:
-                    self._rng = np.random.default_rng(self.seed)
-                views = [segment_indices(n, self.num_frames, train=True, rng=self._rng)]
-            else:
-                views = multi_view_indices(n, self.num_frames, self.num_temporal_views)
-            flat = [i for v in views for i in v]
-            frames = reader.get_frames(flat)
-        out = []
-        for k in range(len(views)):
-            clip = frames[k * self.num_frames:(k + 1) * self.num_frames]
-            out.append(self.transform(clip))          # [crops, T, 3, S, S]
-        return torch.cat(out, dim=0)                  # [views * crops, T, 3, S, S]
+        if self.train and self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return decode_video(self.root / self.records[index].path, self.view, self.transform,
+                            rng=self._rng if self.train else None).clips   # [views * crops, T, 3, S, S]
 
     def _zero_video(self) -> torch.Tensor:
         if self._zeros is None:
-            dummy = np.zeros((self.num_frames, 32, 32, 3), np.uint8)
+            dummy = np.zeros((self.view.frames, 32, 32, 3), np.uint8)
             one = torch.zeros_like(self.transform(dummy))
-            self._zeros = one.repeat(self.num_temporal_views, 1, 1, 1, 1)
+            self._zeros = one.repeat(self.view.temporal_views, 1, 1, 1, 1)
         return self._zeros.clone()
 
     def replacement_index(self, index: int, attempt: int) -> int:
@@ -132,32 +120,81 @@ def collate_videos(items: list[dict]) -> dict:
     return batch
 
 
-def seed_worker(worker_id: int) -> None:
-    """Per-worker seeds from torch's worker seed (= loader seed + worker id, new every epoch)."""
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-    info = torch.utils.data.get_worker_info()
-    if info is not None and hasattr(info.dataset, "reseed"):
-        info.dataset.reseed(seed)
+class EpochSeededDataset(Dataset):
+    """Wraps a dataset so each item's augmentation depends only on (seed, epoch, index).
 
-
-def build_loader(dataset: Dataset, *, batch_size: int, train: bool, num_workers: int, seed: int,
-                 distributed: bool = False) -> DataLoader:
-    """DataLoader with seeded shuffling and workers; training drops the last partial batch, evaluation never.
-
-    distributed=True uses DistributedSampler (call ``loader.sampler.set_epoch(epoch)`` each epoch);
-    at evaluation it pads the last rank with repeated samples: deduplicate by ``batch["index"]``.
+    The global python/numpy/torch RNGs are seeded for the duration of __getitem__ and restored
+    afterwards, so results do not depend on worker count, worker order or where a resumed run
+    starts in the epoch.
     """
-    generator = torch.Generator().manual_seed(seed)
-    if distributed:
-        sampler = DistributedSampler(dataset, shuffle=train, seed=seed, drop_last=False)
-    elif train:
-        sampler = RandomSampler(dataset, generator=generator)
-    else:
-        sampler = SequentialSampler(dataset)
-    if train and num_workers == 0 and hasattr(dataset, "reseed"):
-        dataset.reseed(seed)  # workers reseed themselves in seed_worker; evaluation has no randomness
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                      collate_fn=collate_videos, worker_init_fn=seed_worker, generator=generator,
-                      drop_last=train, persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+    def __init__(self, dataset: Dataset, seed: int):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        seed = int.from_bytes(hashlib.sha256(f"{self.seed}/{self.epoch}/{index}".encode()).digest()[:8], "little")
+        if hasattr(self.dataset, "reseed"):  # VideoDataset's own RNG for TSN frame offsets
+            self.dataset.reseed(seed)
+        py_state, np_state = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            torch.manual_seed(seed)
+            try:
+                return self.dataset[index]
+            finally:
+                random.setstate(py_state)
+                np.random.set_state(np_state)
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (per-epoch seeded shuffle, sharded by rank) that can start mid-epoch."""
+
+    start = 0
+
+    def set_position(self, epoch: int, start: int) -> None:
+        self.set_epoch(epoch)
+        self.start = start
+
+    def __iter__(self):
+        return itertools.islice(super().__iter__(), self.start, None)
+
+    def __len__(self) -> int:
+        return self.num_samples - self.start
+
+
+class TrainLoader:
+    """The training pipeline: every item's augmentation a function of (seed, epoch, index), the
+    order a per-epoch seeded shuffle sharded by rank, the last partial batch dropped (as ViFi-CLIP),
+    and `epoch(e, start)` starting mid-epoch so a resumed run sees exactly the batches it missed."""
+
+    def __init__(self, dataset: VideoDataset, *, batch_size: int, num_workers: int, seed: int,
+                 rank: int = 0, world_size: int = 1, pin_memory: bool = False):
+        self.dataset = EpochSeededDataset(dataset, seed)
+        self.sampler = ResumableSampler(self.dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed)
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.sampler.num_samples // self.batch_size
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> DataLoader:
+        """The loader of `epoch`, from its batch `start_batch` on."""
+        self.dataset.set_epoch(epoch)
+        self.sampler.set_position(epoch, start_batch * self.batch_size)
+        return DataLoader(self.dataset, batch_size=self.batch_size, sampler=self.sampler, num_workers=self.num_workers,
+                          collate_fn=collate_videos, drop_last=True, pin_memory=self.pin_memory,
+                          persistent_workers=False)
+
+
+def build_eval_loader(dataset: Dataset, *, batch_size: int, num_workers: int) -> DataLoader:
+    """Every video in list order, the last partial batch kept: evaluation never loses a video."""
+    return DataLoader(dataset, batch_size=batch_size, sampler=SequentialSampler(dataset), num_workers=num_workers,
+                      collate_fn=collate_videos, drop_last=False, persistent_workers=False,
+                      pin_memory=torch.cuda.is_available())

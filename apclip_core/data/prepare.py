@@ -34,7 +34,7 @@ from fractions import Fraction
 from importlib import resources
 from pathlib import Path
 
-from apclip_core import paths
+from apclip_core import atomic, paths
 from apclip_core.data.annotations import VideoRecord, read_labels, read_video_list, write_video_list
 from apclip_core.progress import progress
 from apclip_core.data.protocols import DATASETS, default_splits_root, default_video_root, labels_file_for, list_files_for
@@ -402,8 +402,8 @@ def check_dataset(dataset: str, root=None, *, splits_root=None, decode: bool = T
               "problems": problems}
     out = Path(report_dir) if report_dir is not None else root
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / f"check_{key}.json", json.dumps(report, indent=1) + "\n")
-    _atomic_write(out / f"check_{key}.txt", _report_text(report))
+    atomic.write_text(out / f"check_{key}.json", json.dumps(report, indent=1) + "\n")
+    atomic.write_text(out / f"check_{key}.txt", _report_text(report))
     report["report_files"] = [str(out / f"check_{key}.json"), str(out / f"check_{key}.txt")]
     return report
 
@@ -424,10 +424,6 @@ def _report_text(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ---- optional re-encoding -------------------------------------------------------------------------

@@ -32,21 +32,40 @@ __all__ = [
     "Split", "Protocol", "zero_shot", "base_to_novel", "few_shot", "kinetics400",
     "bench_base_to_novel", "bench_few_shot", "bench_fully_supervised", "bench_zero_shot",
     "get_protocol", "PROTOCOL_NAMES", "default_splits_root", "default_video_root", "DATASETS",
-    "list_files_for", "FEW_SHOT_K", "SEEDS",
+    "list_files_for", "FEW_SHOT_K", "SEEDS", "register_protocol", "protocol_names", "load_protocol",
+    "register_dataset",
 ]
 
 FEW_SHOT_K = (2, 4, 8, 16)
 SEEDS = (1, 2, 3)
 
 
+ROLES = ("base", "novel", "all")
+
+
 @dataclass
 class Split:
-    """One list of videos: ``records`` (paths relative to ``root``) labelled 0..len(classnames)-1."""
+    """One list of videos: ``records`` (paths relative to ``root``) labelled 0..len(classnames)-1.
+
+    ``dataset`` (hmdb51, k400, bench, ...) and ``role`` (base / novel classes, or all of them) are
+    stated once here; by default they are read from the name, ``<dataset>_<list>``, as every
+    protocol below names its splits (``hmdb51_novel_val`` is dataset hmdb51, role novel).
+    """
 
     name: str
     records: list[VideoRecord]
     classnames: list[str]
     root: Path
+    dataset: str = ""
+    role: str = ""
+
+    def __post_init__(self):
+        self.dataset = self.dataset or self.name.split("_", 1)[0]
+        if not self.role:
+            words = self.name.lower().split("_")
+            self.role = "base" if "base" in words else "novel" if "novel" in words else "all"
+        if self.role not in ROLES:
+            raise ValueError(f"split {self.name!r}: role {self.role!r} is not one of {ROLES}")
 
     @property
     def num_classes(self) -> int:
@@ -103,6 +122,51 @@ _ALIASES = {"hmdb": "hmdb51", "hmdb-51": "hmdb51", "ucf": "ucf101", "ucf-101": "
             "sthsthv2": "ssv2", "something-something-v2": "ssv2"}
 
 
+def register_dataset(key: str, spec: dict, *, aliases: tuple[str, ...] = ()) -> None:
+    """Add a dataset in the ViFi-CLIP layout: ``spec`` names its video folder and list/label files,
+    as the entries of DATASETS do; the protocols, `data check` and the preflight then know it."""
+    if "video_dir" not in spec:
+        raise ValueError(f"dataset {key!r}: the spec needs at least 'video_dir'; see DATASETS for the fields")
+    DATASETS[key] = dict(spec)
+    _ALIASES.update({a.lower(): key for a in aliases})
+
+
+_PROTOCOLS: dict = {}
+
+
+def register_protocol(fn=None, *, name: str | None = None):
+    """Make a protocol function (-> Protocol) available by name to configs, `evaluate` and the
+    preflight. Use as a decorator, or call register_protocol(fn, name=...)."""
+    def add(f):
+        _PROTOCOLS[name or f.__name__] = f
+        return f
+    return add(fn) if fn is not None else add
+
+
+def protocol_names() -> tuple[str, ...]:
+    return tuple(_PROTOCOLS)
+
+
+def load_protocol(name: str, args: dict | None = None) -> "Protocol":
+    """The protocol registered as `name`, called with `args`.
+
+    Embedded-benchmark protocols (bench_*) get the rendered benchmark's root unless given one
+    (rendering is idempotent and cached). Relative paths in *_root arguments are taken under
+    paths.data_dir(), so configs can say `train_root: kinetics400`.
+    """
+    if name not in _PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; valid: {', '.join(sorted(_PROTOCOLS))}")
+    args = dict(args or {})
+    for key, value in args.items():
+        if key.endswith("root") and isinstance(value, str) and not Path(value).is_absolute():
+            args[key] = paths.data_dir() / value
+    if name.startswith("bench_") and args.get("root") is None:
+        from apclip_core.embedded.benchmark import render_benchmark
+
+        args["root"] = render_benchmark().root
+    return _PROTOCOLS[name](**args)
+
+
 def _dataset(name: str, allowed: tuple[str, ...]) -> str:
     key = _ALIASES.get(name.lower(), name.lower())
     if key not in allowed:
@@ -154,6 +218,7 @@ def _k400_train(splits_root: Path, train_root, which: str = "full") -> Split:
     return _split(f"k400_{'train' if which == 'full' else 'train_tiny'}", path, splits_root / d["labels"], root)
 
 
+@register_protocol
 def zero_shot(dataset: str, *, splits_root=None, video_root=None, train_root=None,
               train_list: str = "full") -> Protocol:
     """Zero-shot evaluation on HMDB-51 / UCF-101 (val1-3) or Kinetics-600 (three 160-class splits).
@@ -174,6 +239,7 @@ def zero_shot(dataset: str, *, splits_root=None, video_root=None, train_root=Non
                     notes="train on Kinetics-400 (all classes); report mean +- std over the 3 eval splits")
 
 
+@register_protocol
 def base_to_novel(dataset: str, seed: int = 1, *, splits_root=None, video_root=None,
                   full_base_train: bool = False) -> Protocol:
     """Base-to-novel: 16-shot base training list ``fs_base_s{seed}``; eval base_val and novel_val.
@@ -199,6 +265,7 @@ def base_to_novel(dataset: str, seed: int = 1, *, splits_root=None, video_root=N
                     notes="labels indexed within base and within novel; report mean over seeds 1-3 and HM")
 
 
+@register_protocol
 def few_shot(dataset: str, k: int, *, splits_root=None, video_root=None) -> Protocol:
     """Few-shot: ``train1_few_shot_{k}`` (k in 2, 4, 8, 16), all classes; eval on split 1's val list."""
     key = _dataset(dataset, ("hmdb51", "ucf101", "ssv2"))
@@ -211,6 +278,7 @@ def few_shot(dataset: str, k: int, *, splits_root=None, video_root=None) -> Prot
     return Protocol([train], [ev], name=f"few_shot/{key}/k{k}")
 
 
+@register_protocol
 def kinetics400(*, splits_root=None, video_root=None, train_list: str = "full") -> Protocol:
     """Fully supervised Kinetics-400: train (full list built from the CSV, or "tiny") and val."""
     s, v = _roots("k400", splits_root, video_root)
@@ -227,12 +295,14 @@ def _bench_root(root) -> Path:
     return Path(root) if root is not None else paths.data_dir() / "apclip_bench"
 
 
+@register_protocol
 def bench_fully_supervised(root=None) -> Protocol:
     r = _bench_root(root)
     return Protocol([_split("bench_train", r / "splits/train.txt", r / "labels.csv", r)],
                     [_split("bench_val", r / "splits/val.txt", r / "labels.csv", r)], name="bench/fully_supervised")
 
 
+@register_protocol
 def bench_few_shot(root=None, k: int = 16) -> Protocol:
     if k not in FEW_SHOT_K:
         raise ValueError(f"few-shot K={k!r} unknown; valid choices: {FEW_SHOT_K}")
@@ -241,6 +311,7 @@ def bench_few_shot(root=None, k: int = 16) -> Protocol:
                     [_split("bench_val", r / "splits/val.txt", r / "labels.csv", r)], name=f"bench/few_shot/k{k}")
 
 
+@register_protocol
 def bench_base_to_novel(root=None, seed: int = 1) -> Protocol:
     if seed not in SEEDS:
         raise ValueError(f"base-to-novel seed {seed!r} unknown; valid choices: {SEEDS}")
@@ -252,6 +323,7 @@ def bench_base_to_novel(root=None, seed: int = 1) -> Protocol:
                     name=f"bench/base_to_novel/s{seed}")
 
 
+@register_protocol
 def bench_zero_shot(root=None) -> Protocol:
     """Train on every training video of the base classes (base-indexed); evaluate on the novel classes."""
     r = _bench_root(root)

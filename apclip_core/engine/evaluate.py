@@ -17,6 +17,7 @@ CLI:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -28,13 +29,14 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from apclip_core.data.views import ViewSpec
 from apclip_core.engine import metrics
+from apclip_core.model.similarity import get_similarity, similarity_names
 from apclip_core.progress import progress
+from apclip_core.prompts.bank import resolve_prompt_file
+from apclip_core.prompts.strategies import build_prompt_bank
 
 logger = logging.getLogger(__name__)
-
-PROMPT_STRATEGIES = ("single", "set", "action_conditioned", "customized", "llm_direct")
-SIMILARITIES = ("maka", "mean")
 
 
 @dataclass
@@ -63,33 +65,6 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def build_prompt_bank(strategy: str, classnames: Sequence[str], prompt_file: Optional[str | Path] = None):
-    """The PromptBank of a strategy: "single" (ViFi-CLIP's one template), "set" (Open-VCLIP's 28),
-    or one of the prompt-file strategies (action_conditioned, customized, llm_direct)."""
-    from apclip_core.prompts.bank import PromptBank
-
-    if strategy == "single":
-        return PromptBank.single(list(classnames))
-    if strategy == "set":
-        return PromptBank.prompt_set(list(classnames))
-    if strategy not in PROMPT_STRATEGIES:
-        raise ValueError(f"unknown prompt strategy {strategy!r}; valid: {', '.join(PROMPT_STRATEGIES)}")
-    if not prompt_file:
-        raise ValueError(f"prompt strategy {strategy!r} needs a prompt file (e.g. prompts/apclip_bench.json)")
-    return PromptBank.from_prompt_file(prompt_file, list(classnames), strategy=strategy)
-
-
-def similarity_fn(name: str):
-    """maka_similarity or mean_pool_similarity, both (video [B,Nv,D], prompts [C,Nt,D], mask) -> [B,C]."""
-    from apclip_core.model.maka import maka_similarity, mean_pool_similarity
-
-    if name == "maka":
-        return maka_similarity
-    if name == "mean":
-        return mean_pool_similarity
-    raise ValueError(f"unknown similarity {name!r}; valid: {', '.join(SIMILARITIES)}")
-
-
 def eval_transform_for(model, spatial_crops: int):
     """The deterministic test transform of the model's input size/normalisation with N crops."""
     from apclip_core.data.transforms import build_video_transform
@@ -106,9 +81,9 @@ def encode_videos(model, dataset, *, batch_size: int = 8, num_workers: int = 0, 
 
     Videos that fail to decode come back as ok=False (their features are zeros and unused).
     """
-    from apclip_core.data.datasets import build_loader
+    from apclip_core.data.datasets import build_eval_loader
 
-    loader = build_loader(dataset, batch_size=batch_size, train=False, num_workers=num_workers, seed=seed)
+    loader = build_eval_loader(dataset, batch_size=batch_size, num_workers=num_workers)
     device = torch.device(device)
     feats, labels, oks, errors = [], [], [], {}
     was_training = model.training
@@ -133,7 +108,7 @@ def encode_videos(model, dataset, *, batch_size: int = 8, num_workers: int = 0, 
 def class_logits(video_feats: torch.Tensor, prompt_feats: torch.Tensor, prompt_mask: Optional[torch.Tensor],
                  similarity: str, *, chunk: int = 256) -> torch.Tensor:
     """Similarity [N, C] of N videos to C classes, computed in chunks of videos."""
-    fn = similarity_fn(similarity)
+    fn = get_similarity(similarity)
     out = [fn(video_feats[i:i + chunk], prompt_feats, prompt_mask) for i in range(0, len(video_feats), chunk)]
     return torch.cat(out) if out else torch.zeros(0, prompt_feats.shape[0])
 
@@ -150,10 +125,9 @@ def score(split_name: str, classnames: Sequence[str], logits: torch.Tensor, labe
                       per_class_top1=dict(zip(classnames, per_class)), protocol=dict(protocol or {}))
 
 
-def evaluate(model, split, bank, *, similarity: str, frames: int, temporal_views: int = 1, spatial_crops: int = 1,
-             batch_size: int = 8, num_workers: int = 0, device: str | torch.device = "cpu",
-             autocast_dtype: Optional[torch.dtype] = None, backend: str = "decord", cache_prompts: bool = False,
-             record: Optional[dict] = None) -> EvalResult:
+def evaluate(model, split, bank, *, similarity: str, view: ViewSpec, batch_size: int = 8, num_workers: int = 0,
+             device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
+             cache_prompts: bool = False, record: Optional[dict] = None) -> EvalResult:
     """Accuracy of `model` on one protocol split (name, records, classnames, root) with a PromptBank.
 
     record: extra fields for the result's protocol record (e.g. checkpoint path and sha256).
@@ -164,9 +138,8 @@ def evaluate(model, split, bank, *, similarity: str, frames: int, temporal_views
         raise ValueError(f"the prompt bank's classes do not match split {split.name!r} "
                          f"({len(bank.classnames)} vs {len(split.classnames)} classes, or a different order)")
     start = time.perf_counter()
-    dataset = VideoDataset(split.records, split.root, num_frames=frames, train=False,
-                           transform=eval_transform_for(model, spatial_crops), num_temporal_views=temporal_views,
-                           backend=backend)
+    dataset = VideoDataset(split.records, split.root, view=view, train=False,
+                           transform=eval_transform_for(model, view.spatial_crops))
     feats, labels, ok, errors = encode_videos(model, dataset, batch_size=batch_size, num_workers=num_workers,
                                               device=device, autocast_dtype=autocast_dtype,
                                               desc=f"evaluate {split.name}")
@@ -182,8 +155,7 @@ def evaluate(model, split, bank, *, similarity: str, frames: int, temporal_views
         "model": model.config.get("model_name"),
         "pretrained": model.config.get("pretrained"),
         "temporal_module": bool(model.config.get("temporal_module", False)),
-        "frames": frames, "temporal_views": temporal_views, "spatial_crops": spatial_crops,
-        "views": temporal_views * spatial_crops,
+        **view.record(), "dataset": split.dataset, "role": split.role,
         "prompt_strategy": bank.strategy, "prompts_per_class": [min(n_prompts), max(n_prompts)],
         "n_prompts": sum(n_prompts), "similarity": similarity,
         "n_classes": len(split.classnames), "n_videos": len(split.records), "split_root": str(split.root),
@@ -206,8 +178,8 @@ def summarize(results: Sequence[EvalResult]) -> dict[str, Any]:
       over them, as in Table 1.
     """
     out: dict[str, Any] = {r.split: r.top1 for r in results}
-    base = [r for r in results if "base" in r.split.lower()]
-    novel = [r for r in results if "novel" in r.split.lower()]
+    base = [r for r in results if r.protocol.get("role", "") == "base" or "base" in r.split.lower()]
+    novel = [r for r in results if r.protocol.get("role", "") == "novel" or "novel" in r.split.lower()]
     if len(base) == 1 and len(novel) == 1:
         out["hm"] = metrics.harmonic_mean(base[0].top1, novel[0].top1)
     groups: dict[str, list[float]] = {}
@@ -220,6 +192,43 @@ def summarize(results: Sequence[EvalResult]) -> dict[str, Any]:
             mean, std = metrics.mean_std(vals)
             out[f"{stem}_mean"], out[f"{stem}_std"] = mean, std
     return out
+
+
+# ---- a protocol's eval splits as a run config says ----------------------------------------------
+def eval_prompt_file(cfg, split_name: str) -> Optional[str]:
+    """The prompt file for an eval split: the first eval_prompt_files key contained in its name, else
+    prompt_file (cross-dataset zero-shot evaluates HMDB/UCF/K600 classes with their own prompts)."""
+    for key, path in cfg.eval_prompt_files.items():
+        if key.lower() in split_name.lower():
+            return resolve_prompt_file(path)
+    return resolve_prompt_file(cfg.prompt_file)
+
+
+def eval_subset(split, max_videos: int):
+    """max_videos > 0: an evenly spaced subset of the split's videos (smoke runs); else the split itself."""
+    if not max_videos or len(split.records) <= max_videos:
+        return split
+    stride = len(split.records) / max_videos
+    records = [split.records[int(i * stride)] for i in range(max_videos)]
+    logger.warning("evaluating %d of the %d videos of %s (eval_max_videos)", len(records), len(split.records),
+                   split.name)
+    return dataclasses.replace(split, records=records)
+
+
+def evaluate_protocol(model, splits, cfg, *, device: str | torch.device = "cpu",
+                      autocast_dtype: Optional[torch.dtype] = None, record: Optional[dict] = None) -> list:
+    """Evaluate every eval split of a protocol as ``cfg`` says: its prompt strategy and files (one bank
+    per split), similarity, frames, views and ``eval_max_videos`` (a subset is recorded as subset_of)."""
+    results = []
+    for full in splits:
+        split = eval_subset(full, cfg.eval_max_videos)
+        bank = build_prompt_bank(cfg.prompt_strategy, split.classnames, eval_prompt_file(cfg, split.name),
+                                 drop_groups=cfg.drop_attribute_groups)
+        subset_of = len(full.records) if split is not full else None
+        results.append(evaluate(model, split, bank, similarity=cfg.similarity, view=cfg.view(),
+                                batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers, device=device,
+                                autocast_dtype=autocast_dtype, record={**(record or {}), "subset_of": subset_of}))
+    return results
 
 
 # ---- CLI ------------------------------------------------------------------------------------------
@@ -240,7 +249,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--prompt-strategy", default="action_conditioned",
                         choices=["action_conditioned", "customized", "llm_direct"],
                         help="which prompts of a prompt file to use (default: action_conditioned)")
-    parser.add_argument("--similarity", default="maka", choices=SIMILARITIES)
+    parser.add_argument("--similarity", default="maka", choices=similarity_names())
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--temporal-views", type=int, default=2)
     parser.add_argument("--spatial-crops", type=int, default=2)
@@ -252,7 +261,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from apclip_core.model.video_clip import load_checkpoint
-    from apclip_core.engine.train import load_protocol
+    from apclip_core.data.protocols import load_protocol
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
@@ -276,8 +285,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     results = []
     for split in protocol.eval:
         bank = build_prompt_bank(strategy, split.classnames, prompt_file)
-        results.append(evaluate(model, split, bank, similarity=args.similarity, frames=args.frames,
-                                temporal_views=args.temporal_views, spatial_crops=args.spatial_crops,
+        results.append(evaluate(model, split, bank, similarity=args.similarity,
+                                view=ViewSpec(args.frames, args.temporal_views, args.spatial_crops),
                                 batch_size=args.batch_size, num_workers=args.num_workers, device=device,
                                 autocast_dtype=autocast_dtype, record=record))
     summary = summarize(results)

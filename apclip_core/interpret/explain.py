@@ -166,13 +166,12 @@ def explain_frames(model, clips: torch.Tensor, encoded) -> dict[str, torch.Tenso
     return {"feats": feats, "maps": maps, "cosine": cosine, "class_scores": maka_similarity(feats, pf, mask)}
 
 
-def _load_clip(model, video, num_frames: int, backend: str):
-    from apclip_core.data import sampling, video_io
+def _load_clip(video, num_frames: int, backend: str, transform):
+    """The view the model classifies: TSN centre frames, the single evaluation centre crop."""
+    from apclip_core.data.views import ViewSpec, decode_video
 
-    with video_io.open_video(video, backend=backend) as reader:
-        idx = reader.clamp(sampling.segment_indices(reader.num_frames, num_frames, train=False))
-        frames = reader.get_frames(idx)
-    return frames, idx
+    decoded = decode_video(video, ViewSpec(num_frames, 1, 1, backend), transform)
+    return decoded.frames, decoded.indices[0], decoded.clips
 
 
 def explain_video(model, video: str | Path, bank, *, encoded=None, num_frames: int = 8, label: Optional[int] = None,
@@ -184,9 +183,9 @@ def explain_video(model, video: str | Path, bank, *, encoded=None, num_frames: i
     to the chosen frames. ``encoded``: the bank's EncodedBank, to reuse across videos.
     """
     model.eval()
-    frames, idx = _load_clip(model, video, num_frames, backend)
     transform = eval_transform_for(model, 1)      # the single evaluation centre crop
-    clip = transform(frames).unsqueeze(0)                                     # [1, 1, T, 3, S, S]
+    frames, idx, clips = _load_clip(video, num_frames, backend, transform)
+    clip = clips.unsqueeze(0)                                                 # [1, 1, T, 3, S, S]
     encoded = encoded if encoded is not None else bank.encode(model)
     out = explain_frames(model, clip, encoded)
     cosine = out["cosine"][0].cpu().numpy()
@@ -268,10 +267,10 @@ def measure(model, records: Sequence, root: str | Path, bank, boxes: dict[str, n
         chunk = records[start:start + batch_size]
         clips, chosen = [], []
         for rec in chunk:
-            frames, idx = _load_clip(model, root / rec.path, num_frames, backend)
+            frames, idx, clip = _load_clip(root / rec.path, num_frames, backend, transform)
             if geometry is None:
                 geometry = attn_lib.crop_geometry(frames.shape[1:3], transform)
-            clips.append(transform(frames))
+            clips.append(clip)
             chosen.append(idx)
         out = explain_frames(model, torch.stack(clips), encoded)
         cos = out["cosine"].cpu().numpy()                                     # [B, T, C, Nt]
@@ -355,15 +354,6 @@ def benchmark_bank(root: str | Path, prompt_file: str | Path | None = None):
     attrs = [classes[n]["attributes"] for n in names]
     groups = {split: [i for i, n in enumerate(names) if classes[n]["split"] == split] for split in ("base", "novel")}
     return bank, attrs, groups
-
-
-def benchmark_model(config: str = "bench_base2novel", method: str = "AP-CLIP", **overrides):
-    """The fine-tuned model of experiments.run(config, method) (trained once, then reused), and its run dir."""
-    from apclip_core.paper import experiments
-    from apclip_core.model.video_clip import load_checkpoint
-
-    result = experiments.run(config, method, **overrides)
-    return load_checkpoint(Path(result["run_dir"]) / "checkpoint.pt"), result["run_dir"]
 
 
 def random_init_model(like, seed: int = 0):

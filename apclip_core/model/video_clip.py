@@ -36,6 +36,7 @@ from open_clip.pretrained import get_pretrained_cfg
 from open_clip.transformer import text_global_pool
 from torch import nn
 
+from apclip_core import atomic
 from apclip_core.model.temporal import NeighbourFrameAttention
 
 logger = logging.getLogger(__name__)
@@ -288,13 +289,8 @@ def save_checkpoint(model: VideoCLIP, path: str | Path, /, **extra_json) -> Path
     path.parent.mkdir(parents=True, exist_ok=True)
     config_json = json.dumps({"model": model.config, **extra_json}, indent=2, sort_keys=True, default=str)
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"state_dict": state_dict, "config": config_json}, tmp)
-    json_path = path.with_name(path.name + ".json")
-    json_tmp = json_path.with_name(json_path.name + ".tmp")
-    json_tmp.write_text(config_json + "\n")
-    os.replace(tmp, path)
-    os.replace(json_tmp, json_path)
+    atomic.torch_save({"state_dict": state_dict, "config": config_json}, path)
+    atomic.write_text(path.with_name(path.name + ".json"), config_json + "\n")
     return path
 
 

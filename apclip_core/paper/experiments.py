@@ -17,7 +17,7 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
-from apclip_core import paths
+from apclip_core import atomic, paths
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ METHODS: dict[str, dict] = {
     "Base+TM": {"prompt_strategy": "single", "similarity": "mean", "temporal_module": True},
     "Ours+TM": {"prompt_strategy": "action_conditioned", "similarity": "maka", "temporal_module": True},
     "Ours+TM w/o Body": {"prompt_strategy": "action_conditioned", "similarity": "maka", "temporal_module": True,
-                         "drop_attribute_group": "body"},
+                         "drop_attribute_groups": ["body"]},
     # Tables 6 and 7: prompting strategies, with and without MAKA
     "Single": {"prompt_strategy": "single", "similarity": "mean"},
     "Set": {"prompt_strategy": "set", "similarity": "mean"},
@@ -52,38 +52,14 @@ def method_overrides(method: str) -> dict:
     return dict(METHODS[method])
 
 
-def without_attribute_group(prompt_file: str, group: str) -> str:
-    """A copy of a prompt file without one attribute group's descriptions (Table 5's 'w/o Body'),
-    written once into the cache; returns its path."""
-    from apclip_core.engine.train import resolve_prompt_file
-
-    source = Path(resolve_prompt_file(prompt_file))
-    data = json.loads(source.read_text())
-    for entry in data["classes"].values():
-        entry["action_conditioned"] = [d for d in entry["action_conditioned"]
-                                       if not d["attribute"].startswith(group + ".")]
-    data["manifest"]["notes"] = (data["manifest"].get("notes", "") +
-                                 f" Derived: the '{group}' attribute group removed.").strip()
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
-    out = paths.cache_dir() / "prompt_variants" / f"{source.stem}-without-{group}-{digest}.json"
-    if not out.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1))
-        tmp.replace(out)
-    return str(out)
-
-
 def make_config(config: str, method: str, **overrides):
     """The TrainConfig of `method` on preset `config`, named by its identity hash."""
-    from apclip_core.engine.train import load_config
+    from apclip_core.engine.config import load_config
 
-    changes = {**method_overrides(method), **overrides}
-    drop = changes.pop("drop_attribute_group", None)
-    cfg = load_config(config, **changes)
-    if drop:
-        cfg = replace(cfg, prompt_file=without_attribute_group(cfg.prompt_file, drop))
+    cfg = load_config(config, **{**method_overrides(method), **overrides})
     identity = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
+    if not identity["drop_attribute_groups"]:  # added after runs were named: their names stay valid
+        del identity["drop_attribute_groups"]
     if cfg.pretrained == "tiny":
         # 'tiny' names whatever the pretraining defaults produce: pin the run to those weights
         from apclip_core.embedded.pretrain import config_hash, pretrain_config
@@ -114,7 +90,7 @@ def run(config: str, method: str, **overrides) -> dict:
     summary (split -> top-1, plus 'hm' or '<split>_mean/_std' where they apply) and the run folder."""
     from filelock import FileLock
 
-    from apclip_core.engine.train import run_dir_for
+    from apclip_core.engine.config import run_dir_for
 
     cfg = make_config(config, method, **overrides)
     run_dir = run_dir_for(cfg)
@@ -144,13 +120,22 @@ def _run_locked(cfg, run_dir: Path, method: str) -> dict:
     return {"method": method, "run_dir": str(run_dir), **summary}
 
 
+def trained_model(config: str = "bench_base2novel", method: str = "AP-CLIP", **overrides):
+    """The fine-tuned model of run(config, method) (trained once, then reused), and its run folder."""
+    from apclip_core.model.video_clip import load_checkpoint
+
+    result = run(config, method, **overrides)
+    return load_checkpoint(Path(result["run_dir"]) / "checkpoint.pt"), result["run_dir"]
+
+
 def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
     """Evaluate a finished run's checkpoint with another method's prompts and similarity, without
     retraining (Table 1's "+ Action prompts": the prompts plugged into another trained model).
     Cached beside the run as reeval-<method>.json."""
     from apclip_core.engine.evaluate import sha256_file, summarize
     from apclip_core.model.video_clip import load_checkpoint
-    from apclip_core.engine.train import TrainConfig, evaluate_protocol, load_protocols
+    from apclip_core.engine.config import TrainConfig, load_protocols
+    from apclip_core.engine.evaluate import evaluate_protocol
 
     run_dir = Path(result["run_dir"])
     slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
@@ -168,7 +153,7 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
                                         "trained_as": result["method"], "evaluated_as": method})
     summary = {"method": f"{result['method']} + {method}", "run_dir": str(run_dir), **summarize(results),
                **{f"{r.split}_top5": r.top5 for r in results}}
-    cached.write_text(json.dumps(summary, indent=2))
+    atomic.write_text(cached, json.dumps(summary, indent=2))
     return summary
 
 
@@ -184,7 +169,7 @@ def grid(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,),
          overrides: Optional[dict] = None, seed_arg: str = "seed", **protocol_args) -> pd.DataFrame:
     """Run every method for every seed (protocol seed, e.g. the three 16-shot samples); long rows:
     method, dataset, seed, metric, value, run_dir."""
-    from apclip_core.engine.train import load_config
+    from apclip_core.engine.config import load_config
 
     overrides = dict(overrides or {})
     base_args = {**load_config(config).protocol_args, **overrides.pop("protocol_args", {})}

@@ -57,7 +57,9 @@ def check(notebook: Path, profile: str = "smoke") -> list[str]:
     import torch
 
     from apclip_core.paper import experiments
-    from apclip_core.engine.train import count_train_videos, estimate_cpu_days, load_protocols, resolve_prompt_file
+    from apclip_core.engine.config import load_protocols
+    from apclip_core.engine.cost import count_train_videos, estimate_cpu_days
+    from apclip_core.prompts.bank import resolve_prompt_file
 
     params = notebook_parameters(notebook, profile)
     if "config" not in params:

@@ -24,22 +24,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from apclip_core import atomic
 from apclip_core.prompts.schema import AttributeDescriptions
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _digest(obj) -> str:
@@ -82,8 +70,8 @@ class AnswerCache:
     def put(self, classname: str, llm_prompt: int, answer: dict[str, str]) -> Path:
         if not self.dir.exists():
             self.dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(self.dir / "key.json", json.dumps(asdict(self.key), indent=1))
+            atomic.write_text(self.dir / "key.json", json.dumps(asdict(self.key), indent=1))
         path = self.path(classname, llm_prompt)
         record = {"class": classname, "llm_prompt": llm_prompt, "answer": answer}
-        atomic_write_text(path, json.dumps(record, indent=1, ensure_ascii=False))
+        atomic.write_text(path, json.dumps(record, indent=1, ensure_ascii=False))
         return path

@@ -1,12 +1,8 @@
 """Prompt banks: per class a list of prompt texts, encoded by the text tower for MAKA.
 
-Strategies (paper Table 6):
-  single              "a video of {action}."                              (ViFi-CLIP-style, one per class)
-  set                 Open-VCLIP's 28 templates (4 prefixes x 7 forms)    (its paper averages them:
-                      use mean_pool_similarity; MAKA can use them as a bank too)
-  customized          CuPL-style answers from a prompt file, used as written
-  llm_direct          free LLM descriptions (no attribute graph) from a prompt file
-  action_conditioned  AP-CLIP: 3 LLM-prompts x 12 attributes per class from a prompt file
+The strategies that fill a bank (single, set, customized, llm_direct, action_conditioned) are
+named in prompts.strategies; this module holds the bank itself. Open-VCLIP's "set" is averaged in
+its paper: use the mean similarity for it (MAKA can use the 28 templates as a bank too).
 
 Prompt-file descriptions are stored without the action; the bank prefixes each one with
 "a video of {action}. " (paper 3.2.2) for action_conditioned and llm_direct (a description
@@ -22,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -30,7 +25,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from apclip_core import paths
+from apclip_core import atomic, paths
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +35,15 @@ SET_FORMS = ("{}", "a person {}", "a person using {}", "a person doing {}", "a p
 # Open-VCLIP's 28 templates, e.g. "a video of a person doing {}."
 SET_TEMPLATES = tuple(f"{prefix} {form}." for prefix in SET_PREFIXES for form in SET_FORMS)
 
-FILE_STRATEGIES = ("action_conditioned", "customized", "llm_direct")
-STRATEGIES = ("single", "set") + FILE_STRATEGIES
+FILE_STRATEGIES = ("action_conditioned", "customized", "llm_direct")  # the fields of a prompt file's class
+
+
+def resolve_prompt_file(path: Optional[str | Path]) -> Optional[str]:
+    """A prompt file as given, or relative to the project root (configs say prompts/x.json)."""
+    if not path or Path(path).is_file():
+        return None if not path else str(path)
+    candidate = paths.PROJECT_ROOT / path
+    return str(candidate) if candidate.is_file() else str(path)
 
 
 def readable_name(name: str) -> str:
@@ -97,45 +99,37 @@ class PromptBank:
         return cls(list(classnames), [[t.format(readable_name(c)) for t in SET_TEMPLATES] for c in classnames], "set")
 
     @classmethod
-    def from_prompt_file(cls, path: str | Path, classnames: Sequence[str],
-                         strategy: str = "action_conditioned", *, prefix: Optional[bool] = None) -> "PromptBank":
-        """Prompts of `strategy` for `classnames` (names exactly as in the labels CSV) from a prompt file."""
+    def from_prompt_file(cls, path: str | Path, classnames: Sequence[str], strategy: str = "action_conditioned", *,
+                         prefix: Optional[bool] = None, drop_groups: Sequence[str] = ()) -> "PromptBank":
+        """Prompts of `strategy` for `classnames` (names exactly as in the labels CSV) from a prompt file,
+        read through the prompt-file schema. drop_groups: attribute groups to leave out of the
+        action-conditioned prompts (e.g. ["body"]: Table 5's "w/o Body")."""
+        from apclip_core.prompts.schema import PromptFile
+
         if strategy not in FILE_STRATEGIES:
             raise ValueError(f"unknown prompt-file strategy {strategy!r}; choose one of {FILE_STRATEGIES}")
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        classes = data.get("classes")
-        if not isinstance(classes, dict):
-            raise ValueError(f"{path}: no 'classes' mapping (see the prompt-file schema in the contract)")
+        path = resolve_prompt_file(path)
+        prompt_file = PromptFile.read(path)
+        classes = prompt_file.classes
         missing = [c for c in classnames if c not in classes]
         if missing:
             raise KeyError(f"{path}: {len(missing)} of {len(classnames)} classes missing: {missing}")
-        lacking = [c for c in classnames if not classes[c].get(strategy)]
-        if lacking:
-            raise ValueError(f"{path}: no {strategy!r} prompts for classes {lacking}")
+        drop = tuple(f"{g.lower()}." for g in drop_groups)
         if prefix is None:
             prefix = strategy != "customized"
         prompts, attributes = [], []
         for c in classnames:
-            entries = classes[c][strategy]
-            texts = [e["text"] if isinstance(e, dict) else e for e in entries]
+            if strategy == "action_conditioned":
+                entries = [(e.text, e.attribute) for e in classes[c].action_conditioned
+                           if not e.attribute.startswith(drop)]
+            else:
+                entries = [(t, "") for t in getattr(classes[c], strategy) or []]
+            if not entries:
+                raise ValueError(f"{path}: no {strategy!r} prompts for class {c!r}")
             head = single_prompt(c) + " " if prefix else ""
-            prompts.append([head + " ".join(t.split()) for t in texts])
-            attributes.append([e.get("attribute", "") if isinstance(e, dict) else "" for e in entries])
-        return cls(list(classnames), prompts, strategy,
-                   attributes if strategy == "action_conditioned" else None)
-
-    @classmethod
-    def build(cls, strategy: str, classnames: Sequence[str], prompt_file: Optional[str | Path] = None) -> "PromptBank":
-        """Any strategy by name (for configs): single, set, or a prompt-file strategy."""
-        if strategy == "single":
-            return cls.single(classnames)
-        if strategy == "set":
-            return cls.prompt_set(classnames)
-        if strategy not in FILE_STRATEGIES:
-            raise ValueError(f"unknown prompt strategy {strategy!r}; choose one of {STRATEGIES}")
-        if prompt_file is None:
-            raise ValueError(f"strategy {strategy!r} needs a prompt file")
-        return cls.from_prompt_file(prompt_file, classnames, strategy)
+            prompts.append([head + " ".join(text.split()) for text, _ in entries])
+            attributes.append([a for _, a in entries])
+        return cls(list(classnames), prompts, strategy, attributes if strategy == "action_conditioned" else None)
 
     # ---- sampling -----------------------------------------------------------------------------
     @property
@@ -205,10 +199,7 @@ class PromptBank:
             return EncodedBank(stored["feats"], stored["mask"], self.prompts)
         feats, mask = self.pad(self._encode_flat(model, batch_size))
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            torch.save({"feats": feats.cpu(), "mask": mask.cpu()}, tmp)
-            os.replace(tmp, path)
+            atomic.torch_save({"feats": feats.cpu(), "mask": mask.cpu()}, path)
         return EncodedBank(feats, mask, self.prompts)
 
     def features_for_training(self, model, k: int, generator: Optional[torch.Generator] = None,

@@ -34,7 +34,8 @@ import openai
 from pydantic import ValidationError
 
 from apclip_core.progress import progress
-from apclip_core.prompts.answer_cache import AnswerCache, CacheKey, atomic_write_text
+from apclip_core import atomic
+from apclip_core.prompts.answer_cache import AnswerCache, CacheKey
 from apclip_core.prompts.graph import AttributeGraph, LLMPrompts, load_graph, load_llm_prompts
 from apclip_core.prompts.postprocess import clean_description
 from apclip_core.prompts.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile, parse_answer, response_format
@@ -299,13 +300,13 @@ class PromptGenerator:
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
         if state.get("ids") != {i: list(v) for i, v in ids.items()}:
             input_path = self.cache.dir / "batch_input.jsonl"
-            atomic_write_text(input_path, "".join(json.dumps(line) + "\n" for line in lines))
+            atomic.write_text(input_path, "".join(json.dumps(line) + "\n" for line in lines))
             with input_path.open("rb") as f:
                 uploaded = self.client.files.create(file=f, purpose="batch")
             batch = self.client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
                                                completion_window="24h")
             state = {"batch_id": batch.id, "ids": {i: list(v) for i, v in ids.items()}}
-            atomic_write_text(state_path, json.dumps(state))
+            atomic.write_text(state_path, json.dumps(state))
             log.info("submitted batch %s with %d requests", batch.id, len(lines))
         batch = self.client.batches.retrieve(state["batch_id"])
         while batch.status not in BATCH_DONE:

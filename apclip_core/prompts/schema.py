@@ -7,6 +7,7 @@ batch) is validated against the same model before it is kept.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
@@ -114,8 +115,23 @@ class PromptFile(BaseModel):
             totals["llm_direct"] += len(prompts.llm_direct or [])
         return {k: v for k, v in totals.items() if v}
 
+    @classmethod
+    def read(cls, path) -> "PromptFile":
+        """The prompt file at `path`; a file that is missing or off-schema raises ValueError naming it."""
+        from pydantic import ValidationError
+
+        try:
+            return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read prompt file {path}: {err}") from None
+        except ValidationError as err:
+            first = err.errors()[0]
+            raise ValueError(f"{path} is not a valid prompt file ({err.error_count()} problems; first: "
+                             f"{'.'.join(map(str, first['loc']))}: {first['msg']}); check it with "
+                             f"`python -m apclip_core validate-prompts {path} --labels LABELS.csv`") from None
+
     def write(self, path) -> None:
         """Write atomically (a crash never leaves half a prompt file)."""
-        from apclip_core.prompts.answer_cache import atomic_write_text
+        from apclip_core import atomic
 
-        atomic_write_text(path, self.model_dump_json(indent=1, exclude_none=True) + "\n")
+        atomic.write_text(path, self.model_dump_json(indent=1, exclude_none=True) + "\n")

@@ -1,0 +1,74 @@
+"""How a video is seen by the model: the view settings, and the one function that decodes and
+transforms a video for training, evaluation, classify and interpretation.
+
+A `ViewSpec` says how many frames a clip has (TSN segments), how many temporal views and spatial
+crops a video is seen in, and which decoder reads it. The paper tests with 8 frames in 2 temporal
+views x 2 spatial crops (fully supervised: 16 frames, 3 x 4); training sees one clip per video.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from apclip_core.data.sampling import multi_view_indices, segment_indices
+from apclip_core.data.video_io import BACKENDS, open_video
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    frames: int = 8            # frames per clip, one per TSN segment
+    temporal_views: int = 1    # evaluation: evenly offset samplings of the segments
+    spatial_crops: int = 1     # evaluation: crops along the long side (the transform makes them)
+    backend: str = "decord"    # decord, with PyAV as fallback; or pyav
+
+    def __post_init__(self):
+        for key in ("frames", "temporal_views", "spatial_crops"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown video backend {self.backend!r}; valid choices: {', '.join(BACKENDS)}")
+
+    @property
+    def views(self) -> int:
+        return self.temporal_views * self.spatial_crops
+
+    def record(self) -> dict:
+        """The fields a result records about how videos were seen."""
+        return {"frames": self.frames, "temporal_views": self.temporal_views, "spatial_crops": self.spatial_crops,
+                "views": self.views}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DecodedVideo:
+    clips: torch.Tensor              # [temporal views x crops, T, 3, S, S], temporal view major
+    frames: np.ndarray               # the decoded frames [temporal views x T, H, W, 3], before the transform
+    indices: list[list[int]]         # frame indices of each temporal view
+
+
+def decode_video(path: str | Path, view: ViewSpec, transform: Callable, *,
+                 rng: Optional[np.random.Generator] = None) -> DecodedVideo:
+    """Decode and transform one video as `view` says.
+
+    rng given (training): one clip, a random offset inside each TSN segment (`view.temporal_views`
+    must be 1). Otherwise: `view.temporal_views` deterministic samplings of the segment centres.
+    Raises video_io.VideoDecodeError when the file cannot be decoded.
+    """
+    with open_video(path, view.backend) as reader:
+        n = reader.num_frames
+        if rng is not None:
+            if view.temporal_views != 1:
+                raise ValueError("training samples one clip per video; temporal_views must be 1")
+            indices = [segment_indices(n, view.frames, train=True, rng=rng)]
+        else:
+            indices = multi_view_indices(n, view.frames, view.temporal_views)
+        indices = [reader.clamp(v) for v in indices]
+        frames = reader.get_frames([i for v in indices for i in v])
+    clips = [transform(frames[k * view.frames:(k + 1) * view.frames]) for k in range(len(indices))]
+    return DecodedVideo(clips=torch.cat(clips, dim=0), frames=frames, indices=indices)
