@@ -68,7 +68,7 @@ def find_shipped_prompts(actions: Sequence[str], prompt_files: Optional[Sequence
 def build_prompt_bank(actions: Sequence[str], *, prompt_files: Optional[Sequence[Path]] = None,
                       generate: bool = True, generator_options: Optional[dict] = None):
     """A PromptBank over `actions` using the best prompts available for each name, and the source of each."""
-    from apclip_core.prompts.bank import PromptBank, readable_name
+    from apclip_core.prompts.bank import PromptBank
 
     shipped = find_shipped_prompts(actions, prompt_files)
     prompts: list[list[str]] = []
@@ -80,10 +80,9 @@ def build_prompt_bank(actions: Sequence[str], *, prompt_files: Optional[Sequence
     for action in actions:
         if action in shipped:
             path, name = shipped[action]
-            bank = PromptBank.from_prompt_file(path, [name], strategy="action_conditioned")
-            # the file's prefix names its own spelling ('ApplyEyeMakeup' -> 'apply eye makeup'); use the user's
-            shipped_name, asked_name = readable_name(name), readable_name(action)
-            prompts.append([p.replace(shipped_name, asked_name, 1) for p in bank.prompts[0]])
+            # the prefix names the action as the user wrote it, not as the file spells it ('ApplyEyeMakeup')
+            bank = PromptBank.from_prompt_file(path, [name], strategy="action_conditioned", prefix_names=[action])
+            prompts.append(bank.prompts[0])
             sources[action] = f"shipped: {path.name}"
         elif action in generated:
             prompts.append(generated[action])

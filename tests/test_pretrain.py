@@ -67,7 +67,7 @@ def test_short_text_encoding_matches_open_clip():
     tokens = tokenizer(["dressed in red, on a sky-blue backdrop", "in dim light"])
     with torch.no_grad():
         full = model.encode_text(tokens, normalize=True)
-        short = pt.encode_text(model, pt.tokenize(tokenizer, ["dressed in red, on a sky-blue backdrop", "in dim light"]))
+        short = pt.encode_captions(model, tokenizer, ["dressed in red, on a sky-blue backdrop", "in dim light"])
     assert short.shape == full.shape and torch.allclose(short, full, atol=1e-5)
 
 

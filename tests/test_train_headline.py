@@ -17,7 +17,8 @@ import json
 
 import pytest
 
-from apclip_core.engine.train import load_config, train
+from apclip_core.engine.config import load_config
+from apclip_core.engine.train import train
 
 # A reduced budget of the bench_base2novel preset (same recipe) so that both runs fit the CI budget.
 BUDGET = dict(epochs=3, frames=4, temporal_views=2, spatial_crops=1, prompts_per_class_per_step=4,

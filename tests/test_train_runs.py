@@ -86,7 +86,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted_run(tmp_path, bench
 def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path, bench_root):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "apclip_core.engine.train", "--config", "bench_base2novel", "--set", *SMALL,
+           "-m", "apclip_core", "train", "--config", "bench_base2novel", "--set", *SMALL,
            "epochs=1", "effective_batch_size=8", f"output_dir={out}"]
     done = subprocess.run(cmd, env=_env(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -142,28 +142,11 @@ def to_tensor(frames: np.ndarray, mean, std, *, offsets: np.ndarray | None = Non
     return (x - m) / s
 
 
-def tokenize(tokenizer, texts: list[str]):
-    """Tokens trimmed to the longest text of the batch (the text tower pools at the EOT token)."""
-    tokens = tokenizer(texts)
-    length = int((tokens != 0).sum(1).max())
-    return tokens[:, :length]
+def encode_captions(model, tokenizer, texts: list[str]):
+    """L2-normalised text features of `texts` (the video CLIP's own trimmed text encoding)."""
+    from apclip_core.model.video_clip import encode_text_tokens, trim_tokens
 
-
-def encode_text(model, tokens):
-    """open_clip's CLIP.encode_text for tokens shorter than the context (L2-normalised).
-
-    open_clip adds the full [77, W] positional embedding, so it only takes 77 tokens; with the
-    causal mask, slicing embedding and mask to L gives the same features, several times faster.
-    """
-    import torch.nn.functional as F
-    from open_clip.transformer import text_global_pool
-
-    L = tokens.shape[1]
-    x = model.token_embedding(tokens) + model.positional_embedding[:L]
-    x = model.transformer(x, attn_mask=model.attn_mask[:L, :L])
-    x = text_global_pool(model.ln_final(x), tokens, model.text_pool_type,
-                         eos_token_id=getattr(model, "text_eos_id", None))
-    return F.normalize(x @ model.text_projection, dim=-1)
+    return encode_text_tokens(model, trim_tokens(tokenizer(texts)))
 
 
 def _phrase_index() -> dict[str, tuple[str, str]]:
@@ -220,7 +203,7 @@ def attribute_retrieval(model, tokenizer, mean, std, *, n: int = EVAL_FRAMES, se
         result: dict = {"n_frames": n, "per_attribute": {}}
         for key in benchmark.STATIC_KEYS:
             codes = list(benchmark.PHRASES[key])
-            txt = encode_text(model, tokenize(tokenizer, [benchmark.PHRASES[key][c] for c in codes]))
+            txt = encode_captions(model, tokenizer, [benchmark.PHRASES[key][c] for c in codes])
             pred = (img @ txt.t()).argmax(1).numpy()
             truth = np.array([codes.index(a[key]) for a in attrs])
             result["per_attribute"][key] = {"top1": float((pred == truth).mean()), "chance": 1.0 / len(codes)}
@@ -248,7 +231,7 @@ def _class_look_retrieval(model, tokenizer, mean, std, *, seed: int) -> dict:
         labels += [keys.index(tuple(codes[k] for k in benchmark.STATIC_KEYS))] * len(clip)
     with torch.no_grad():
         img = model.encode_image(to_tensor(np.concatenate(frames), mean, std), normalize=True)
-        txt = encode_text(model, tokenize(tokenizer, [looks[k] for k in keys]))
+        txt = encode_captions(model, tokenizer, [looks[k] for k in keys])
         pred = (img @ txt.t()).argmax(1).numpy()
     return {"class_look_top1": float((pred == np.array(labels)).mean()), "class_look_chance": 1.0 / len(keys)}
 
@@ -293,7 +276,7 @@ def _train(config: dict, out: Path) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
             image_features = model.encode_image(images, normalize=True)
-            text_features = encode_text(model, tokenize(tokenizer, captions))
+            text_features = encode_captions(model, tokenizer, captions)
             loss = multi_positive_clip_loss(image_features, text_features, model.logit_scale.exp(), truth)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

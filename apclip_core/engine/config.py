@@ -43,7 +43,7 @@ class TrainConfig:
     # prompts and similarity
     prompt_strategy: str = "single"          # single | set | action_conditioned | customized | llm_direct
     prompt_file: Optional[str] = None        # prompt JSON for the file strategies (training classes)
-    eval_prompt_files: dict = field(default_factory=dict)  # {substring of an eval split name: prompt JSON}
+    eval_prompt_files: dict = field(default_factory=dict)  # {dataset of an eval split (hmdb51, k600): prompt JSON}
     drop_attribute_groups: list = field(default_factory=list)  # graph groups left out of the prompts (Table 5: [body])
     similarity: str = "mean"                 # maka | mean
     prompts_per_class_per_step: int = 8      # k: prompts per class sampled at each step (0 = all)

@@ -73,6 +73,6 @@ def check_device(cfg: TrainConfig, device: torch.device) -> None:
         f"refusing to train {cfg.model_name} on CPU: no GPU visible (torch.cuda.is_available() is False).\n"
         f"Estimated training cost on this machine ({os.cpu_count()} cores, evaluation not included): {cost} "
         f"({days:.2f} days) for {cfg.epochs} epochs of "
-        f"~{n_videos:,} videos x {cfg.frames} frames.\nRun it on GPUs (torchrun --nproc_per_node N -m apclip_core.engine.train "
+        f"~{n_videos:,} videos x {cfg.frames} frames.\nRun it on GPUs (torchrun --nproc_per_node N -m apclip_core train "
         f"--config {cfg.name}), pick a bench_* config for a CPU run, or pass --allow-cpu to insist.\n"
         + "\n".join(f"It also needs: {n}" for n in requirements(cfg)))

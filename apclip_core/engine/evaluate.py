@@ -195,13 +195,10 @@ def summarize(results: Sequence[EvalResult]) -> dict[str, Any]:
 
 
 # ---- a protocol's eval splits as a run config says ----------------------------------------------
-def eval_prompt_file(cfg, split_name: str) -> Optional[str]:
-    """The prompt file for an eval split: the first eval_prompt_files key contained in its name, else
-    prompt_file (cross-dataset zero-shot evaluates HMDB/UCF/K600 classes with their own prompts)."""
-    for key, path in cfg.eval_prompt_files.items():
-        if key.lower() in split_name.lower():
-            return resolve_prompt_file(path)
-    return resolve_prompt_file(cfg.prompt_file)
+def eval_prompt_file(cfg, split) -> Optional[str]:
+    """The prompt file for an eval split: eval_prompt_files[its dataset], else prompt_file
+    (cross-dataset zero-shot evaluates HMDB/UCF/K600 classes with their own prompts)."""
+    return resolve_prompt_file(cfg.eval_prompt_files.get(split.dataset, cfg.prompt_file))
 
 
 def eval_subset(split, max_videos: int):
@@ -222,7 +219,7 @@ def evaluate_protocol(model, splits, cfg, *, device: str | torch.device = "cpu",
     results = []
     for full in splits:
         split = eval_subset(full, cfg.eval_max_videos)
-        bank = build_prompt_bank(cfg.prompt_strategy, split.classnames, eval_prompt_file(cfg, split.name),
+        bank = build_prompt_bank(cfg.prompt_strategy, split.classnames, eval_prompt_file(cfg, split),
                                  drop_groups=cfg.drop_attribute_groups)
         subset_of = len(full.records) if split is not full else None
         results.append(evaluate(model, split, bank, similarity=cfg.similarity, view=cfg.view(),

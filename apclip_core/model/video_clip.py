@@ -69,6 +69,31 @@ def needs_quick_gelu(model_name: str, pretrained: Optional[str]) -> bool:
     return False
 
 
+def trim_tokens(tokens: torch.Tensor) -> torch.Tensor:
+    """Token ids cut to the longest text of the batch (the text tower pools at the EOT token)."""
+    return tokens[:, :int(tokens.ne(0).any(dim=0).nonzero().max()) + 1]
+
+
+def encode_text_tokens(clip: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """An open_clip CLIP's text features (L2-normalised) for tokens [P, L], L <= its context.
+
+    The same computation as open_clip's CLIP.encode_text, which adds the full [77, W] positional
+    embedding and mask and so only accepts L == 77; here both are sliced to L, which with the
+    causal mask gives the same features several times faster.
+    """
+    L = tokens.shape[1]
+    cast_dtype = clip.transformer.get_cast_dtype()
+    x = clip.token_embedding(tokens).to(cast_dtype)
+    x = x + clip.positional_embedding[:L].to(cast_dtype)
+    attn_mask = clip.attn_mask[:L, :L] if clip.attn_mask is not None else None
+    x = clip.transformer(x, attn_mask=attn_mask)
+    x = clip.ln_final(x)
+    x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
+    if clip.text_projection is not None:
+        x = clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) else x @ clip.text_projection
+    return F.normalize(x.float(), dim=-1)
+
+
 class VideoCLIP(nn.Module):
     """open_clip CLIP + optional temporal module; frame-level video and prompt embeddings."""
 
@@ -150,31 +175,15 @@ class VideoCLIP(nn.Module):
         tokens = self.tokenizer([texts] if isinstance(texts, str) else list(texts))
         if not self._can_trim() or tokens.numel() == 0:
             return tokens
-        length = int(tokens.ne(0).any(dim=0).nonzero().max()) + 1
-        return tokens[:, :length]
+        return trim_tokens(tokens)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens [P, L] (L <= context_length) -> L2-normalised text embeddings [P, D].
-
-        Same computation as open_clip's CLIP.encode_text, which adds the full [77, W] positional
-        embedding and mask and so only accepts L == 77; here both are sliced to L.
-        """
-        clip = self.clip
-        L = tokens.shape[1]
-        if L > self.context_length:
-            raise ValueError(f"{L} tokens exceed the context length {self.context_length}")
-        if not hasattr(clip, "positional_embedding"):  # CustomTextCLIP (HF/other text towers)
-            return F.normalize(clip.encode_text(tokens).float(), dim=-1)
-        cast_dtype = clip.transformer.get_cast_dtype()
-        x = clip.token_embedding(tokens).to(cast_dtype)
-        x = x + clip.positional_embedding[:L].to(cast_dtype)
-        attn_mask = clip.attn_mask[:L, :L] if clip.attn_mask is not None else None
-        x = clip.transformer(x, attn_mask=attn_mask)
-        x = clip.ln_final(x)
-        x = text_global_pool(x, tokens, clip.text_pool_type, eos_token_id=getattr(clip, "text_eos_id", None))
-        if clip.text_projection is not None:
-            x = clip.text_projection(x) if isinstance(clip.text_projection, nn.Linear) else x @ clip.text_projection
-        return F.normalize(x.float(), dim=-1)
+        """tokens [P, L] (L <= context_length) -> L2-normalised text embeddings [P, D]."""
+        if tokens.shape[1] > self.context_length:
+            raise ValueError(f"{tokens.shape[1]} tokens exceed the context length {self.context_length}")
+        if not hasattr(self.clip, "positional_embedding"):  # CustomTextCLIP (HF/other text towers)
+            return F.normalize(self.clip.encode_text(tokens).float(), dim=-1)
+        return encode_text_tokens(self.clip, tokens)
 
     @property
     def logit_scale(self) -> nn.Parameter:

@@ -267,3 +267,34 @@ def table7_maka_ablation(*, config: str = "bench_base2novel", dataset: str = "ap
     return _strategies("table7_maka_ablation", f"Table 7: MAKA ablation ({dataset})", methods,
                        [("AP + MAKA", "AP"), ("Customized + MAKA", "Customized")], claims, config=config,
                        dataset=dataset, paper_dataset=paper_dataset, profile=profile, overrides=overrides)
+
+
+# ---- what every table notebook does: one function each, so the seven notebooks hold no copied logic --
+TABLES = {"table1_zero_shot": table1_zero_shot, "table2_base_to_novel": table2_base_to_novel,
+          "table3_few_shot": table3_few_shot, "table4_fully_supervised": table4_fully_supervised,
+          "table5_temporal": table5_temporal, "table6_prompt_strategies": table6_prompt_strategies,
+          "table7_maka_ablation": table7_maka_ablation}
+
+
+def run_table(name: str, **params) -> TableResult:
+    """A table notebook's run: warnings-only logs in the notebook (a run's INFO goes to its train.log),
+    then the table function `name` with the notebook's parameters."""
+    import logging
+
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return TABLES[name](**params)
+
+
+def checked_text(result: TableResult, *, claims: Sequence[str] = ()) -> str:
+    """The text a notebook's checked cell prints: the whole table (nbval masks the decimals), the
+    files written, and the claims named."""
+    files = sorted(p.suffix for p in (result.files.csv, result.files.md, result.files.png, result.files.json))
+    lines = [result.table.to_markdown(index=False, floatfmt=".1f"), "files: " + " ".join(files)]
+    lines += [f"{claim}: {result.claims[claim]}" for claim in claims]
+    return "\n".join(lines)
+
+
+def claims_text(result: TableResult) -> str:
+    return "\n".join(f"{'yes' if holds else 'NO '}  {claim}" for claim, holds in result.claims.items())

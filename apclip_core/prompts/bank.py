@@ -100,10 +100,12 @@ class PromptBank:
 
     @classmethod
     def from_prompt_file(cls, path: str | Path, classnames: Sequence[str], strategy: str = "action_conditioned", *,
-                         prefix: Optional[bool] = None, drop_groups: Sequence[str] = ()) -> "PromptBank":
+                         prefix: Optional[bool] = None, drop_groups: Sequence[str] = (),
+                         prefix_names: Optional[Sequence[str]] = None) -> "PromptBank":
         """Prompts of `strategy` for `classnames` (names exactly as in the labels CSV) from a prompt file,
         read through the prompt-file schema. drop_groups: attribute groups to leave out of the
-        action-conditioned prompts (e.g. ["body"]: Table 5's "w/o Body")."""
+        action-conditioned prompts (e.g. ["body"]: Table 5's "w/o Body"). prefix_names: how the
+        "a video of {action}." prefix names each class (default: the class names)."""
         from apclip_core.prompts.schema import PromptFile
 
         if strategy not in FILE_STRATEGIES:
@@ -118,7 +120,7 @@ class PromptBank:
         if prefix is None:
             prefix = strategy != "customized"
         prompts, attributes = [], []
-        for c in classnames:
+        for c, shown in zip(classnames, prefix_names or classnames):
             if strategy == "action_conditioned":
                 entries = [(e.text, e.attribute) for e in classes[c].action_conditioned
                            if not e.attribute.startswith(drop)]
@@ -126,7 +128,7 @@ class PromptBank:
                 entries = [(t, "") for t in getattr(classes[c], strategy) or []]
             if not entries:
                 raise ValueError(f"{path}: no {strategy!r} prompts for class {c!r}")
-            head = single_prompt(c) + " " if prefix else ""
+            head = single_prompt(shown) + " " if prefix else ""
             prompts.append([head + " ".join(text.split()) for text, _ in entries])
             attributes.append([a for _, a in entries])
         return cls(list(classnames), prompts, strategy, attributes if strategy == "action_conditioned" else None)
