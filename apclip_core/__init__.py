@@ -9,9 +9,13 @@ import importlib
 
 __version__ = "0.1.0"
 
+# `classify` is bound eagerly: the module apclip_core/classify.py is named after its function, and a
+# lazy import would leave the package attribute pointing at the module. The module imports torch
+# only when called, so `import apclip_core` stays light.
+from apclip_core.classify import classify  # noqa: E402
+
 # name -> module that defines it
 _LAZY = {
-    "classify": "apclip_core.classify",
     "create_model_and_transforms": "apclip_core.model.video_clip",
     "load_checkpoint": "apclip_core.model.video_clip",
     "maka_similarity": "apclip_core.model.maka",
@@ -27,4 +31,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'apclip_core' has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = sorted(_LAZY) + ["classify", "__version__"]

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-import torch
-
 from apclip_core import paths
 
 log = logging.getLogger(__name__)
@@ -126,6 +124,8 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
              similarity: str = "maka", top_prompts: int = 5, generate: bool = True,
              generator_options: Optional[dict] = None, backend: str = "decord") -> ClassifyResult:
     """Rank `actions` (names, or a PromptBank) for one video file."""
+    import torch
+
     from apclip_core.data.views import ViewSpec, decode_video
     from apclip_core.engine.evaluate import eval_transform_for
     from apclip_core.model import video_clip as model_lib

@@ -7,7 +7,9 @@ import sys
 import pytest
 import torch
 
-from apclip_core import open_vocab as classify_mod
+import importlib
+
+classify_mod = importlib.import_module("apclip_core.classify")  # the module (apclip_core.classify is the function)
 from apclip_core.model.video_clip import create_model, save_checkpoint
 from apclip_core.paths import PROJECT_ROOT
 from fake_openai_server import FakeOpenAIServer

@@ -124,6 +124,12 @@ def read_labels(path) -> list[str]:
     return names
 
 
+def read_label_files(paths) -> list[str]:
+    """The class names of several labels CSVs, in order, each once (Kinetics-600's three zero-shot
+    splits share classes: their prompt set covers the union)."""
+    return list(dict.fromkeys(name for path in paths for name in read_labels(path)))
+
+
 def write_labels(path, names: Iterable[str]) -> None:
     """Write ``id,name`` rows for ids 0..C-1 (csv-quoted where a name needs it)."""
     names = list(names)

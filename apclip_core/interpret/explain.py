@@ -1,8 +1,8 @@
 """Interpretability (paper section 4.4, Figure 5): what each frame looks at and which prompts it matches,
 and two measured checks on the embedded benchmark, where the truth is known.
 
-    >>> from apclip_core import interpret
-    >>> ex = interpret.explain_video(model, "clip.mp4", bank)      # model: VideoCLIP, bank: PromptBank
+    >>> from apclip_core.interpret import explain
+    >>> ex = explain.explain_video(model, "clip.mp4", bank)        # model: VideoCLIP, bank: PromptBank
     >>> ex.top_prompts(0)                # frame 0's top-5 prompts over ALL classes: [(class, prompt, cosine)]
     >>> ex.groups()                      # consecutive frames sharing the same top-5 set, e.g. [(0, 2), (2, 8)]
     >>> ex.maka_choices()                # MAKA's picks for the predicted class (see MakaChoices)

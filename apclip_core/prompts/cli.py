@@ -17,7 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
-from apclip_core.data.annotations import read_labels
+from apclip_core.data.annotations import read_label_files
 from apclip_core.paths import cache_dir, prompts_dir
 from apclip_core.prompts import rule_based
 from apclip_core.prompts.generator import GenerationError, GeneratorConfig, PromptGenerator, build_prompt_file
@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m apclip_core prompts", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", help="dataset name; the output defaults to prompts/<dataset>.json")
-    p.add_argument("--labels", type=Path, help="labels CSV (id,name); the class names are used verbatim")
+    p.add_argument("--labels", type=Path, nargs="+", help="labels CSV(s) (id,name); the class names are used "
+                   "verbatim; several files: their union (e.g. the three Kinetics-600 zero-shot splits)")
     p.add_argument("--out", type=Path, help="output prompt file (default prompts/<dataset>.json)")
     llm = p.add_argument_group("LLM backend (key from OPENAI_API_KEY only)")
     defaults = GeneratorConfig()
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.dataset and args.labels):
         parser.error("--dataset and --labels are required for LLM generation "
                      "(or use --from-benchmark / --classes-json for the rule-based backend)")
-    classnames = read_labels(args.labels)
+    classnames = read_label_files(args.labels)
     config = GeneratorConfig(model=args.model, base_url=args.base_url, temperature=args.temperature,
                              top_p=args.top_p, max_tokens=args.max_tokens, seed=args.seed, timeout=args.timeout,
                              max_retries=args.max_retries, reasks=args.reasks, concurrency=args.concurrency)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
@@ -82,6 +82,7 @@ class Manifest(BaseModel):
     num_classes: int = Field(ge=0)
     counts: dict[str, int]
     notes: str = ""
+    quality: Optional[dict] = None   # prompts.quality.measure() of this file, and of reference sets
 
 
 class ActionConditioned(BaseModel):

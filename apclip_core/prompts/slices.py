@@ -26,9 +26,10 @@ from datetime import date
 from itertools import combinations
 from pathlib import Path
 
-from apclip_core.data.annotations import read_labels
+from apclip_core.data.annotations import read_label_files
 from apclip_core.prompts.graph import ATTRIBUTE_KEYS
 from apclip_core.prompts.postprocess import clean_description
+from apclip_core.prompts.quality import measure
 from apclip_core.prompts.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile
 from apclip_core.prompts.validate import NEAR_DUPLICATE_RATIO, duplicate_pairs, normalise, report, validate_prompt_file
 
@@ -116,8 +117,9 @@ def check(paths: list[Path], *, extras: bool, labels: list[str] | None = None) -
 
 
 def merge(paths: list[Path], labels: list[str], out: Path, *, dataset: str, generator_model: str,
-          notes: str, created: str | None = None) -> PromptFile:
-    """The slices as one prompt file, classes in label order, written to `out`."""
+          notes: str, created: str | None = None, references: list[Path] = ()) -> PromptFile:
+    """The slices as one prompt file, classes in label order, written to `out`, with its measured
+    quality (prompts.quality) beside that of the `references` prompt files."""
     classes = load_slices(paths)
     missing = [c for c in labels if c not in classes]
     if missing:
@@ -128,6 +130,8 @@ def merge(paths: list[Path], labels: list[str], out: Path, *, dataset: str, gene
                                                graph_version="1.0", num_classes=len(ordered), counts={}, notes=notes),
                              classes=ordered)
     prompt_file.manifest.counts = prompt_file.counts()
+    prompt_file.manifest.quality = {"this_set": measure(prompt_file), "reference": {
+        ref.stem: measure(PromptFile.read(ref)) for ref in references}}
     prompt_file.write(out)
     return prompt_file
 
@@ -146,14 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--dataset", required=True)
     m.add_argument("--generator-model", required=True)
     m.add_argument("--notes", default="")
+    m.add_argument("--reference", type=Path, nargs="*", default=[], help="prompt files whose quality is recorded beside")
     args = parser.parse_args(argv)
     if args.command == "check":
         lines = check(args.slices, extras=not args.no_extras,
-                      labels=[n for path in args.labels for n in read_labels(path)] if args.labels else None)
+                      labels=read_label_files(args.labels) if args.labels else None)
         print("\n".join(lines) if lines else f"OK: {len(load_slices(args.slices))} classes ready to merge")
         return 1 if lines else 0
-    labels = list(dict.fromkeys(name for path in args.labels for name in read_labels(path)))
-    merge(args.slices, labels, args.out, dataset=args.dataset, generator_model=args.generator_model, notes=args.notes)
+    labels = read_label_files(args.labels)
+    merge(args.slices, labels, args.out, dataset=args.dataset, generator_model=args.generator_model, notes=args.notes,
+          references=args.reference)
     violations = validate_prompt_file(args.out, labels)
     print(f"{args.out}: " + report(violations))
     return 1 if violations else 0
