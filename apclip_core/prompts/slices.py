@@ -142,10 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     c = sub.add_parser("check", help="check slices before merging")
     c.add_argument("slices", nargs="+", type=Path)
     c.add_argument("--no-extras", action="store_true", help="the slices hold action-conditioned prompts only")
-    c.add_argument("--labels", type=Path, nargs="+", help="labels CSV(s): every class must be one of their names")
+    c.add_argument("--labels", type=Path, action="append", help="labels CSV: every class must be one of its names "
+                   "(repeat --labels for several files)")
     m = sub.add_parser("merge", help="merge slices into a prompt file and validate it")
     m.add_argument("slices", nargs="+", type=Path)
-    m.add_argument("--labels", type=Path, required=True, nargs="+", help="labels CSV(s); classes in their order")
+    m.add_argument("--labels", type=Path, required=True, action="append",
+                   help="labels CSV; classes in its order (repeat --labels for several files: their union)")
     m.add_argument("--out", type=Path, required=True)
     m.add_argument("--dataset", required=True)
     m.add_argument("--generator-model", required=True)
