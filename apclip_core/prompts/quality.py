@@ -8,11 +8,14 @@ name verbatim (a description should describe, not name).
 """
 from __future__ import annotations
 
+import difflib
 import random
 import re
 from collections import Counter
+from itertools import combinations
 
 from apclip_core.prompts.schema import PromptFile
+from apclip_core.prompts.validate import NEAR_DUPLICATE_RATIO, normalise
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -31,6 +34,13 @@ def _texts(prompt_file: PromptFile, strategy: str) -> dict[str, list[str]]:
     return {c: list(getattr(p, strategy) or []) for c, p in prompt_file.classes.items()}
 
 
+def near_duplicate_within(texts: list[str], classname: str, ratio: float = NEAR_DUPLICATE_RATIO) -> list[tuple[int, int]]:
+    """Index pairs of one class's texts that are equal or near-equal once normalised."""
+    norm = [normalise(t, classname).split() for t in texts]
+    return [(i, j) for i, j in combinations(range(len(texts)), 2)
+            if norm[i] == norm[j] or difflib.SequenceMatcher(None, norm[i], norm[j], autojunk=False).ratio() > ratio]
+
+
 def names_itself(text: str, classname: str) -> bool:
     return re.search(rf"\b{re.escape(classname.lower())}\b", text.lower()) is not None
 
@@ -38,8 +48,6 @@ def names_itself(text: str, classname: str) -> bool:
 def measure(prompt_file: PromptFile) -> dict:
     """{strategy: {texts, mean_words, distinct_bigram_ratio, near_duplicate_pairs_within_class,
     texts_naming_their_class}} for every strategy the file holds."""
-    from apclip_core.prompts.slices import near_duplicate_within
-
     out = {}
     for strategy in ("action_conditioned", "customized", "llm_direct"):
         by_class = {c: t for c, t in _texts(prompt_file, strategy).items() if t}

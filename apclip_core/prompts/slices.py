@@ -18,30 +18,21 @@ no two texts of one class near-duplicates, no text containing its own class name
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import re
 import sys
 from datetime import date
-from itertools import combinations
 from pathlib import Path
 
 from apclip_core.data.annotations import read_label_files
 from apclip_core.prompts.graph import ATTRIBUTE_KEYS
 from apclip_core.prompts.postprocess import clean_description
-from apclip_core.prompts.quality import measure
+from apclip_core.prompts.quality import measure, near_duplicate_within
 from apclip_core.prompts.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile
-from apclip_core.prompts.validate import NEAR_DUPLICATE_RATIO, duplicate_pairs, normalise, report, validate_prompt_file
+from apclip_core.prompts.validate import duplicate_pairs, report, validate_prompt_file
 
 LLM_PROMPT_NAMES = ("describe", "distinguish", "observe")  # ids 0, 1, 2 of prompts/llm_prompts.json
 EXTRA_COUNTS = {"customized": 6, "llm_direct": 8}
-
-
-def near_duplicate_within(texts: list[str], classname: str, ratio: float = NEAR_DUPLICATE_RATIO) -> list[tuple[int, int]]:
-    """Index pairs of one class's texts that are equal or near-equal once normalised."""
-    norm = [normalise(t, classname).split() for t in texts]
-    return [(i, j) for i, j in combinations(range(len(texts)), 2)
-            if norm[i] == norm[j] or difflib.SequenceMatcher(None, norm[i], norm[j], autojunk=False).ratio() > ratio]
 
 
 def class_problems(name: str, entry: dict, *, extras: bool) -> list[str]:
