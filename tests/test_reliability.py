@@ -77,3 +77,96 @@ def test_a_kill_during_any_write_then_resume_ends_like_the_uninterrupted_run(tmp
         assert all(torch.equal(weights[n], ref_weights[n]) for n in ref_weights), f"write {k + 1} ({writes[k]})"
         assert json.loads((run / "metrics.json").read_text())["complete"] is True
         assert not list(run.glob(".*.tmp-*")), f"orphan temporaries after write {k + 1}: {list(run.glob('.*.tmp-*'))}"
+
+
+# ---- the broken-video matrix: data check, the loader and classify --------------------------------
+def _broken_matrix(folder: Path) -> dict[str, Path]:
+    """Every way a listed video can be bad, in both containers where the container matters."""
+    import av
+    import numpy as np
+
+    from test_video_io import make_video
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for ext in (".mp4", ".avi"):
+        good = make_video(folder / f"good{ext}", frames=60, pattern="noise")
+        data = bytearray(good.read_bytes())
+        (folder / f"zero{ext}").write_bytes(b"")
+        (folder / f"truncated{ext}").write_bytes(bytes(data[: len(data) // 3]))
+        (folder / f"garbage{ext}").write_bytes(np.random.default_rng(0).bytes(4000))
+        n = len(data)
+        data[n // 3: n // 3 + n // 4] = np.random.default_rng(1).bytes(n // 4)
+        (folder / f"corrupt_middle{ext}").write_bytes(bytes(data))
+        out.update({f"{kind}{ext}": folder / f"{kind}{ext}" for kind in ("zero", "truncated", "garbage", "corrupt_middle")})
+        good.unlink()
+    (folder / "a_directory.mp4").mkdir()
+    out["directory"] = folder / "a_directory.mp4"
+    with av.open(str(folder / "audio_only.mp4"), "w") as c:
+        stream = c.add_stream("aac", rate=16000)
+        for _ in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            for p in stream.encode(frame):
+                c.mux(p)
+        for p in stream.encode():
+            c.mux(p)
+    out["audio only"] = folder / "audio_only.mp4"
+    (folder / "text.mp4").write_text("this is a text file, not a video\n")
+    out["text named .mp4"] = folder / "text.mp4"
+    out["missing"] = folder / "does_not_exist.avi"
+    return out
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    return _broken_matrix(tmp_path_factory.mktemp("matrix"))
+
+
+def test_data_check_reports_every_broken_video_with_its_reason(broken):
+    from apclip_core.data.prepare import _probe
+
+    for kind, path in broken.items():
+        result = _probe((str(path), True, "decord"))
+        assert result["status"] != "ok" and result["error"], (kind, result)
+        if kind == "directory":
+            assert result["error"] == "is a directory, not a video file"
+        if kind.startswith("corrupt_middle"):  # the damaged file's frames fall short: never passed by a copy
+            assert "of the 60 frames" in result["error"] or "frames decode" in result["error"], result
+
+
+def test_the_loader_counts_every_broken_video_as_failed_and_pads_only_when_asked(broken):
+    from apclip_core.data.annotations import VideoRecord
+    from apclip_core.data.datasets import VideoDataset, build_eval_loader
+    from apclip_core.data.transforms import build_video_transform
+    from apclip_core.data.views import ViewSpec
+
+    root = next(iter(broken.values())).parent
+    records = [VideoRecord(p.name, 0) for p in broken.values()]
+    transform = build_video_transform(32, (0.5,) * 3, (0.25,) * 3, train=False)
+    for policy in ("fail", "pad"):
+        ds = VideoDataset(records, root, view=ViewSpec(8, short_videos=policy), train=False, transform=transform)
+        items = [item for batch in build_eval_loader(ds, batch_size=4, num_workers=0)
+                 for item in zip(batch["path"], batch["ok"].tolist(), batch["padded"].tolist())]
+        assert len(items) == len(records)  # every video accounted for
+        padded = {p for p, ok, pad in items if ok and pad}
+        failed = {p for p, ok, _ in items if not ok}
+        if policy == "fail":
+            assert failed == {r.path for r in records} and not padded
+        else:  # only the damaged files whose start decodes stand in, and they say so
+            assert padded and all(p.startswith(("corrupt_middle", "truncated")) for p in padded)
+            assert failed == {r.path for r in records} - padded
+
+
+def test_classify_refuses_every_broken_video(broken):
+    import importlib
+
+    from apclip_core.data.video_io import VideoDecodeError
+    from apclip_core.model.video_clip import create_model
+
+    classify = importlib.import_module("apclip_core.classify").classify
+    torch.manual_seed(0)
+    model = create_model("apclip-tiny", None)
+    for kind, path in broken.items():
+        with pytest.raises(VideoDecodeError):
+            classify(path, ["walking", "running"], model=model, generate=False, num_frames=4)
