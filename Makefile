@@ -97,12 +97,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 # Prompt generation with an LLM (key from OPENAI_API_KEY only, or an OpenAI-compatible BASE_URL).
+# Generated sets go to PROMPTS_OUT, never over the shipped prompts/ (an incomplete one as <name>.partial.json).
+PROMPTS_OUT ?= $(or $(APCLIP_PROMPTS),outputs/prompts)
 MODEL ?= gpt-4o
 BASE_URL ?=
 prompts: $(STAMP)
 	@test -n "$(DATASET)" && test -n "$(LABELS)" || { echo "usage: make prompts DATASET=<name> LABELS=<labels csv> [MODEL=..] [BASE_URL=http://host:port/v1]"; exit 2; }
-	$(BIN)/python -m apclip_core prompts --dataset $(DATASET) --labels $(LABELS) --model $(MODEL) $(if $(BASE_URL),--base-url $(BASE_URL),)
-	$(BIN)/python -m apclip_core validate-prompts prompts/$(DATASET).json --labels $(LABELS)
+	$(BIN)/python -m apclip_core prompts --dataset $(DATASET) --labels $(LABELS) --model $(MODEL) $(if $(BASE_URL),--base-url $(BASE_URL),) --out $(PROMPTS_OUT)/$(DATASET).json
+	$(BIN)/python -m apclip_core validate-prompts $(PROMPTS_OUT)/$(DATASET).json --labels $(LABELS)
 
 bench-prompts: $(STAMP)
 	$(BIN)/python -m apclip_core prompts --from-benchmark

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from apclip_core.errors import run_command
+
 COMMANDS = {
     "benchmark": ("apclip_core.embedded.benchmark", "render the embedded procedural video benchmark"),
     "pretrain": ("apclip_core.embedded.pretrain", "contrastively pretrain the tiny CLIP on the benchmark (cached)"),
@@ -25,7 +27,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m apclip_core <command> [options]\n\ncommands:")
+        print("usage: python -m apclip_core <command> [options] [--debug]\n\ncommands:")
         for name, (_, help_text) in COMMANDS.items():
             print(f"  {name:<18} {help_text}")
         return 0
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown command {name!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    return run_command(module.main, rest)
 
 
 if __name__ == "__main__":

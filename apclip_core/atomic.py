@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +19,26 @@ def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def strict_json(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None, so strict JSON parsers read it."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int = 2, default=None) -> None:
+    """Strict JSON (a NaN is written as null: the field's reason is said beside it), atomically."""
+    import json
+
+    write_text(path, json.dumps(strict_json(obj), indent=indent, allow_nan=False, default=default) + "\n")
+
+
 def torch_save(obj: Any, path: str | Path) -> None:
     """torch.save, atomically: a crash leaves the old file or the new one, never a truncated one."""
     import torch
@@ -30,16 +49,17 @@ def torch_save(obj: Any, path: str | Path) -> None:
 def _write(path: str | Path, fill: Callable) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temporary_sibling(path)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             fill(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    remove_stale_temporaries(path.parent, path.name)  # what a killed writer of this file left behind
 
 
 def temporary_sibling(final: Path) -> Path:
@@ -47,9 +67,9 @@ def temporary_sibling(final: Path) -> Path:
     return final.parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
-def remove_stale_temporaries(folder: Path) -> None:
-    """Delete `.<name>.tmp-<pid>-*` folders left by runs that were killed (their pid is gone)."""
-    for path in folder.glob(".*.tmp-*-*"):
+def remove_stale_temporaries(folder: Path, name: str = "*") -> None:
+    """Delete `.<name>.tmp-<pid>-*` files and folders left by writers that were killed (their pid is gone)."""
+    for path in Path(folder).glob(f".{name}.tmp-*-*"):
         try:
             pid = int(path.name.rsplit(".tmp-", 1)[1].split("-")[0])
         except ValueError:
@@ -59,7 +79,10 @@ def remove_stale_temporaries(folder: Path) -> None:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
         except PermissionError:
             pass  # alive, another user's
 

@@ -46,9 +46,23 @@ def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", " ", readable_name(name).lower()).strip()
 
 
+def prompt_search_order(prompt_files: Optional[Sequence[Path]] = None) -> list[Path]:
+    """Where classify looks for a name's prompts, first match wins: the files given; else the
+    shipped sets (prompts/*.json, alphabetical), then the complete sets a user generated
+    (paths.user_prompts_dir(); *.partial.json never)."""
+    if prompt_files is not None:
+        return [Path(p) for p in prompt_files]
+    shipped = sorted(p for p in paths.prompts_dir().glob("*.json") if p.name not in NOT_PROMPT_SETS)
+    generated = sorted(p for p in paths.user_prompts_dir().glob("*.json") if not p.name.endswith(".partial.json"))
+    return shipped + generated
+
+
+NOT_PROMPT_SETS = {"attribute_graph.json", "llm_prompts.json"}
+
+
 def find_shipped_prompts(actions: Sequence[str], prompt_files: Optional[Sequence[Path]] = None) -> dict[str, tuple[Path, str]]:
-    """action -> (prompt file, class name in that file) for every action a shipped file knows."""
-    files = list(prompt_files) if prompt_files is not None else sorted(paths.prompts_dir().glob("*.json"))
+    """action -> (prompt file, class name in that file) for every action a prompt set knows."""
+    files = prompt_search_order(prompt_files)
     wanted = {_key(a): a for a in actions}
     found: dict[str, tuple[Path, str]] = {}
     for path in files:
@@ -81,7 +95,8 @@ def build_prompt_bank(actions: Sequence[str], *, prompt_files: Optional[Sequence
             # the prefix names the action as the user wrote it, not as the file spells it ('ApplyEyeMakeup')
             bank = PromptBank.from_prompt_file(path, [name], strategy="action_conditioned", prefix_names=[action])
             prompts.append(bank.prompts[0])
-            sources[action] = f"shipped: {path.name}"
+            shipped_set = path.parent.resolve() == paths.prompts_dir().resolve()
+            sources[action] = f"shipped: {path.name}" if shipped_set else f"prompt file: {path}"
         elif action in generated:
             prompts.append(generated[action])
             sources[action] = "generated"
@@ -142,12 +157,21 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
     if isinstance(actions, PromptBank):
         bank, sources = actions, {c: f"given bank ({actions.strategy})" for c in actions.classnames}
     else:
-        actions = list(dict.fromkeys(actions))
+        from apclip_core.errors import UserError
+
+        blank = [i for i, a in enumerate(actions) if not str(a).strip()]
+        if blank:
+            raise UserError(f"action names must not be blank (blank at position {', '.join(map(str, blank))} of "
+                            f"{len(actions)}); quote multi-word names, e.g. --actions \"making sushi\" juggling")
+        actions = list(dict.fromkeys(" ".join(str(a).split()) for a in actions))
         if len(actions) < 2:
-            raise ValueError("give at least two action names to rank")
+            raise UserError(f"give at least two different action names to rank (got {actions})")
         bank, sources = build_prompt_bank(actions, prompt_files=prompt_files, generate=generate,
                                           generator_options=generator_options)
     notes = [f"{a}: {s}" for a, s in sources.items() if s.startswith("single")]
+    if not isinstance(actions, PromptBank):
+        notes.append("prompt files searched, first match wins: "
+                     + ", ".join(str(p) for p in prompt_search_order(prompt_files)))
 
     clips = decode_video(video, view, eval_transform_for(model, spatial_crops)).clips
     video_tensor = clips.unsqueeze(0)                                    # [1, V, T, 3, S, S]

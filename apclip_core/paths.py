@@ -37,3 +37,9 @@ def runs_dir() -> Path:
 def prompts_dir() -> Path:
     """Shipped prompt sets and the attribute graph (read-only data of the project)."""
     return PROJECT_ROOT / "prompts"
+
+
+def user_prompts_dir() -> Path:
+    """Prompt sets a user generates (`make prompts`): apart from the shipped ones, which they never
+    shadow unless a file is named explicitly."""
+    return _env_dir("APCLIP_PROMPTS", PROJECT_ROOT / "outputs" / "prompts")

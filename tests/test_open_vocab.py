@@ -67,7 +67,7 @@ def test_unknown_names_get_generated_prompts_from_an_openai_compatible_server(ti
         assert server.count("zorbing downhill") == 3          # one request per LLM-prompt
         assert server.count("chorving") == 0                  # known names are not asked
     assert result.prompt_sources["zorbing downhill"] == "generated"
-    assert not result.notes
+    assert result.notes == [f"prompt files searched, first match wins: {BENCH_PROMPTS}"]  # no fallback note
 
 
 def test_command_line_ranks_actions_for_a_checkpoint(tiny_model, video, tmp_path):

@@ -7,7 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apclip_core.data.video_io import VideoDecodeError, count_packets, open_video, probe_video
+import torch
+
+from apclip_core.data.video_io import ShortVideoError, VideoDecodeError, count_packets, open_video, probe_video
+from apclip_core.data.views import ViewSpec, decode_video
 
 CODECS = {".mp4": "libx264", ".avi": "mpeg4"}
 
@@ -99,21 +102,25 @@ def test_broken_files_raise_one_error_type_with_reason(tmp_path, backend):
     assert reasons["garbage"] and reasons["truncated.mp4"]
 
 
-def test_decord_error_is_caught_and_pyav_recovers_the_frames_before_the_cut(tmp_path):
+def test_a_cut_file_is_not_decoded_unless_asked_and_then_only_from_its_real_frames(tmp_path):
     # faststart MP4 cut at 60 %: the index promises 32 frames, decord raises DECORDError (not a
-    # RuntimeError subclass) at open; PyAV decodes what precedes the cut.
+    # RuntimeError subclass) at open; PyAV reads the frames that precede the cut.
     good = make_video(tmp_path / "fs.mp4", frames=32, faststart=True, pattern="noise")
     data = good.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.6)])
     with pytest.raises(VideoDecodeError, match="DECORDError"):
         open_video(cut, "decord", fallback=False)
-    with open_video(cut) as r:
-        assert r.reported_frames == 32
-        assert 0 < r.num_frames < 32
-        assert r.num_frames <= count_packets(cut)
-        frames = r.get_frames([0, 31])
-    assert frames.shape == (2, 64, 80, 3)
+    with pytest.raises(ShortVideoError, match=r"only \d+ of the 32 frames") as short:
+        open_video(cut)                                 # a clip is decoded or it is not
+    assert 0 < short.value.decodable < 32
+    with open_video(cut, strict_length=False) as r:  # the caller's explicit choice
+        assert r.reported_frames == 32 and r.num_frames == short.value.decodable <= count_packets(cut)
+    padded = decode_video(cut, ViewSpec(8, short_videos="pad"), lambda clip: torch.as_tensor(clip)[None])
+    assert padded.padded and padded.clips.shape == (1, 8, 64, 80, 3)
+    assert max(padded.indices[0]) < short.value.decodable      # only frames that really decode
+    with pytest.raises(ShortVideoError):
+        decode_video(cut, ViewSpec(8), lambda clip: torch.as_tensor(clip)[None])
 
 
 def test_probe_and_pickling(videos, tmp_path):

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 class VideoDataset(Dataset):
-    """Items: {"video": float [n_views, T, 3, S, S], "label", "index", "ok", "error", "replaced", "path"}.
+    """Items: {"video": float [n_views, T, 3, S, S], "label", "index", "ok", "error", "replaced", "padded", "path"}.
 
     n_views = view.temporal_views x view.spatial_crops (temporal view major).
     """
@@ -67,11 +67,11 @@ class VideoDataset(Dataset):
         """Frame-offset RNG for training (build_loader's worker_init calls this per worker)."""
         self._rng = np.random.default_rng(seed)
 
-    def _load(self, index: int) -> torch.Tensor:
+    def _load(self, index: int):
         if self.train and self._rng is None:
             self._rng = np.random.default_rng(self.seed)
         return decode_video(self.root / self.records[index].path, self.view, self.transform,
-                            rng=self._rng if self.train else None).clips   # [views * crops, T, 3, S, S]
+                            rng=self._rng if self.train else None)   # clips [views * crops, T, 3, S, S]
 
     def _zero_video(self) -> torch.Tensor:
         if self._zeros is None:
@@ -87,8 +87,8 @@ class VideoDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         index = int(index)
         try:
-            video = self._load(index)
-            return self._item(index, video, ok=True, error=None, replaced=None)
+            decoded = self._load(index)
+            return self._item(index, decoded.clips, ok=True, error=None, replaced=None, padded=decoded.padded)
         except VideoDecodeError as exc:
             error = exc.reason
             self.failures.append({"index": index, "path": self.records[index].path, "error": error})
@@ -99,15 +99,16 @@ class VideoDataset(Dataset):
                 other = self.replacement_index(index, attempt)
                 log.warning("training: %s failed (%s); replaced by sample %d", self.records[index].path, error, other)
                 try:
-                    return self._item(other, self._load(other), ok=True, error=error, replaced=index)
+                    decoded = self._load(other)
+                    return self._item(other, decoded.clips, ok=True, error=error, replaced=index, padded=decoded.padded)
                 except VideoDecodeError as exc2:
                     self.failures.append({"index": other, "path": self.records[other].path, "error": exc2.reason})
             raise RuntimeError(f"{self.max_replacements} replacement samples for index {index} all failed to decode; "
                                f"check the dataset with `python -m apclip_core data check` (last error: {error})")
 
-    def _item(self, index: int, video: torch.Tensor, *, ok: bool, error, replaced) -> dict:
+    def _item(self, index: int, video: torch.Tensor, *, ok: bool, error, replaced, padded: bool = False) -> dict:
         rec = self.records[index]
-        return {"video": video, "label": rec.label, "index": index, "ok": ok, "error": error,
+        return {"video": video, "label": rec.label, "index": index, "ok": ok, "error": error, "padded": padded,
                 "replaced": replaced, "path": rec.path}
 
 

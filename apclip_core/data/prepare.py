@@ -340,6 +340,8 @@ def _probe(args) -> dict:
     from apclip_core.data.video_io import probe_video
 
     p = Path(path)
+    if p.is_dir():
+        return {"status": "missing", "error": "is a directory, not a video file"}
     if not p.is_file():
         return {"status": "missing", "error": "file not found"}
     if p.stat().st_size == 0:
@@ -402,7 +404,7 @@ def check_dataset(dataset: str, root=None, *, splits_root=None, decode: bool = T
               "problems": problems}
     out = Path(report_dir) if report_dir is not None else root
     out.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(out / f"check_{key}.json", json.dumps(report, indent=1) + "\n")
+    atomic.write_json(out / f"check_{key}.json", report, indent=1)
     atomic.write_text(out / f"check_{key}.txt", _report_text(report))
     report["report_files"] = [str(out / f"check_{key}.json"), str(out / f"check_{key}.txt")]
     return report

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["VideoDecodeError", "VideoReader", "DecordReader", "PyAVReader", "open_video", "BACKENDS",
+__all__ = ["VideoDecodeError", "ShortVideoError", "VideoReader", "DecordReader", "PyAVReader", "open_video", "BACKENDS",
            "count_packets", "probe_video"]
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,21 @@ def _decode_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+class ShortVideoError(VideoDecodeError):
+    """Fewer frames decode than the file promises (a corrupt middle or end): the clip is not
+    decoded. Whether its decodable start may stand in is the caller's policy (`decode_video`)."""
+
+    def __init__(self, path, reason: str, decodable: int = 0):
+        self.decodable = int(decodable)
+        super().__init__(path, reason)
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.reason, self.decodable))
+
+
 def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise VideoDecodeError(path, "is a directory, not a video file")
     if not path.exists():
         raise VideoDecodeError(path, "file not found")
     if not path.is_file():
@@ -74,14 +88,33 @@ def _check_file(path: Path) -> None:
 
 def count_packets(path) -> int:
     """Number of non-empty video packets, by demuxing only (no decoding). 0 if it cannot demux."""
+    return stream_counts(path)[0]
+
+
+def stream_counts(path) -> tuple[int, int]:
+    """(non-empty video packets, frames the container declares: 0 if it does not say), by demuxing
+    only (no decoding, milliseconds for a 10 s clip). (0, 0) if it cannot demux."""
     import av
 
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            return sum(1 for packet in container.demux(stream) if packet.size > 0)
+            declared = max(0, int(stream.frames or 0))
+            return sum(1 for packet in container.demux(stream) if packet.size > 0), declared
     except (IndexError, *_decode_errors()):
-        return 0
+        return 0, 0
+
+
+# A file may declare a frame or two more than it holds (rounding in AVI headers, an empty last
+# packet); beyond this it has lost frames, and its clips would not be the video it claims to be.
+MISSING_FRAMES_TOLERATED = 0.02
+
+
+def _check_length(path, readable: int, declared: int) -> None:
+    """ShortVideoError when the file holds clearly fewer frames than it declares."""
+    if declared > 0 and declared - readable > max(1, MISSING_FRAMES_TOLERATED * declared):
+        raise ShortVideoError(path, f"only {readable} of the {declared} frames the file declares can be read: "
+                              f"it is damaged or cut", decodable=readable)
 
 
 class VideoReader:
@@ -111,10 +144,10 @@ class VideoReader:
 class DecordReader(VideoReader):
     """decord.VideoReader with one thread, a frame count clamped to real packets, errors wrapped."""
 
-    def __init__(self, path, *, verify_frame_count: bool = True, fallback: bool = False):
+    def __init__(self, path, *, verify_frame_count: bool = True, fallback: bool = False, strict_length: bool = True):
         import decord
 
-        self.fallback = fallback
+        self.fallback, self.strict_length = fallback, strict_length
         self.path = str(path)
         _check_file(Path(path))
         try:
@@ -123,9 +156,12 @@ class DecordReader(VideoReader):
         except _decode_errors() as exc:
             raise VideoDecodeError(path, f"decord could not open it ({_short(exc)})") from None
         self.reported_frames = reported
-        self.num_frames = min(reported, count_packets(self.path)) if verify_frame_count else reported
+        packets, declared = stream_counts(self.path) if verify_frame_count else (reported, 0)
+        self.num_frames = min(reported, packets) if verify_frame_count else reported
         if self.num_frames <= 0:
             raise VideoDecodeError(path, f"no decodable video frames (container reports {reported})")
+        if strict_length:
+            _check_length(path, self.num_frames, declared)
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         wanted = self.clamp(indices)
@@ -136,7 +172,9 @@ class DecordReader(VideoReader):
         if not self.fallback:
             raise VideoDecodeError(self.path, reason)
         try:
-            frames = PyAVReader(self.path).get_frames(wanted)
+            frames = PyAVReader(self.path, strict_length=self.strict_length).get_frames(wanted)
+        except ShortVideoError as exc2:
+            raise ShortVideoError(self.path, f"{reason}; PyAV fallback: {exc2.reason}", exc2.decodable) from None
         except VideoDecodeError as exc2:
             raise VideoDecodeError(self.path, f"{reason}; PyAV fallback: {exc2.reason}") from None
         log.warning("%s: %s; frames read with PyAV instead", self.path, reason)
@@ -149,7 +187,7 @@ class DecordReader(VideoReader):
 class PyAVReader(VideoReader):
     """Sequential PyAV decoding up to the last requested frame (portable; no seeking surprises)."""
 
-    def __init__(self, path):
+    def __init__(self, path, *, strict_length: bool = True):
         import av
 
         self.path = str(path)
@@ -168,6 +206,8 @@ class PyAVReader(VideoReader):
         self.num_frames = min(reported, packets) if reported > 0 else packets
         if self.num_frames <= 0:
             raise VideoDecodeError(path, f"no decodable video frames (container reports {reported})")
+        if strict_length:
+            _check_length(path, self.num_frames, reported)
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         import av
@@ -195,16 +235,13 @@ class PyAVReader(VideoReader):
                         self.path, count, _short(exc))
         if not frames:
             raise VideoDecodeError(self.path, "no frame decoded")
-        if count <= last:  # fewer frames really decode than the container promised: clamp to them
-            self.num_frames = count
-            if count - 1 not in frames:
-                frames[count - 1] = latest
-            wanted = [min(i, count - 1) for i in wanted]
-            frames = {i: frames.get(i, latest) for i in wanted}
+        if count <= last:  # fewer frames decode than the container promised: never stand in copies
+            raise ShortVideoError(self.path, f"only {count} of {self.num_frames} frames decode (frame {last} "
+                                  f"was asked for): the file is damaged after frame {count - 1}", decodable=count)
         return np.stack([frames[i] for i in wanted])
 
 
-def open_video(path, backend: str = "decord", *, fallback: bool = True) -> VideoReader:
+def open_video(path, backend: str = "decord", *, fallback: bool = True, strict_length: bool = True) -> VideoReader:
     """Open ``path`` with ``backend`` ("decord" default, or "pyav"); raises VideoDecodeError.
 
     With ``fallback`` (default) a file decord refuses is retried with PyAV, which decodes the
@@ -213,16 +250,21 @@ def open_video(path, backend: str = "decord", *, fallback: bool = True) -> Video
     """
     path = os.fspath(path)
     if backend == "pyav":
-        return PyAVReader(path)
+        return PyAVReader(path, strict_length=strict_length)
     if backend != "decord":
         raise ValueError(f"unknown video backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
     try:
-        return DecordReader(path, fallback=fallback)
+        return DecordReader(path, fallback=fallback, strict_length=strict_length)
+    except ShortVideoError:
+        raise  # PyAV would count the same frames
     except VideoDecodeError as exc:
-        if not fallback or exc.reason in ("file not found", "empty file (0 bytes)", "not a regular file"):
+        if not fallback or exc.reason in ("file not found", "empty file (0 bytes)", "not a regular file",
+                                          "is a directory, not a video file"):
             raise
         try:
-            reader = PyAVReader(path)
+            reader = PyAVReader(path, strict_length=strict_length)
+        except ShortVideoError as exc2:
+            raise ShortVideoError(path, f"{exc.reason}; PyAV fallback: {exc2.reason}", exc2.decodable) from None
         except VideoDecodeError as exc2:
             raise VideoDecodeError(path, f"{exc.reason}; PyAV fallback: {exc2.reason}") from None
         log.warning("%s: decord failed (%s); reading %d frames with PyAV", path, exc.reason, reader.num_frames)

@@ -15,7 +15,9 @@ import numpy as np
 import torch
 
 from apclip_core.data.sampling import multi_view_indices, segment_indices
-from apclip_core.data.video_io import BACKENDS, open_video
+from apclip_core.data.video_io import BACKENDS, ShortVideoError, open_video
+
+SHORT_VIDEO_POLICIES = ("fail", "pad")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class ViewSpec:
     temporal_views: int = 1    # evaluation: evenly offset samplings of the segments
     spatial_crops: int = 1     # evaluation: crops along the long side (the transform makes them)
     backend: str = "decord"    # decord, with PyAV as fallback; or pyav
+    short_videos: str = "fail"  # a file whose frames stop decoding early: "fail" (counted as failed) or
+                                # "pad" (sampled from the frames that decode, repeating some; counted as padded)
 
     def __post_init__(self):
         for key in ("frames", "temporal_views", "spatial_crops"):
@@ -31,6 +35,8 @@ class ViewSpec:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown video backend {self.backend!r}; valid choices: {', '.join(BACKENDS)}")
+        if self.short_videos not in SHORT_VIDEO_POLICIES:
+            raise ValueError(f"unknown short_videos policy {self.short_videos!r}; valid: {', '.join(SHORT_VIDEO_POLICIES)}")
 
     @property
     def views(self) -> int:
@@ -39,7 +45,7 @@ class ViewSpec:
     def record(self) -> dict:
         """The fields a result records about how videos were seen."""
         return {"frames": self.frames, "temporal_views": self.temporal_views, "spatial_crops": self.spatial_crops,
-                "views": self.views}
+                "views": self.views, "short_videos": self.short_videos}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,6 +56,7 @@ class DecodedVideo:
     clips: torch.Tensor              # [temporal views x crops, T, 3, S, S], temporal view major
     frames: np.ndarray               # the decoded frames [temporal views x T, H, W, 3], before the transform
     indices: list[list[int]]         # frame indices of each temporal view
+    padded: bool = False             # sampled from the decodable start of a damaged file (policy "pad")
 
 
 def decode_video(path: str | Path, view: ViewSpec, transform: Callable, *,
@@ -58,17 +65,47 @@ def decode_video(path: str | Path, view: ViewSpec, transform: Callable, *,
 
     rng given (training): one clip, a random offset inside each TSN segment (`view.temporal_views`
     must be 1). Otherwise: `view.temporal_views` deterministic samplings of the segment centres.
+    A file whose frames stop decoding before the frames asked for raises video_io.ShortVideoError
+    (no frame is ever copied to stand in for one that did not decode), unless `view.short_videos`
+    is "pad": then the clip is sampled from the frames that do decode and comes back `padded`.
     Raises video_io.VideoDecodeError when the file cannot be decoded.
     """
-    with open_video(path, view.backend) as reader:
-        n = reader.num_frames
-        if rng is not None:
-            if view.temporal_views != 1:
-                raise ValueError("training samples one clip per video; temporal_views must be 1")
-            indices = [segment_indices(n, view.frames, train=True, rng=rng)]
-        else:
-            indices = multi_view_indices(n, view.frames, view.temporal_views)
-        indices = [reader.clamp(v) for v in indices]
-        frames = reader.get_frames([i for v in indices for i in v])
+    if rng is not None and view.temporal_views != 1:
+        raise ValueError("training samples one clip per video; temporal_views must be 1")
+    state = rng.bit_generator.state if rng is not None else None  # a padded retry draws the same offsets
+    try:
+        with open_video(path, view.backend) as reader:
+            indices, frames = _read(reader, reader.num_frames, view, rng)
+        padded = False
+    except ShortVideoError as exc:
+        if view.short_videos != "pad" or exc.decodable < 1:
+            raise
+        indices, frames = _read_decodable(path, view, rng, state, exc)
+        padded = True
     clips = [transform(frames[k * view.frames:(k + 1) * view.frames]) for k in range(len(indices))]
-    return DecodedVideo(clips=torch.cat(clips, dim=0), frames=frames, indices=indices)
+    return DecodedVideo(clips=torch.cat(clips, dim=0), frames=frames, indices=indices, padded=padded)
+
+
+def _read_decodable(path, view: ViewSpec, rng, state, short: ShortVideoError):
+    """Sample from the frames that really decode: a damaged file's packets can outnumber them, so
+    narrow down on each ShortVideoError (a few rounds at most: each one decodes the file's start)."""
+    for _ in range(4):
+        if rng is not None:
+            rng.bit_generator.state = state  # the same offsets as the attempt that failed
+        try:
+            with open_video(path, view.backend, strict_length=False) as reader:
+                return _read(reader, min(short.decodable, reader.num_frames), view, rng)
+        except ShortVideoError as exc:
+            if exc.decodable < 1 or exc.decodable >= short.decodable:
+                raise
+            short = exc
+    raise short
+
+
+def _read(reader, n: int, view: ViewSpec, rng) -> tuple[list[list[int]], np.ndarray]:
+    if rng is not None:
+        indices = [segment_indices(n, view.frames, train=True, rng=rng)]
+    else:
+        indices = multi_view_indices(n, view.frames, view.temporal_views)
+    indices = [[min(max(int(i), 0), n - 1) for i in reader.clamp(v)] for v in indices]
+    return indices, reader.get_frames([i for v in indices for i in v])

@@ -39,6 +39,8 @@ class TrainConfig:
     spatial_crops: int = 2
     flip: bool = True                        # horizontal flip augmentation (off for the benchmark: mirrored motion)
     video_backend: str = "decord"
+    short_videos: str = "fail"               # a file whose frames stop decoding early: fail (counted as failed;
+                                             # replaced in training) | pad (its decodable start; counted as padded)
     num_workers: int = 2
     # prompts and similarity
     prompt_strategy: str = "single"          # single | set | action_conditioned | customized | llm_direct
@@ -106,8 +108,8 @@ class TrainConfig:
     def view(self, *, train: bool = False) -> ViewSpec:
         """How videos are seen: one clip in training, the evaluation views otherwise."""
         if train:
-            return ViewSpec(self.frames, 1, 1, self.video_backend)
-        return ViewSpec(self.frames, self.temporal_views, self.spatial_crops, self.video_backend)
+            return ViewSpec(self.frames, 1, 1, self.video_backend, self.short_videos)
+        return ViewSpec(self.frames, self.temporal_views, self.spatial_crops, self.video_backend, self.short_videos)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -29,6 +29,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from apclip_core import atomic
 from apclip_core.data.views import ViewSpec
 from apclip_core.engine import metrics
 from apclip_core.model.similarity import get_similarity, similarity_names
@@ -50,8 +51,10 @@ class EvalResult:
     n_failed: int
     failed: list[dict]            # [{"path", "error"}] in list order
     n_classes: int
-    per_class_top1: dict[str, float]
+    per_class_top1: dict[str, Optional[float]]   # None: no evaluated video of that class
     protocol: dict = field(default_factory=dict)
+    n_padded: int = 0             # evaluated from the decodable start of a damaged file (policy short_videos=pad)
+    padded: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -77,7 +80,8 @@ def eval_transform_for(model, spatial_crops: int):
 @torch.no_grad()
 def encode_videos(model, dataset, *, batch_size: int = 8, num_workers: int = 0, device: str | torch.device = "cpu",
                   autocast_dtype: Optional[torch.dtype] = None, seed: int = 0, desc: str = "encode videos"):
-    """Frame embeddings of every video: (feats [N, V*T, D] float32 on CPU, labels [N], ok [N], errors {index: str}).
+    """Frame embeddings of every video: (feats [N, V*T, D] float32 on CPU, labels [N], ok [N], errors {index: str},
+    padded: indices sampled from the decodable start of a damaged file).
 
     Videos that fail to decode come back as ok=False (their features are zeros and unused).
     """
@@ -85,7 +89,7 @@ def encode_videos(model, dataset, *, batch_size: int = 8, num_workers: int = 0, 
 
     loader = build_eval_loader(dataset, batch_size=batch_size, num_workers=num_workers)
     device = torch.device(device)
-    feats, labels, oks, errors = [], [], [], {}
+    feats, labels, oks, errors, padded = [], [], [], {}, []
     was_training = model.training
     model.eval()
     for batch in progress(loader, desc=desc, total=len(loader)):
@@ -95,13 +99,16 @@ def encode_videos(model, dataset, *, batch_size: int = 8, num_workers: int = 0, 
         labels.append(torch.as_tensor(batch["label"]))
         ok = torch.as_tensor(batch["ok"], dtype=torch.bool)
         oks.append(ok)
-        for idx, good, err in zip(torch.as_tensor(batch["index"]).tolist(), ok.tolist(), batch["error"]):
+        for idx, good, err, pad in zip(torch.as_tensor(batch["index"]).tolist(), ok.tolist(), batch["error"],
+                                       torch.as_tensor(batch["padded"]).tolist()):
             if not good:
                 errors[idx] = str(err)
+            elif pad:
+                padded.append(idx)
     model.train(was_training)
     if len(torch.cat(labels)) != len(dataset):
         raise RuntimeError(f"the loader yielded {len(torch.cat(labels))} of {len(dataset)} videos (drop_last?)")
-    return torch.cat(feats), torch.cat(labels), torch.cat(oks), errors
+    return torch.cat(feats), torch.cat(labels), torch.cat(oks), errors, padded
 
 
 @torch.no_grad()
@@ -120,6 +127,7 @@ def score(split_name: str, classnames: Sequence[str], logits: torch.Tensor, labe
     acc = metrics.topk_accuracy(logits, labels, ks=(1, 5))
     per_class = metrics.per_class_accuracy(logits.argmax(1), labels, len(classnames)) if len(labels) else \
         [math.nan] * len(classnames)
+    per_class = [None if math.isnan(v) else v for v in per_class]  # strict JSON: no NaN
     return EvalResult(split=split_name, top1=acc[1], top5=acc[5], n_videos=int(len(ok)), n_evaluated=int(ok.sum()),
                       n_failed=len(failed), failed=failed, n_classes=len(classnames),
                       per_class_top1=dict(zip(classnames, per_class)), protocol=dict(protocol or {}))
@@ -140,7 +148,7 @@ def evaluate(model, split, bank, *, similarity: str, view: ViewSpec, batch_size:
     start = time.perf_counter()
     dataset = VideoDataset(split.records, split.root, view=view, train=False,
                            transform=eval_transform_for(model, view.spatial_crops))
-    feats, labels, ok, errors = encode_videos(model, dataset, batch_size=batch_size, num_workers=num_workers,
+    feats, labels, ok, errors, padded = encode_videos(model, dataset, batch_size=batch_size, num_workers=num_workers,
                                               device=device, autocast_dtype=autocast_dtype,
                                               desc=f"evaluate {split.name}")
     encoded = bank.encode(model, cache=cache_prompts)
@@ -163,6 +171,11 @@ def evaluate(model, split, bank, *, similarity: str, view: ViewSpec, batch_size:
         **(record or {}),
     }
     result = score(split.name, split.classnames, logits, labels, ok, failed, protocol)
+    result.padded = [split.records[i].path for i in padded]
+    result.n_padded = len(padded)
+    for path in result.padded:
+        logger.warning("split %s: %s decodes only in part; evaluated on the frames that decode (short_videos=pad)",
+                       split.name, path)
     result.protocol["seconds"] = round(time.perf_counter() - start, 2)
     logger.info("%s: top1 %.2f top5 %.2f (%d videos, %d failed, %d classes, %s prompts, %s)", split.name,
                 result.top1, result.top5, result.n_videos, result.n_failed, result.n_classes, bank.strategy, similarity)
@@ -250,6 +263,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--temporal-views", type=int, default=2)
     parser.add_argument("--spatial-crops", type=int, default=2)
+    parser.add_argument("--short-videos", choices=["fail", "pad"], default="fail",
+                        help="a file whose frames stop decoding early: count it as failed (default), or evaluate "
+                             "it from the frames that decode (counted as padded in the result)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -283,14 +299,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     for split in protocol.eval:
         bank = build_prompt_bank(strategy, split.classnames, prompt_file)
         results.append(evaluate(model, split, bank, similarity=args.similarity,
-                                view=ViewSpec(args.frames, args.temporal_views, args.spatial_crops),
+                                view=ViewSpec(args.frames, args.temporal_views, args.spatial_crops,
+                                              short_videos=args.short_videos),
                                 batch_size=args.batch_size, num_workers=args.num_workers, device=device,
                                 autocast_dtype=autocast_dtype, record=record))
     summary = summarize(results)
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name(
         f"eval_{args.protocol}_{strategy}_{args.similarity}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "results": [r.to_json() for r in results]}, indent=2) + "\n")
+    atomic.write_json(out, {"summary": summary, "results": [r.to_json() for r in results]})
     for key, value in summary.items():
         print(f"{key:>24}: {value:.2f}")
     print(f"wrote {out}")

@@ -144,7 +144,7 @@ class LoopState:
     micro_step: int = 0            # the next micro-batch of that epoch
     global_step: int = 0           # optimizer steps taken
     history: list = field(default_factory=list)   # one entry per finished epoch
-    partial: dict = field(default_factory=lambda: {"loss_sum": 0.0, "n": 0, "seconds": 0.0, "replaced": 0})
+    partial: dict = field(default_factory=lambda: {"loss_sum": 0.0, "n": 0, "seconds": 0.0, "replaced": 0, "padded": 0})
 
     def next_epoch(self) -> None:
         self.epoch, self.micro_step = self.epoch + 1, 0
@@ -165,7 +165,9 @@ def save_loop_state(path: Path, *, model, optimizer, scheduler, scaler, state: L
 
 
 def load_loop_state(path: Path, *, model, optimizer, scheduler, scaler, cfg: TrainConfig, d: Dist) -> LoopState:
-    saved_state = torch.load(path, map_location="cpu", weights_only=True)
+    from apclip_core.model.video_clip import read_torch_file
+
+    saved_state = read_torch_file(path, what="training state")
     saved = json.loads(saved_state["config"])
     now = json.loads(cfg.to_json())
     diff = sorted(k for k in saved if k not in RESUME_FREE_FIELDS and saved[k] != now.get(k))
@@ -186,13 +188,12 @@ def evaluate_epoch(model, protocol, cfg: TrainConfig, run_dir: Path, epoch: int,
     results = evaluate_protocol(model, protocol.eval, cfg, device=device, autocast_dtype=amp_dtype,
                                 record={"run": str(run_dir), "epoch": epoch + 1})
     for r in results:
-        atomic.write_text(run_dir / f"eval_{r.split}.json", json.dumps(r.to_json(), indent=2) + "\n")
+        atomic.write_json(run_dir / f"eval_{r.split}.json", r.to_json())
     return summarize(results)
 
 
 def write_metrics(run_dir: Path, cfg: TrainConfig, history: list, **extra) -> None:
-    atomic.write_text(run_dir / "metrics.json",
-                      json.dumps({"config": asdict(cfg), "epochs": history, **extra}, indent=2) + "\n")
+    atomic.write_json(run_dir / "metrics.json", {"config": asdict(cfg), "epochs": history, **extra})
 
 
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
@@ -314,6 +315,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             state.partial["loss_sum"] += loss.item()
             state.partial["n"] += 1
             state.partial["replaced"] += sum(r is not None for r in batch["replaced"])
+            state.partial["padded"] = state.partial.get("padded", 0) + int(torch.as_tensor(batch["padded"]).sum())
             bar.update(1)
             if is_step:
                 if cfg.grad_clip_norm > 0:
@@ -337,11 +339,12 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         state.partial["seconds"] += time.perf_counter() - tic
 
         # ---- end of epoch: log, evaluate, checkpoint ----
-        totals = torch.tensor([state.partial["loss_sum"], state.partial["n"], state.partial["replaced"]], dtype=torch.float64)
+        totals = torch.tensor([state.partial["loss_sum"], state.partial["n"], state.partial["replaced"],
+                               state.partial.get("padded", 0)], dtype=torch.float64)
         if d.enabled:
             dist.all_reduce(totals)
         entry = {"epoch": epoch + 1, "step": state.global_step, "loss": float(totals[0] / totals[1]),
-                 "replaced_videos": int(totals[2]),
+                 "replaced_videos": int(totals[2]), "padded_videos": int(totals[3]),
                  "lr": optimizer.param_groups[0]["lr"],
                  "step_time_s": state.partial["seconds"] / max(1, state.partial["n"]) * accum,
                  "samples_per_s": state.partial["n"] * cfg.batch_size * d.world_size / max(1e-9, state.partial["seconds"])}
@@ -350,11 +353,14 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         barrier(d)
         state.history.append(entry)
         state.next_epoch()
-        save_loop_state(state_path, **save)
+        # Order matters for a kill at any moment: the epoch's outputs first, last.pt (the marker that
+        # the epoch is done) last, so a resume re-does every epoch whose marker was not written.
         if d.main:
             save_checkpoint(model, run_dir / "checkpoint.pt", train_config=asdict(cfg), epoch=state.epoch,
                             global_step=state.global_step, metrics=state.history[-1])
             write_metrics(run_dir, cfg, state.history)
+        barrier(d)
+        save_loop_state(state_path, **save)
         evals = " ".join(f"{k} {v:.2f}" for k, v in entry.get("eval", {}).items())
         logger.info("epoch %d/%d | loss %.4f | lr %.3g | %.3f s/step | %s", entry["epoch"], cfg.epochs, entry["loss"],
                     entry["lr"], entry["step_time_s"], evals or "no eval")
@@ -363,7 +369,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     checksums = gather_objects(params_checksum(model), d)
     if d.main:
         logger.info("parameter checksums per rank: %s", " ".join(f"rank{r}={c}" for r, c in enumerate(checksums)))
-        write_metrics(run_dir, cfg, state.history, param_checksums=checksums, world_size=d.world_size)
+        # written last of all: `complete` is what says the run finished (experiments.finished_summary)
+        write_metrics(run_dir, cfg, state.history, param_checksums=checksums, world_size=d.world_size, complete=True)
         logger.info("done: %s", run_dir)
     barrier(d)
     if d.enabled:

@@ -21,6 +21,7 @@ Checkpoints are a plain state_dict + a JSON config, loaded with torch.load(weigh
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -226,6 +227,24 @@ def weights_fingerprint(model: VideoCLIP) -> str:
 
 
 # ---- construction -------------------------------------------------------------------------------
+class _DropRandomInitNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("No pretrained weights loaded")
+
+
+@contextlib.contextmanager
+def _quiet_random_init_notice(active: bool):
+    """open_clip logs "No pretrained weights loaded ... initialized randomly" on the root logger when
+    built without weights; a checkpoint load builds that way and then loads its weights."""
+    notice = _DropRandomInitNotice()
+    if active:
+        logging.getLogger().addFilter(notice)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(notice)
+
+
 def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "openai", *,
                  temporal_module: bool = False, temporal_window: int = 1, quick_gelu: Optional[bool] = None,
                  device: str | torch.device = "cpu", precision: str = "fp32",
@@ -238,9 +257,10 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
     register_model_configs()
     if quick_gelu is None:
         quick_gelu = needs_quick_gelu(model_name, pretrained)
-    clip = open_clip.create_model(
-        model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
-        force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config
+    with _quiet_random_init_notice(not load_weights):  # weights follow at once: open_clip's notice would mislead
+        clip = open_clip.create_model(
+            model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
+            force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config
     preprocess = getattr(clip.visual, "preprocess_cfg", {})
     image_size = clip.visual.image_size
     config = {
@@ -303,12 +323,44 @@ def save_checkpoint(model: VideoCLIP, path: str | Path, /, **extra_json) -> Path
     return path
 
 
+def read_torch_file(path: str | Path, what: str = "checkpoint") -> object:
+    """torch.load(weights_only=True) of a file the user named, every failure as one CheckpointError
+    that names the file and says what to do (never torch's advice to unpickle unsafely)."""
+    import pickle
+    import zipfile
+
+    from apclip_core.errors import CheckpointError
+
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory, not a {what} file; give the file inside it "
+                              f"(a run folder holds checkpoint.pt)")
+    if not path.is_file():
+        raise CheckpointError(f"{what} {path} not found; check the path (a finished run writes "
+                              f"runs/<name>/checkpoint.pt)")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path} is empty (0 bytes): the copy or the run that wrote it was cut short; "
+                              f"copy it again or re-run")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError, OSError,
+            AttributeError, ModuleNotFoundError) as exc:
+        reason = str(exc).split("\n")[0][:160]
+        if isinstance(exc, pickle.UnpicklingError):
+            reason = "it holds Python objects other than tensors, so it is not an apclip file"
+        raise CheckpointError(f"{path} is not a readable {what} (truncated, corrupt or another format: "
+                              f"{reason}). An apclip {what} is written by `apclip train`; a released model of "
+                              f"another project can be imported with `python -m apclip_core convert`") from None
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoCLIP:
     """Rebuild the VideoCLIP saved by save_checkpoint (architecture + activation from its config)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    from apclip_core.errors import CheckpointError
+
+    payload = read_torch_file(path)
     if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
-        raise ValueError(f"{path} is not an apclip checkpoint (expected keys 'state_dict' and 'config'); "
-                         "for a plain open_clip state dict use create_model(name, pretrained=<path>)")
+        raise CheckpointError(f"{path} is not an apclip checkpoint (expected keys 'state_dict' and 'config'); "
+                              "for a plain open_clip state dict use create_model(name, pretrained=<path>)")
     config = json.loads(payload["config"])["model"]
     model = create_model(config["model_name"], config["pretrained"], temporal_module=config["temporal_module"],
                          temporal_window=config.get("temporal_window", 1), quick_gelu=config["quick_gelu"],

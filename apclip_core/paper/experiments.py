@@ -42,6 +42,8 @@ METHODS: dict[str, dict] = {
 METHODS["Ours"] = METHODS["AP-CLIP"]
 METHODS["Base(ViFi-CLIP)"] = METHODS["ViFi-CLIP"]
 
+# Fields added to TrainConfig after runs were first named: left out of the identity at their default.
+FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail"}
 # Config fields that do not change a run's result (left out of its identity).
 _NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size"}
 
@@ -58,8 +60,9 @@ def make_config(config: str, method: str, **overrides):
 
     cfg = load_config(config, **{**method_overrides(method), **overrides})
     identity = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
-    if not identity["drop_attribute_groups"]:  # added after runs were named: their names stay valid
-        del identity["drop_attribute_groups"]
+    for key, default in FIELDS_ADDED_LATER.items():  # at their default, runs named before them keep their names
+        if identity[key] == default:
+            del identity[key]
     if cfg.pretrained == "tiny":
         # 'tiny' names whatever the pretraining defaults produce: pin the run to those weights
         from apclip_core.embedded.pretrain import config_hash, pretrain_config
@@ -76,7 +79,8 @@ def finished_summary(run_dir: Path) -> Optional[dict]:
     if not metrics_path.exists():
         return None
     metrics = json.loads(metrics_path.read_text())
-    if "param_checksums" not in metrics or not metrics.get("epochs"):
+    # "complete" is written last by a run (runs from before it existed wrote param_checksums last)
+    if not (metrics.get("complete") or "param_checksums" in metrics) or not metrics.get("epochs"):
         return None
     summary = dict(metrics["epochs"][-1].get("eval") or {})
     for result in sorted(run_dir.glob("eval_*.json")):
@@ -153,7 +157,7 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
                                         "trained_as": result["method"], "evaluated_as": method})
     summary = {"method": f"{result['method']} + {method}", "run_dir": str(run_dir), **summarize(results),
                **{f"{r.split}_top5": r.top5 for r in results}}
-    atomic.write_text(cached, json.dumps(summary, indent=2))
+    atomic.write_json(cached, summary)
     return summary
 
 

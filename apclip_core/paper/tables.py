@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import pandas as pd
 
-from apclip_core import paths
+from apclip_core import atomic, paths
 
 PAPER_TABLES_DIR = Path(__file__).resolve().parent / "paper_tables"
 
@@ -107,7 +107,7 @@ def save_table(df: pd.DataFrame, name: str, *, title: str, results: dict,
         plt.close(fig)
     payload = {"table": name, "title": title, "rows": json.loads(df.to_json(orient="records")),
                **results, "provenance": provenance()}
-    files.json.write_text(json.dumps(payload, indent=2, default=str))
+    atomic.write_json(files.json, payload, default=str)
     return files
 
 

@@ -115,7 +115,12 @@ class PromptBank:
         classes = prompt_file.classes
         missing = [c for c in classnames if c not in classes]
         if missing:
-            raise KeyError(f"{path}: {len(missing)} of {len(classnames)} classes missing: {missing}")
+            from apclip_core.errors import MissingPromptsError
+
+            raise MissingPromptsError(
+                f"{path}: {len(missing)} of {len(classnames)} classes missing: {missing[:10]}"
+                f"{' ...' if len(missing) > 10 else ''}. Use the prompt file of this dataset, or generate the "
+                f"missing classes with `make prompts DATASET=<name> LABELS=<labels csv>`")
         drop = tuple(f"{g.lower()}." for g in drop_groups)
         if prefix is None:
             prefix = strategy != "customized"

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from apclip_core.data.annotations import read_label_files
-from apclip_core.paths import cache_dir, prompts_dir
+from apclip_core.paths import cache_dir, prompts_dir, user_prompts_dir
 from apclip_core.prompts import rule_based
 from apclip_core.prompts.generator import GenerationError, GeneratorConfig, PromptGenerator, build_prompt_file
 
@@ -31,7 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="dataset name; the output defaults to prompts/<dataset>.json")
     p.add_argument("--labels", type=Path, nargs="+", help="labels CSV(s) (id,name); the class names are used "
                    "verbatim; several files: their union (e.g. the three Kinetics-600 zero-shot splits)")
-    p.add_argument("--out", type=Path, help="output prompt file (default prompts/<dataset>.json)")
+    p.add_argument("--out", type=Path, help="output prompt file (default <APCLIP_PROMPTS or outputs/prompts>/<dataset>.json; "
+                   "an incomplete set is written as <name>.partial.json)")
     llm = p.add_argument_group("LLM backend (key from OPENAI_API_KEY only)")
     defaults = GeneratorConfig()
     llm.add_argument("--model", default=defaults.model)
@@ -97,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     prompt_file, failed = build_prompt_file(args.dataset, result, source=config.source(), generator_model=config.model,
                                             graph=generator.graph, templates=generator.templates,
                                             notes=f"sampling {config.sampling()}")
-    out = args.out or prompts_dir() / f"{args.dataset}.json"
+    out = args.out or user_prompts_dir() / f"{args.dataset}.json"
+    if failed:  # an incomplete set never takes the complete set's name: nothing reads it by accident
+        out = out.with_name(out.name.removesuffix(".json") + ".partial.json")
     if prompt_file.classes:
         prompt_file.write(out)
         print(f"wrote {out}: {prompt_file.manifest.num_classes}/{len(classnames)} classes complete; {result.summary()}")
