@@ -120,14 +120,19 @@ def resolve_pretrained(cfg: TrainConfig, d: Dist) -> Optional[str]:
 
 
 def setup_logging(run_dir: Path, d: Dist) -> None:
-    """Rank 0: INFO to stderr and run_dir/train.log. Other ranks: warnings only."""
+    """Rank 0: INFO to run_dir/train.log, and to stderr in a terminal; inside a Jupyter kernel stderr
+    gets warnings only (INFO there is pages of config and epoch lines above the result; the notebook
+    prints one summary line instead). Other ranks: warnings only."""
     root = logging.getLogger("apclip_core")
     root.setLevel(logging.INFO if d.main else logging.WARNING)
     fmt = logging.Formatter(f"%(asctime)s [rank {d.rank}] %(levelname)s %(message)s", "%H:%M:%S")
     for h in list(root.handlers):
         if getattr(h, "_apclip_train", False):
             root.removeHandler(h)
-    handlers = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    if "ipykernel" in sys.modules:
+        console.setLevel(logging.WARNING)
+    handlers = [console]
     if d.main:
         handlers.append(logging.FileHandler(run_dir / "train.log"))
     for h in handlers:

@@ -15,6 +15,7 @@ from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
+from apclip_core import paths
 from apclip_core.paper import experiments, tables
 
 DATASET_NAMES = {"hmdb": "HMDB-51", "ucf": "UCF-101", "k600": "K600", "k400": "K-400", "ssv2": "SSv2"}
@@ -136,8 +137,17 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
     files = tables.save_table(table, name, title=title, notes=notes, chart=chart,
                               results={"profile": profile, "protocol": protocol or {},
                                        "gains": gains.to_dict(orient="records"), "claims": claims,
-                                       "raw": rows.to_dict(orient="records")})
-    return TableResult(name=name, title=title, table=table, gains=gains, rows=rows, files=files, claims=claims)
+                                       "raw": _portable_runs(rows).to_dict(orient="records")})
+    # shown rounded (41.666666 reads as noise); the files and `rows` keep every digit
+    return TableResult(name=name, title=title, table=table.round(1), gains=gains.round(1), rows=rows, files=files,
+                       claims=claims)
+
+
+def _portable_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """Run folders relative to the project (an absolute path would differ per checkout and machine)."""
+    if "run_dir" not in rows:
+        return rows
+    return rows.assign(run_dir=[paths.portable(p) if isinstance(p, str) else p for p in rows["run_dir"]])
 
 
 def _value(df: pd.DataFrame, method: str, metric: str, dataset: Optional[str] = None) -> float:
@@ -305,7 +315,10 @@ def run_table(name: str, **params) -> TableResult:
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return TABLES[name](**params)
+    since = len(experiments.RUN_LOG)
+    result = TABLES[name](**params)
+    print(f"{name}: {experiments.run_log_summary(since)}")  # the one line a notebook shows of the runs
+    return result
 
 
 def checked_text(result: TableResult, *, claims: Sequence[str] = ()) -> str:

@@ -109,10 +109,22 @@ def save_table(df: pd.DataFrame, name: str, *, title: str, results: dict,
         fig.savefig(png, format="png", dpi=150, bbox_inches="tight")
         plt.close(fig)
         atomic.write_bytes(files.png, png.getvalue())
-    payload = {"table": name, "title": title, "rows": json.loads(df.to_json(orient="records")),
-               **results, "provenance": provenance()}
-    atomic.write_text(files.json, json.dumps(payload, indent=2, default=str))
+    payload = {"table": name, "title": title, "rows": json.loads(df.to_json(orient="records")), **results}
+    payload = json.loads(json.dumps(payload, default=str))
+    if _recorded_results(files.json) != payload:
+        # provenance (commit, date) changes on every run: rewritten only with the numbers, so re-running
+        # an unchanged result leaves a tracked figures/ folder clean and says when the numbers were made
+        atomic.write_text(files.json, json.dumps({**payload, "provenance": provenance()}, indent=2, default=str))
     return files
+
+
+def _recorded_results(path: Path) -> Optional[dict]:
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    recorded.pop("provenance", None)
+    return recorded
 
 
 METRIC_LABELS = {"top1": "top-1", "top5": "top-5", "base": "base", "novel": "novel", "hm": "HM"}
