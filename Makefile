@@ -66,8 +66,11 @@ lock: $(STAMP)
 	     | sed -e 's/^torch==\(.*\)$$/torch===\1/' -e 's/^torchvision==\(.*\)$$/torchvision===\1/'; } > constraints.txt
 	@echo ">> wrote constraints.txt"
 
+# Served from the project root, so outputs/notebooks/ and figures/ open too (the README sends users there);
+# it starts in notebooks/. As root (containers) Jupyter refuses to start without --allow-root.
 lab: $(STAMP)
-	APCLIP_PROGRESS=1 $(BIN)/jupyter lab --notebook-dir=notebooks
+	APCLIP_PROGRESS=1 $(BIN)/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 # The main job: render the embedded benchmark, pretrain the tiny CLIP (cached), then train and
 # evaluate single-prompt/mean-pool against action-conditioned prompts/MAKA on base-to-novel.
