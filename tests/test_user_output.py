@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import types
 
@@ -85,3 +86,35 @@ def test_rerunning_an_unchanged_result_leaves_its_json_byte_identical(tmp_path, 
     tables.save_table(df.assign(value=50.0), "t", title="T", results={"raw": []}, figures=tmp_path)
     payload = json.loads(files.json.read_text())
     assert payload["rows"] == [{"method": "A", "value": 50.0}] and payload["provenance"]["date"] == "2026-01-02"
+
+
+def test_notebook_runner_talks_on_the_terminal_and_keeps_the_stored_notebook_clean(tmp_path):
+    # a real papermill run on the apclip kernel (installed by `make install`), as `make demo` does it
+    import subprocess
+
+    import nbformat
+
+    params = nbformat.v4.new_code_cell("n = 3")
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell("from apclip_core.progress import progress, say\n"
+                                     "say('benchmark: reused')\n"
+                                     "for _ in progress(range(n), desc='epoch 1/1'): pass\nprint('n =', n)")
+    nb = nbformat.v4.new_notebook(cells=[params, body])
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    (tmp_path / "p.yaml").write_text("n: 5\n")
+    terminal = tmp_path / "terminal"
+    terminal.touch()
+    env = {**os.environ, "APCLIP_TERMINAL": str(terminal), "APCLIP_PROGRESS": "0",
+           "PYTHONPATH": str(paths.PROJECT_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "apclip_core", "notebook", str(tmp_path / "t.ipynb"),
+                           str(tmp_path / "out" / "t.ipynb"), "-f", str(tmp_path / "p.yaml"), "--stage", "2/3"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(">> [2/3] t: ") and ">> t: done in" in done.stdout
+    assert "without encryption" not in done.stderr
+    out = json.loads((tmp_path / "out" / "t.ipynb").read_text())
+    assert out["metadata"]["kernelspec"]["name"] == "apclip"
+    outputs = [o for c in out["cells"] for o in c.get("outputs", [])]
+    assert ["".join(o.get("text", "")) for o in outputs] == ["n = 5\n"]  # no bar, no say line in the stored notebook
+    said = terminal.read_text()
+    assert ">> benchmark: reused" in said and "epoch 1/1" in said and "/5 [" in said

@@ -18,6 +18,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from apclip_core import atomic, paths
+from apclip_core.progress import say
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,8 @@ def _run_locked(cfg, run_dir: Path, method: str) -> dict:
         resume = (run_dir / "last.pt").exists()
         kind = "resumed" if resume else "trained"
         log.info("%s %s: %s", "resuming" if resume else "training", method, run_dir)
+        say(f"{'resuming' if resume else 'training'} {method} ({cfg.epochs} epochs; log: "
+            f"{paths.portable(run_dir / 'train.log')})")
         if run_dir.exists() and not resume:
             # a run folder without a resumable state holds nothing worth keeping (it died before epoch 1)
             for f in run_dir.iterdir():
@@ -140,6 +143,7 @@ def _run_locked(cfg, run_dir: Path, method: str) -> dict:
             raise RuntimeError(f"training finished but {run_dir}/metrics.json has no final evaluation")
     else:
         log.info("reusing finished run %s", run_dir)
+        say(f"{method}: reused the finished run {paths.portable(run_dir)}")
     RUN_LOG.append((method, str(run_dir), kind, time.monotonic() - start))
     return {"method": method, "run_dir": str(run_dir), **summary}
 
