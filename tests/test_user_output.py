@@ -42,7 +42,7 @@ def restore_apclip_logger():
 def test_training_info_goes_to_the_log_file_and_to_the_console_only_in_a_terminal(
         tmp_path, capsys, monkeypatch, restore_apclip_logger, in_kernel):
     from apclip_core.engine.distributed import Dist
-    from apclip_core.engine.train import setup_logging
+    from apclip_core.engine.train import close_logging, setup_logging
 
     if in_kernel:
         monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
@@ -58,6 +58,9 @@ def test_training_info_goes_to_the_log_file_and_to_the_console_only_in_a_termina
     assert "config: {...}" in (tmp_path / "train.log").read_text()
     assert ("config: {...}" in err) is not in_kernel
     assert "loss is nan" in err
+    close_logging()  # the run is over: what the process logs next is not this run's
+    logging.getLogger("apclip_core.paper.experiments").warning("reused another run")
+    assert "reused another run" not in (tmp_path / "train.log").read_text()
 
 
 def test_run_log_summary_says_what_was_trained_and_what_was_reused(monkeypatch):

@@ -142,6 +142,17 @@ def setup_logging(run_dir: Path, d: Dist) -> None:
     root.propagate = False
 
 
+def close_logging() -> None:
+    """Detach a finished run's handlers: later messages of the process (the next run reused from cache,
+    say) must not land in this run's train.log."""
+    root = logging.getLogger("apclip_core")
+    for h in list(root.handlers):
+        if getattr(h, "_apclip_train", False):
+            root.removeHandler(h)
+            h.close()
+    root.propagate = True
+
+
 @dataclass
 class LoopState:
     """Where the loop is, all of it: saved whole in last.pt, so a resumed run continues exactly."""
@@ -373,6 +384,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     barrier(d)
     if d.enabled:
         dist.destroy_process_group()
+    close_logging()
     return run_dir
 
 
