@@ -14,13 +14,16 @@ OUT := outputs/notebooks
 export APCLIP_PROGRESS ?= 0
 export PYTHONHASHSEED := 0
 
-# papermill: explicit kernel, never in place, paper profile passed as a YAML params file.
+# Live progress and "reused from cache" lines go straight to the terminal make runs in (never into
+# the stored notebooks); empty when make is not run from a terminal (CI), and then they are off.
+export APCLIP_TERMINAL ?= $(shell tty -s 2>/dev/null && tty)
+
+# papermill through `python -m apclip_core notebook`: the apclip kernel (over IPC: no TCP warnings), never
+# in place, the paper profile as a YAML params file; it says the stage ($(2): i/n) and its expected time.
 define papermill
 	@mkdir -p $(OUT)
-	@echo ">> papermill $(1) (profile: $(PROFILE))"
-	$(BIN)/papermill --no-progress-bar -k $(KERNEL) --cwd notebooks \
-		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,) \
-		$(1) $(OUT)/$(notdir $(1))
+	@$(BIN)/python -m apclip_core notebook $(1) $(OUT)/$(notdir $(1)) --kernel $(KERNEL) $(if $(2),--stage $(2),) \
+		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,)
 endef
 
 .PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts bench
@@ -66,14 +69,17 @@ lock: $(STAMP)
 	     | sed -e 's/^torch==\(.*\)$$/torch===\1/' -e 's/^torchvision==\(.*\)$$/torchvision===\1/'; } > constraints.txt
 	@echo ">> wrote constraints.txt"
 
+# Served from the project root, so outputs/notebooks/ and figures/ open too (the README sends users there);
+# it starts in notebooks/. As root (containers) Jupyter refuses to start without --allow-root.
 lab: $(STAMP)
-	APCLIP_PROGRESS=1 $(BIN)/jupyter lab --notebook-dir=notebooks
+	APCLIP_TERMINAL= APCLIP_PROGRESS=1 $(BIN)/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 # The main job: render the embedded benchmark, pretrain the tiny CLIP (cached), then train and
 # evaluate single-prompt/mean-pool against action-conditioned prompts/MAKA on base-to-novel.
 demo: $(STAMP)
-	$(call papermill,notebooks/00_embedded_benchmark.ipynb)
-	$(call papermill,notebooks/12_table2_base_to_novel.ipynb)
+	$(call papermill,notebooks/00_embedded_benchmark.ipynb,1/2)
+	$(call papermill,notebooks/12_table2_base_to_novel.ipynb,2/2)
 	@$(BIN)/python -m apclip_core report --table table2_base_to_novel --notebook $(OUT)/12_table2_base_to_novel.ipynb
 
 # One target per table: preflight (stops at once, saying what is missing), papermill, then the table.
@@ -111,11 +117,11 @@ bench-prompts: $(STAMP)
 
 # Unit tests and every notebook under nbval, in one pytest run (one summary line).
 test: $(STAMP)
-	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
+	APCLIP_TERMINAL= $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
+	APCLIP_TERMINAL= $(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider
 
 # --- real datasets (see README, "Getting the datasets ready") ---
 data-splits: $(STAMP)

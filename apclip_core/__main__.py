@@ -19,6 +19,7 @@ COMMANDS = {
     "prompts": ("apclip_core.prompts.cli", "generate action-conditioned prompts with an LLM"),
     "validate-prompts": ("apclip_core.prompts.validate", "check a prompt file against a label list"),
     "data": ("apclip_core.data.prepare", "download / prepare / check the real datasets"),
+    "notebook": ("apclip_core.notebook", "run a notebook with papermill on the apclip kernel, saying each stage"),
     "report": ("apclip_core.paper.report", "print a rendered table and where its files are"),
     "preflight": ("apclip_core.paper.preflight", "check a notebook's data, weights, GPU and prompt files before a run"),
 }

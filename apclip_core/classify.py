@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,21 +61,49 @@ def prompt_search_order(prompt_files: Optional[Sequence[Path]] = None) -> list[P
 NOT_PROMPT_SETS = {"attribute_graph.json", "llm_prompts.json"}
 
 
-def find_shipped_prompts(actions: Sequence[str], prompt_files: Optional[Sequence[Path]] = None) -> dict[str, tuple[Path, str]]:
-    """action -> (prompt file, class name in that file) for every action a prompt set knows."""
+def _shipped_classes(prompt_files: Optional[Sequence[Path]] = None) -> list[tuple[Path, str]]:
+    """(prompt file, class name) for every class with action-conditioned prompts, in search order."""
     files = prompt_search_order(prompt_files)
-    wanted = {_key(a): a for a in actions}
-    found: dict[str, tuple[Path, str]] = {}
+    out = []
     for path in files:
         try:
             classes = json.loads(Path(path).read_text()).get("classes", {})
         except (OSError, json.JSONDecodeError, AttributeError):
             continue
-        for name, entry in classes.items():
-            action = wanted.get(_key(name))
-            if action and action not in found and isinstance(entry, dict) and entry.get("action_conditioned"):
-                found[action] = (Path(path), name)
+        out += [(Path(path), name) for name, entry in classes.items()
+                if isinstance(entry, dict) and entry.get("action_conditioned")]
+    return out
+
+
+def find_shipped_prompts(actions: Sequence[str], prompt_files: Optional[Sequence[Path]] = None) -> dict[str, tuple[Path, str]]:
+    """action -> (prompt file, class name in that file) for every action a shipped file knows; names
+    match across case, CamelCase and underscores ('juggling_balls' finds 'JugglingBalls')."""
+    wanted = {_key(a): a for a in actions}
+    found: dict[str, tuple[Path, str]] = {}
+    for path, name in _shipped_classes(prompt_files):
+        action = wanted.get(_key(name))
+        if action and action not in found:
+            found[action] = (path, name)
     return found
+
+
+def close_shipped_names(action: str, prompt_files: Optional[Sequence[Path]] = None, n: int = 3,
+                        classes: Optional[list[tuple[Path, str]]] = None) -> list[str]:
+    """Shipped class names close to `action` ('juggling' -> 'JugglingBalls'), best first, as
+    'Name (file.json)': what the user may have meant, since a near miss silently gets the single prompt."""
+    import difflib
+
+    key = _key(action)
+    stems = {w[:3] for w in key.split() if len(w) > 2}  # 'riding a bike' ~ 'ride bike': rid, bik
+    scored = {}
+    for path, name in classes if classes is not None else _shipped_classes(prompt_files):
+        other = _key(name)
+        shared = stems & {w[:3] for w in other.split() if len(w) > 2}
+        score = difflib.SequenceMatcher(None, key, other).ratio() + 0.5 * len(shared) / max(1, len(stems))
+        label = f"{name} ({path.name})"
+        if score >= 0.7 and score > scored.get(label, 0):
+            scored[label] = score
+    return sorted(scored, key=lambda k: -scored[k])[:n]
 
 
 def build_prompt_bank(actions: Sequence[str], *, prompt_files: Optional[Sequence[Path]] = None,
@@ -82,6 +111,7 @@ def build_prompt_bank(actions: Sequence[str], *, prompt_files: Optional[Sequence
     """A PromptBank over `actions` using the best prompts available for each name, and the source of each."""
     from apclip_core.prompts.bank import PromptBank
 
+    shipped_classes = _shipped_classes(prompt_files)
     shipped = find_shipped_prompts(actions, prompt_files)
     prompts: list[list[str]] = []
     sources: dict[str, str] = {}
@@ -102,7 +132,9 @@ def build_prompt_bank(actions: Sequence[str], *, prompt_files: Optional[Sequence
             sources[action] = "generated"
         else:
             prompts.append(PromptBank.single([action]).prompts[0])
-            sources[action] = "single prompt (no action-conditioned prompts available)"
+            close = close_shipped_names(action, classes=shipped_classes)
+            sources[action] = ("single prompt (no action-conditioned prompts available" +
+                               (f"; close shipped names: {', '.join(close)}" if close else "") + ")")
     return PromptBank(classnames=list(actions), prompts=prompts, strategy="mixed"), sources
 
 
@@ -150,8 +182,7 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
     score_fn = get_similarity(similarity)
     view = ViewSpec(num_frames, temporal_views, spatial_crops, backend)
     if model is None:
-        model = (model_lib.load_checkpoint(checkpoint) if checkpoint
-                 else model_lib.create_model_and_transforms(model_name, pretrained=pretrained)[0])
+        model = model_lib.load_checkpoint(checkpoint) if checkpoint else _load_pretrained(model_name, pretrained)
     model.eval()
 
     if isinstance(actions, PromptBank):
@@ -169,6 +200,12 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
         bank, sources = build_prompt_bank(actions, prompt_files=prompt_files, generate=generate,
                                           generator_options=generator_options)
     notes = [f"{a}: {s}" for a, s in sources.items() if s.startswith("single")]
+    if notes and not (generator_options or {}).get("base_url") and not os.environ.get("OPENAI_API_KEY"):
+        notes.append("to generate action-conditioned prompts for names no shipped file knows: set OPENAI_API_KEY, "
+                     "or pass --base-url http://host:port/v1 (any OpenAI-compatible server)")
+    if getattr(model, "config", {}).get("model_name") == "apclip-tiny":
+        notes.append("this model is the embedded benchmark's toy (apclip-tiny): it knows the benchmark's synthetic "
+                     "actions, not real videos; pass a real checkpoint or the default ViT-B-16 for those")
     if not isinstance(actions, PromptBank):
         notes.append("prompt files searched, first match wins: "
                      + ", ".join(str(p) for p in prompt_search_order(prompt_files)))
@@ -196,8 +233,48 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
                           prompt_sources=sources, similarity=similarity, notes=notes)
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_pretrained(model_name: str, pretrained: str):
+    """open_clip weights by tag or file. Offline, the local cache or a clear error at once: without this,
+    the hub client retries a network that is not there for most of a minute."""
+    from apclip_core.model import video_clip as model_lib
+
+    if Path(pretrained).is_file() or _hub_reachable():
+        return model_lib.create_model_and_transforms(model_name, pretrained=pretrained)[0]
+    import huggingface_hub.constants as hub
+
+    offline, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True
+    try:
+        return model_lib.create_model_and_transforms(model_name, pretrained=pretrained)[0]
+    except Exception as err:
+        raise RuntimeError(
+            f"{model_name} weights {pretrained!r} are not in the local cache ({hub.HF_HUB_CACHE}) and huggingface.co "
+            "cannot be reached. Pass --checkpoint <fine-tuned apclip checkpoint> or --pretrained <weights file>, "
+            "or run once online (HF_HOME chooses the cache).") from err
+    finally:
+        hub.HF_HUB_OFFLINE = offline
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="apclip classify", description="Rank action names for one video.")
+    import sys
+
+    invoked = "apclip" if Path(sys.argv[0]).name == "apclip" else "python -m apclip_core"
+    parser = argparse.ArgumentParser(
+        prog=f"{invoked} classify", description="Rank action names for one video.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Prompts per name: a shipped prompt file (prompts/*.json; names match across case, CamelCase and "
+               "underscores, and near misses are suggested), else an LLM (OPENAI_API_KEY, or --base-url), else the "
+               "single prompt 'a video of {action}'. Without --checkpoint the model is open_clip's --model with "
+               "--pretrained weights (downloaded once into the Hugging Face cache).")
     parser.add_argument("video", type=Path)
     parser.add_argument("--actions", nargs="+", required=True, help="action names (quote multi-word names)")
     parser.add_argument("--checkpoint", type=Path, help="a fine-tuned apclip checkpoint (model.pt)")
@@ -205,7 +282,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or weights file")
     parser.add_argument("--prompts", type=Path, nargs="*", help="prompt files to search (default: prompts/*.json)")
     parser.add_argument("--similarity", default="maka", help="maka | mean, or any registered similarity")
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--frames", type=int, default=8, help="frames sampled per view")
     parser.add_argument("--views", type=int, default=1, help="temporal views")
     parser.add_argument("--crops", type=int, default=1, help="spatial crops")
     parser.add_argument("--no-generate", action="store_true", help="never call an LLM for unknown names")
@@ -216,10 +293,14 @@ def main(argv: list[str]) -> int:
     if not args.video.exists():
         parser.error(f"video not found: {args.video}")
     options = {k: v for k, v in {"base_url": args.base_url, "model": args.llm_model}.items() if v}
-    result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
-                      pretrained=args.pretrained, prompt_files=args.prompts, similarity=args.similarity,
-                      num_frames=args.frames, temporal_views=args.views, spatial_crops=args.crops,
-                      generate=not args.no_generate, generator_options=options)
+    try:
+        result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
+                          pretrained=args.pretrained, prompt_files=args.prompts, similarity=args.similarity,
+                          num_frames=args.frames, temporal_views=args.views, spatial_crops=args.crops,
+                          generate=not args.no_generate, generator_options=options)
+    except RuntimeError as err:  # weights out of reach, an undecodable video: one line, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

@@ -34,6 +34,18 @@ def runs_dir() -> Path:
     return _env_dir("APCLIP_RUNS", PROJECT_ROOT / "runs")
 
 
+def portable(path: str | Path) -> str:
+    """`path` as a tracked file may record it: relative to the project root (or `<runs>/...` for a
+    run under a moved APCLIP_RUNS), so results written on two machines or checkouts are identical."""
+    path = Path(path)
+    for root, prefix in ((PROJECT_ROOT, ""), (Path(os.environ.get("APCLIP_RUNS", PROJECT_ROOT / "runs")), "<runs>/")):
+        try:
+            return prefix + path.resolve().relative_to(root.resolve()).as_posix()
+        except ValueError:
+            continue
+    return str(path)
+
+
 def prompts_dir() -> Path:
     """Shipped prompt sets and the attribute graph (read-only data of the project)."""
     return PROJECT_ROOT / "prompts"

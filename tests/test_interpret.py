@@ -223,8 +223,11 @@ def test_figure5_png_pdf_and_interactive_view(explanation, tmp_path):
     assert figure5.short_prompt("a video of blorping. The actor is red.") == "The actor is red."
     view = figure5.interactive_view(ex)
     slider = view.children[0].children[0]
-    assert (slider.min, slider.max) == (0, ex.num_frames - 1)
+    assert list(slider.options) == [(str(f), t) for t, f in enumerate(ex.frame_indices)]  # frame numbers
     slider.value = ex.num_frames - 1                                  # redraws without error
+    assert slider.label == str(ex.frame_indices[-1])
+    strip = figure5.attention_strip(ex)
+    assert [ax.get_title() for ax in strip.axes] == [f"frame {f}" for f in ex.frame_indices]
 
 
 def test_compare_models_table_and_verdict_name_the_strongest_baseline(tiny, bench_root):

@@ -38,6 +38,8 @@ def test_ranks_every_action_with_shipped_prompts_and_says_when_it_falls_back(tin
     assert result.prompt_sources["chorving"] == "shipped: apclip_bench.json"
     assert result.prompt_sources["making sushi"].startswith("single prompt")
     assert any("making sushi" in note for note in result.notes)
+    assert any("OPENAI_API_KEY" in note and "--base-url" in note for note in result.notes)  # how to do better
+    assert any("embedded benchmark's toy" in note for note in result.notes)                 # the tiny CLIP
     # one row per frame over all views, each the best prompts first
     assert len(result.per_frame) == 4 * 2
     for frame in result.per_frame:
@@ -67,7 +69,8 @@ def test_unknown_names_get_generated_prompts_from_an_openai_compatible_server(ti
         assert server.count("zorbing downhill") == 3          # one request per LLM-prompt
         assert server.count("chorving") == 0                  # known names are not asked
     assert result.prompt_sources["zorbing downhill"] == "generated"
-    assert result.notes == [f"prompt files searched, first match wins: {BENCH_PROMPTS}"]  # no fallback note
+    assert not [n for n in result.notes if "single prompt" in n or "OPENAI_API_KEY" in n]  # no fallback note
+    assert f"prompt files searched, first match wins: {BENCH_PROMPTS}" in result.notes
 
 
 def test_command_line_ranks_actions_for_a_checkpoint(tiny_model, video, tmp_path):
@@ -82,3 +85,29 @@ def test_command_line_ranks_actions_for_a_checkpoint(tiny_model, video, tmp_path
     missing = subprocess.run([sys.executable, "-m", "apclip_core", "classify", str(tmp_path / "nope.mp4"),
                               "--actions", "a", "b"], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
     assert missing.returncode == 2 and "video not found" in missing.stderr
+
+
+def test_names_match_across_spellings_and_near_misses_are_suggested():
+    bank, sources = classify_mod.build_prompt_bank(["juggling_balls", "juggling", "riding a bike"], generate=False)
+    assert sources["juggling_balls"] == "shipped: ucf101.json"          # UCF's JugglingBalls
+    assert "JugglingBalls (ucf101.json)" in sources["juggling"]          # a near miss says what was meant
+    assert "ride bike (hmdb51.json)" in sources["riding a bike"]
+    assert classify_mod.close_shipped_names("fly a kite") == []          # no far-fetched suggestions
+
+
+def test_help_shows_defaults_and_how_prompts_are_found(capsys):
+    with pytest.raises(SystemExit):
+        classify_mod.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "classify" in text and "(default: ViT-B-16)" in text and "(default: maka)" in text
+    assert "OPENAI_API_KEY" in text and "--base-url" in text
+
+
+def test_offline_without_cached_weights_fails_at_once_and_says_what_to_do(monkeypatch):
+    import time
+
+    monkeypatch.setattr(classify_mod, "_hub_reachable", lambda timeout=3.0: False)
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="--checkpoint"):
+        classify_mod._load_pretrained("RN50", "openai")  # weights never fetched here: not in any cache
+    assert time.monotonic() - start < 30  # not a minute of retries

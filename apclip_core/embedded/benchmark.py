@@ -69,7 +69,7 @@ import numpy as np
 
 from apclip_core import atomic, paths
 from apclip_core.data.annotations import VideoRecord, write_labels, write_video_list
-from apclip_core.progress import progress
+from apclip_core.progress import progress, say
 
 log = logging.getLogger(__name__)
 
@@ -441,7 +441,9 @@ def render_benchmark(root: Path | None = None, *, seed: int = 0, force: bool = F
     info = _info(root, seed)
     if not force and _is_complete(root, seed):
         log.debug("apclip_bench already rendered at %s (spec %s)", root, info.spec_hash)
+        say(f"benchmark: reused the rendered apclip_bench in {paths.portable(root)} (spec {info.spec_hash})")
         return info
+    say(f"benchmark: rendering apclip_bench into {paths.portable(root)} (about 30 s on 2 cores)")
     if root.exists() and any(root.iterdir()) and not (root / "manifest.json").exists():
         raise FileExistsError(f"refusing to render into {root}: it exists, is not empty and has no "
                               f"apclip_bench manifest.json; choose another --root or empty it")

@@ -47,7 +47,7 @@ import numpy as np
 
 from apclip_core import atomic, paths
 from apclip_core.embedded import benchmark
-from apclip_core.progress import progress
+from apclip_core.progress import progress, say
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,9 @@ def pretrained_tiny_clip(*, steps: int = DEFAULTS["steps"], batch_size: int = DE
     final = paths.cache_dir() / "pretrain" / config_hash(config)
     weights = final / WEIGHTS_FILE
     if not force and weights.is_file() and (final / "metrics.json").is_file():
+        say(f"tiny CLIP: reused the cached pretrained weights ({paths.portable(weights)})")
         return weights
+    say(f"tiny CLIP: pretraining {steps} steps (about 3 min on 2 cores; cached afterwards)")
     final.parent.mkdir(parents=True, exist_ok=True)
     atomic.remove_stale_temporaries(final.parent)
     tmp = atomic.temporary_sibling(final)

@@ -120,14 +120,19 @@ def resolve_pretrained(cfg: TrainConfig, d: Dist) -> Optional[str]:
 
 
 def setup_logging(run_dir: Path, d: Dist) -> None:
-    """Rank 0: INFO to stderr and run_dir/train.log. Other ranks: warnings only."""
+    """Rank 0: INFO to run_dir/train.log, and to stderr in a terminal; inside a Jupyter kernel stderr
+    gets warnings only (INFO there is pages of config and epoch lines above the result; the notebook
+    prints one summary line instead). Other ranks: warnings only."""
     root = logging.getLogger("apclip_core")
     root.setLevel(logging.INFO if d.main else logging.WARNING)
     fmt = logging.Formatter(f"%(asctime)s [rank {d.rank}] %(levelname)s %(message)s", "%H:%M:%S")
     for h in list(root.handlers):
         if getattr(h, "_apclip_train", False):
             root.removeHandler(h)
-    handlers = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    if "ipykernel" in sys.modules:
+        console.setLevel(logging.WARNING)
+    handlers = [console]
     if d.main:
         handlers.append(logging.FileHandler(run_dir / "train.log"))
     for h in handlers:
@@ -135,6 +140,17 @@ def setup_logging(run_dir: Path, d: Dist) -> None:
         h._apclip_train = True
         root.addHandler(h)
     root.propagate = False
+
+
+def close_logging() -> None:
+    """Detach a finished run's handlers: later messages of the process (the next run reused from cache,
+    say) must not land in this run's train.log."""
+    root = logging.getLogger("apclip_core")
+    for h in list(root.handlers):
+        if getattr(h, "_apclip_train", False):
+            root.removeHandler(h)
+            h.close()
+    root.propagate = True
 
 
 @dataclass
@@ -375,6 +391,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     barrier(d)
     if d.enabled:
         dist.destroy_process_group()
+    close_logging()
     return run_dir
 
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from apclip_core.interpret.explain import VideoExplanation
 
-__all__ = ["render_figure5", "save_figure", "interactive_view", "short_prompt", "GROUP_COLOURS"]
+__all__ = ["render_figure5", "save_figure", "interactive_view", "attention_strip", "explore", "short_prompt",
+           "GROUP_COLOURS"]
 
 GROUP_COLOURS = {"scene": "#4c9a6a", "actor": "#d9822b", "body": "#3c78b4", "": "#8c8c8c"}
 _PREFIX = re.compile(r"^a video of [^.]*\.\s*", re.IGNORECASE)
@@ -204,8 +205,9 @@ def interactive_view(ex: VideoExplanation, *, top_k: int = 5):
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    slider = widgets.IntSlider(value=0, min=0, max=ex.num_frames - 1, step=1, description="frame",
-                               continuous_update=False)
+    # reads in the video's frame numbers (what the figure's titles say), not in sampled positions 0..T-1
+    slider = widgets.SelectionSlider(options=[(str(int(f)), t) for t, f in enumerate(ex.frame_indices)], value=0,
+                                     description="frame", continuous_update=False)
     kind = widgets.Dropdown(options=sorted(ex.maps), value="rollout", description="attention")
     out = widgets.Output()
 
@@ -220,3 +222,30 @@ def interactive_view(ex: VideoExplanation, *, top_k: int = 5):
     kind.observe(draw, names="value")
     draw()
     return widgets.VBox([widgets.HBox([slider, kind]), out])
+
+
+def attention_strip(ex: VideoExplanation, attention: str = "rollout"):
+    """Every sampled frame's attention overlay in one row, titled with its frame number: what the slider
+    shows, as a picture that a stored notebook keeps (a widget is only text there)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, ex.num_frames, figsize=(1.9 * ex.num_frames, 2.0), squeeze=False,
+                             constrained_layout=True)
+    for t, ax in enumerate(axes[0]):
+        _draw_attention(ax, ex, t, attention)
+        ax.set_title(f"frame {ex.frame_indices[t]}", fontsize=9)
+    fig.suptitle(f"{attention} attention on every sampled frame (x: peak; green: actor box)", fontsize=10)
+    return fig
+
+
+def explore(ex: VideoExplanation, *, top_k: int = 5, attention: str = "rollout"):
+    """The notebook's explore cell: the live slider, and under it the static strip of all frames."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    view = interactive_view(ex, top_k=top_k)
+    display(view)
+    strip = attention_strip(ex, attention)
+    display(strip)
+    plt.close(strip)
+    return view

@@ -18,6 +18,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from apclip_core import atomic, paths
+from apclip_core.progress import say
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +105,38 @@ def run(config: str, method: str, **overrides) -> dict:
         return _run_locked(cfg, run_dir, method)
 
 
+# What run() did in this process, one entry per call: (method, run folder, "trained" | "resumed" |
+# "reused", seconds). A notebook prints it as one line; a terminal user reads what came from cache.
+RUN_LOG: list[tuple[str, str, str, float]] = []
+
+
+def run_log_summary(since: int = 0) -> str:
+    """One line: how many runs were trained, resumed or reused from cache, and where their logs are."""
+    entries = RUN_LOG[since:]
+    if not entries:
+        return "no training runs"
+    counts = {kind: sum(1 for e in entries if e[2] == kind) for kind in ("trained", "resumed", "reused")}
+    seconds = sum(e[3] for e in entries if e[2] != "reused")
+    done = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+    folders = sorted({paths.portable(Path(e[1]).parent) for e in entries})
+    return (f"{len(entries)} run(s): {done}" + (f" in {seconds:.0f} s" if seconds else "") +
+            f"; logs: <run folder>/train.log under {', '.join(folders)}")
+
+
 def _run_locked(cfg, run_dir: Path, method: str) -> dict:
+    import time
+
     from apclip_core.engine.train import train
 
     summary = finished_summary(run_dir)
+    start = time.monotonic()
+    kind = "reused"
     if summary is None:
         resume = (run_dir / "last.pt").exists()
+        kind = "resumed" if resume else "trained"
         log.info("%s %s: %s", "resuming" if resume else "training", method, run_dir)
+        say(f"{'resuming' if resume else 'training'} {method} ({cfg.epochs} epochs; log: "
+            f"{paths.portable(run_dir / 'train.log')})")
         if run_dir.exists() and not resume:
             # a run folder without a resumable state holds nothing worth keeping (it died before epoch 1)
             for f in run_dir.iterdir():
@@ -121,6 +147,8 @@ def _run_locked(cfg, run_dir: Path, method: str) -> dict:
             raise RuntimeError(f"training finished but {run_dir}/metrics.json has no final evaluation")
     else:
         log.info("reusing finished run %s", run_dir)
+        say(f"{method}: reused the finished run {paths.portable(run_dir)}")
+    RUN_LOG.append((method, str(run_dir), kind, time.monotonic() - start))
     return {"method": method, "run_dir": str(run_dir), **summary}
 
 

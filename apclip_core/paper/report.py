@@ -30,7 +30,8 @@ def main(argv: list[str]) -> int:
     result = figures / f"{args.table}.json"
     if result.exists():
         prov = json.loads(result.read_text()).get("provenance", {})
-        print(f"\ncomputed at commit {str(prov.get('commit'))[:12]}{' (dirty tree)' if prov.get('dirty') else ''}"
+        # the results file is rewritten only when its numbers change, so this is when they were made
+        print(f"\nnumbers computed at commit {str(prov.get('commit'))[:12]}{' (dirty tree)' if prov.get('dirty') else ''}"
               f" on {prov.get('machine')}, {prov.get('date')}")
     print("\nwritten:")
     for path in sorted(figures.glob(f"{args.table}.*")):

@@ -15,6 +15,7 @@ from typing import Iterable, Optional, Sequence
 
 import pandas as pd
 
+from apclip_core import paths
 from apclip_core.paper import experiments, tables
 
 DATASET_NAMES = {"hmdb": "HMDB-51", "ucf": "UCF-101", "k600": "K600", "k400": "K-400", "ssv2": "SSv2"}
@@ -63,9 +64,23 @@ def _long(rows: pd.DataFrame, default_dataset: str) -> pd.DataFrame:
 def _zero_shot_rows(rows: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Top-1 on classes never trained on: the paper's cross-dataset splits (HMDB-51/UCF-101/K600, averaged
     over their val splits), or on the benchmark the novel split of the base-to-novel protocol."""
-    ours = _long(rows, dataset)
+    # A re-evaluated run names its splits (bench_base_val, bench_novel_val): the base split's classes were
+    # trained on, so it is not zero-shot and must not enter the mean.
+    ours = _long(rows[~rows["metric"].str.contains("base")], dataset)
     ours = ours[ours.metric.isin(["top1", "novel"])].assign(metric="top1")
-    return ours.groupby(["method", "dataset", "metric"], as_index=False, sort=False)["value"].mean()
+    return _mean_std(ours, ["method", "dataset", "metric"])
+
+
+def _mean_std(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean per group, and the std over what was averaged (seeds, splits) where there was more than one."""
+    grouped = df.groupby(by, as_index=False, sort=False)["value"]
+    return grouped.mean().merge(grouped.std().rename(columns={"value": "std"}), on=by, how="left")
+
+
+def _with_seed_std(ours: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """`ours` (means over seeds) with the std over seeds per method and metric (HM: of each seed's HM)."""
+    std = rows.groupby(["method", "metric"], as_index=False, sort=False)["value"].std().rename(columns={"value": "std"})
+    return ours.merge(std, on=["method", "metric"], how="left")
 
 
 def _gain_table(ours: pd.DataFrame, paper: pd.DataFrame, pairs: Sequence[tuple],
@@ -86,12 +101,9 @@ def _gain_table(ours: pd.DataFrame, paper: pd.DataFrame, pairs: Sequence[tuple],
         return pd.DataFrame()
     both = pd.concat(frames, ignore_index=True)
     table = both.pivot_table(index=["comparison", *index], columns="who", values="gain", sort=False).reset_index()
+    table.columns.name = None  # the pivot's "who" would print as a stray header above the columns
     # gains the paper reports for settings this run did not cover (e.g. K=8, 16 in the smoke profile)
     return table.dropna(subset=["ours"]) if "ours" in table else table
-
-
-def _chart(title: str, x: str = "metric"):
-    return lambda df: tables.bar_chart(df, x=x, y="value", hue="method", title=title)
 
 
 def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: pd.DataFrame,
@@ -112,13 +124,30 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
              if profile == "paper" else "Ours: the embedded benchmark with the tiny CLIP; compare the gains, "
              "not the absolute numbers.") + "\n\n" +
              (f"Gains (method - baseline), ours beside the paper's:\n\n{gains.to_markdown(index=False, floatfmt='+.1f')}"
-              if not gains.empty else ""))
-    # the chart shows our long rows (method x metric); the table files hold the display table
-    files = tables.save_table(table, name, title=title, notes=notes, chart=lambda _: _chart(title, chart_x)(ours),
+              if not gains.empty else "") +
+             ("\n\nHM: the harmonic mean of base and novel accuracy, 2 x base x novel / (base + novel)."
+              if "hm" in set(ours["metric"]) else ""))
+    # the chart shows our long rows (method x metric) beside the gains; the table files hold the display table
+    our_label = "ours beside the paper's" if profile == "paper" else f"ours ({our_data})"
+    paper_data = ", ".join(dict.fromkeys(paper["dataset"])) if "dataset" in paper and len(paper) else "?"
+    gain_labels = {"ours": "ours", "paper": "paper"} if profile == "paper" else \
+        {"ours": f"ours ({our_data})", "paper": f"paper ({paper_data})"}
+    chart = lambda _: tables.table_figure(ours, gains, title=title, x=chart_x, profile=profile, paper=paper,  # noqa: E731
+                                          our_label=our_label, gain_labels=gain_labels)
+    files = tables.save_table(table, name, title=title, notes=notes, chart=chart,
                               results={"profile": profile, "protocol": protocol or {},
                                        "gains": gains.to_dict(orient="records"), "claims": claims,
-                                       "raw": rows.to_dict(orient="records")})
-    return TableResult(name=name, title=title, table=table, gains=gains, rows=rows, files=files, claims=claims)
+                                       "raw": _portable_runs(rows).to_dict(orient="records")})
+    # shown rounded (41.666666 reads as noise); the files and `rows` keep every digit
+    return TableResult(name=name, title=title, table=table.round(1), gains=gains.round(1), rows=rows, files=files,
+                       claims=claims)
+
+
+def _portable_runs(rows: pd.DataFrame) -> pd.DataFrame:
+    """Run folders relative to the project (an absolute path would differ per checkout and machine)."""
+    if "run_dir" not in rows:
+        return rows
+    return rows.assign(run_dir=[paths.portable(p) if isinstance(p, str) else p for p in rows["run_dir"]])
 
 
 def _value(df: pd.DataFrame, method: str, metric: str, dataset: Optional[str] = None) -> float:
@@ -134,7 +163,8 @@ def table2_base_to_novel(*, config: str = "bench_base2novel", dataset: str = "ap
                          methods: Sequence[str] = ("ViFi-CLIP", "AP-CLIP"), profile: str = "smoke",
                          overrides: Optional[dict] = None) -> TableResult:
     rows = experiments.grid(config, methods, seeds=seeds, dataset=dataset, overrides=overrides)
-    ours = experiments.mean_over_seeds(rows[rows.metric.isin(["base", "novel"])])
+    ours = _with_seed_std(experiments.mean_over_seeds(rows[rows.metric.isin(["base", "novel"])]),
+                          rows[rows.metric.isin(["base", "novel", "hm"])])
     if profile == "paper":
         ours["dataset"] = paper_dataset
     paper = tables.paper_table("table2_base_to_novel").query("init == @init and method in @methods")
@@ -219,7 +249,8 @@ def table5_temporal(*, config: str = "bench_base2novel", dataset: str = "apclip_
                     methods: Sequence[str] = ("Base(ViFi-CLIP)", "Base+TM", "Ours", "Ours+TM", "Ours+TM w/o Body"),
                     profile: str = "smoke", overrides: Optional[dict] = None) -> TableResult:
     rows = experiments.grid(config, methods, seeds=seeds, dataset=dataset, overrides=overrides)
-    ours = experiments.mean_over_seeds(rows[rows.metric.isin(["base", "novel"])]).assign(dataset="SSv2")
+    ours = _with_seed_std(experiments.mean_over_seeds(rows[rows.metric.isin(["base", "novel"])]),
+                          rows[rows.metric.isin(["base", "novel", "hm"])]).assign(dataset="SSv2")
     paper = tables.paper_table("table5_temporal_ssv2")
     claims = {"the temporal module helps our prompts (Ours+TM > Ours, HM)":
               _value(ours, "Ours+TM", "hm") > _value(ours, "Ours", "hm"),
@@ -284,7 +315,10 @@ def run_table(name: str, **params) -> TableResult:
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return TABLES[name](**params)
+    since = len(experiments.RUN_LOG)
+    result = TABLES[name](**params)
+    print(f"{name}: {experiments.run_log_summary(since)}")  # the one line a notebook shows of the runs
+    return result
 
 
 def checked_text(result: TableResult, *, claims: Sequence[str] = ()) -> str:

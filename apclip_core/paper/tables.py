@@ -93,26 +93,57 @@ def save_table(df: pd.DataFrame, name: str, *, title: str, results: dict,
     out = Path(figures) if figures is not None else paths.figures_dir()
     out.mkdir(parents=True, exist_ok=True)
     files = TableFiles(csv=out / f"{name}.csv", md=out / f"{name}.md", png=None, json=out / f"{name}.json")
-    df.to_csv(files.csv, index=False, float_format="%.2f")
+    atomic.write_text(files.csv, df.to_csv(index=False, float_format="%.2f"))
     md = f"## {title}\n\n{df.to_markdown(index=False, floatfmt='.1f')}\n"
     if notes:
         md += f"\n{notes.strip()}\n"
-    files.md.write_text(md)
+    atomic.write_text(files.md, md)
     if chart is not None:
         import matplotlib.pyplot as plt
 
+        import io
+
         fig = chart(df)
         files.png = out / f"{name}.png"
-        fig.savefig(files.png, dpi=150, bbox_inches="tight")
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=150, bbox_inches="tight")
         plt.close(fig)
-    payload = {"table": name, "title": title, "rows": json.loads(df.to_json(orient="records")),
-               **results, "provenance": provenance()}
-    atomic.write_json(files.json, payload, default=str)
+        atomic.write_bytes(files.png, png.getvalue())
+    payload = {"table": name, "title": title, "rows": json.loads(df.to_json(orient="records")), **results}
+    payload = atomic.strict_json(json.loads(json.dumps(payload, default=str)))
+    if _recorded_results(files.json) != payload:
+        # provenance (commit, date) changes on every run: rewritten only with the numbers, so re-running
+        # an unchanged result leaves a tracked figures/ folder clean and says when the numbers were made
+        atomic.write_json(files.json, {**payload, "provenance": provenance()}, default=str)
     return files
 
 
+def _recorded_results(path: Path) -> Optional[dict]:
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    recorded.pop("provenance", None)
+    return recorded
+
+
+METRIC_LABELS = {"top1": "top-1", "top5": "top-5", "base": "base", "novel": "novel", "hm": "HM"}
+AXIS_LABELS = {"metric": "", "shots": "K (shots)"}
+
+
+def _legend_below(ax, ncol: int) -> None:
+    """The legend under the axes' tick labels and x label, measured after layout: inside the plot a
+    legend covers bars or their value labels, and at a fixed offset it covers two-line tick labels."""
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    below = ax.get_tightbbox(renderer).transformed(fig.transFigure.inverted())
+    centre = ax.get_position().x0 + ax.get_position().width / 2
+    ax.legend(loc="upper center", bbox_to_anchor=(centre, below.y0 - 0.01), bbox_transform=fig.transFigure,
+              ncol=max(1, ncol), frameon=False, fontsize=8)
+
+
 def bar_chart(df: pd.DataFrame, *, x: str, y: str, hue: str, title: str, ylabel: str = "accuracy (%)"):
-    """A grouped bar chart (seaborn) with the values written on the bars."""
+    """A grouped bar chart (seaborn) with the values written on the bars and the legend below."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -122,9 +153,175 @@ def bar_chart(df: pd.DataFrame, *, x: str, y: str, hue: str, title: str, ylabel:
         ax.bar_label(container, fmt="%.1f", fontsize=8, padding=2)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
-    ax.set_xlabel("")
+    ax.set_xlabel(AXIS_LABELS.get(x, x))
     ax.set_ylim(0, min(105, float(df[y].max()) * 1.18 + 1))
-    ax.legend(frameon=False, fontsize=8)
     sns.despine(fig)
     fig.tight_layout()
+    _legend_below(ax, min(3, df[hue].nunique()))
+    return fig
+
+
+def _category(row: pd.Series, keys: list[str], sep: str = "\n") -> str:
+    import textwrap
+
+    parts = []
+    for key in keys:
+        v = row[key]
+        text = METRIC_LABELS.get(v, str(v)) if key == "metric" else f"K={v}" if key == "shots" else str(v)
+        # long method names would run into the next tick label
+        parts.append(textwrap.fill(text, 18, break_on_hyphens=False) if sep == "\n" else text)
+    return sep.join(parts)
+
+
+def _metric_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows in the paper's column order (base, novel, HM), not alphabetical (base, hm, novel)."""
+    if "metric" not in df:
+        return df
+    order = {m: i for i, m in enumerate(METRIC_LABELS)}
+    return df.sort_values("metric", key=lambda s: s.map(lambda m: order.get(m, len(order))), kind="stable")
+
+
+def _varying(df: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The columns among `keys` with more than one value (the rest say nothing on the axis)."""
+    return [k for k in keys if k in df and df[k].nunique() > 1] or [k for k in keys if k in df][-1:]
+
+
+def _grouped_bars(ax, df: pd.DataFrame, *, categories: list[str], cat_col: str, hue: str, hues: list[str],
+                  colors, err: Optional[str] = None, fmt: str = "%.1f", labels: Optional[dict] = None,
+                  marks: Optional[dict] = None):
+    """Bars of `df` per category (x) and hue, value labels above the bar, its error bar and any mark
+    ((category, hue) -> value, e.g. the paper's number drawn as a tick), so no label sits on a line;
+    returns the bar x positions per (category, hue) and the bar width."""
+    import numpy as np
+
+    width = 0.8 / max(1, len(hues))
+    positions = {}
+    for i, h in enumerate(hues):
+        sub = df[df[hue] == h].set_index(cat_col)
+        xs = np.arange(len(categories)) + (i - (len(hues) - 1) / 2) * width
+        vals = [float(sub["value"].get(c, float("nan"))) for c in categories]
+        yerr = None
+        if err is not None and err in sub:
+            yerr = [float(sub[err].get(c, float("nan"))) for c in categories]
+            yerr = [0.0 if e != e else e for e in yerr]  # NaN: a single run, no spread
+            yerr = yerr if any(yerr) else None
+        bars = ax.bar(xs, vals, width * 0.95, label=(labels or {}).get(h, h), color=colors[i % len(colors)],
+                      yerr=yerr, capsize=3 if yerr else 0, error_kw={"elinewidth": 1, "ecolor": "0.2"})
+        for c, x, v, e in zip(categories, xs, vals, yerr or [0.0] * len(vals)):
+            positions[(c, h)] = x
+            if v == v and v < 0:  # below a negative bar, clear of the zero line
+                ax.annotate(fmt % v, (x, v - e), xytext=(0, -2), textcoords="offset points",
+                            ha="center", va="top", fontsize=7)
+            elif v == v:
+                top = max(v + e, (marks or {}).get((c, h), float("-inf")))
+                ax.annotate(fmt % v, (x, top), xytext=(0, 2), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(categories)), categories)
+    return positions, width
+
+
+def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str = "metric",
+                 profile: str = "smoke", paper: Optional[pd.DataFrame] = None,
+                 our_label: str = "ours", paper_label: str = "paper", gain_labels: Optional[dict] = None):
+    """A paper table as a reader of the paper expects it: our numbers per method (mean +- std where seeds
+    or splits were averaged: column `std`), and beside them each claimed gain, ours next to the paper's.
+    `gain_labels` names the two sides of the gains in the legend (e.g. {"paper": "paper (K-400)"}).
+    `paper` (long, like `ours`) adds the paper's numbers as black ticks on our bars; it is drawn only in
+    the paper profile, where both are on the same protocol. Legends sit below the axes, notes below them."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    keys = [k for k in ("dataset", x) if k in ours] if x != "metric" else [k for k in ("dataset", "metric") if k in ours]
+    keys = list(dict.fromkeys(keys + (["metric"] if x != "metric" and ours["metric"].nunique() > 1 else [])))
+    shown = _varying(ours, keys)
+    ours = ours.assign(_cat=[_category(r, shown) for _, r in ours.iterrows()])
+    categories = list(dict.fromkeys(ours["_cat"]))
+    methods = list(dict.fromkeys(ours["method"]))
+    has_gains = gains is not None and not gains.empty and "ours" in gains
+
+    n_abs = len(categories) * len(methods)
+    n_gain = len(gains) * 2 if has_gains else 0
+    fig, axes = plt.subplots(1, 2 if has_gains else 1, squeeze=False,
+                             figsize=(min(16.0, 2.6 + 0.45 * (n_abs + n_gain) + (2.0 if has_gains else 0)), 4.0),
+                             gridspec_kw={"width_ratios": [max(2, n_abs), max(2, n_gain)] if has_gains else [1]})
+    ax = axes[0][0]
+    colors = sns.color_palette("deep")
+    marks = {}
+    if paper is not None and profile == "paper" and not paper.empty:
+        paper = paper.assign(_cat=[_category(r, shown) for _, r in paper.iterrows()])
+        marks = {(c, m): float(v) for c, m, v in zip(paper["_cat"], paper["method"], paper["value"])
+                 if c in categories and m in methods}
+    positions, width = _grouped_bars(ax, ours, categories=categories, cat_col="_cat", hue="method", hues=methods,
+                                     colors=colors, err="std" if "std" in ours else None, marks=marks)
+    notes = []
+    if marks:
+        ticks = [(positions[key], v) for key, v in marks.items()]
+        if ticks:
+            ax.hlines([v for _, v in ticks], [p - width * 0.45 for p, _ in ticks],
+                      [p + width * 0.45 for p, _ in ticks], colors="black", linewidth=2, label=paper_label)
+    top = max([float(v) for v in ours["value"] if v == v] + list(marks.values()) + [1.0])
+    if "std" in ours:
+        top += float(ours["std"].fillna(0).max())
+    ax.set_ylim(0, min(110, top * 1.15 + 2))
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xlabel(AXIS_LABELS.get(x, x))
+    ax.set_title(our_label, fontsize=10)
+
+    if has_gains:
+        gx = axes[0][1]
+        gkeys = [k for k in ("comparison", "dataset", "shots", "metric") if k in gains]
+        gains = _metric_order(gains)
+        if "dataset" in gains:  # datasets in the left panel's order
+            first = {d: i for i, d in enumerate(dict.fromkeys(ours["dataset"]))}
+            gains = gains.sort_values("dataset", key=lambda s: s.map(lambda d: first.get(d, len(first))),
+                                      kind="stable")
+        if "comparison" in gains:  # each comparison's bars together, in the order they were asked for
+            asked = {c: i for i, c in enumerate(dict.fromkeys(gains["comparison"]))}
+            gains = gains.sort_values("comparison", key=lambda s: s.map(asked), kind="stable")
+        gshown = _varying(gains, gkeys)
+        long = pd.concat([gains.assign(who=who, value=gains[who]) for who in ("ours", "paper") if who in gains],
+                         ignore_index=True)
+        many = len(gains) > 4  # then one slanted line per category reads better than stacked lines
+        long["_cat"] = [_category(r, gshown, sep=": " if many else "\n") for _, r in long.iterrows()]
+        gcats = list(dict.fromkeys(long["_cat"]))
+        _grouped_bars(gx, long, categories=gcats, cat_col="_cat", hue="who",
+                      hues=[w for w in ("ours", "paper") if w in gains], colors=[colors[0], "0.6"], fmt="%+.1f",
+                      labels=gain_labels)
+        gx.axhline(0, color="0.3", linewidth=0.8)
+        if many:
+            gx.tick_params(axis="x", labelrotation=30, labelsize=8)
+            for label in gx.get_xticklabels():
+                label.set_horizontalalignment("right")
+                label.set_rotation_mode("anchor")
+        lo, hi = float(long["value"].min(skipna=True)), float(long["value"].max(skipna=True))
+        span = max(hi - min(lo, 0), 1.0)
+        gx.set_ylim(min(0.0, lo - 0.15 * span) if lo < 0 else 0, max(0, hi) + 0.15 * span)
+        gx.set_ylabel("gain (points)")
+        gx.set_xlabel(AXIS_LABELS.get(x, "") if "shots" in gshown else "")
+        comparisons = list(dict.fromkeys(gains["comparison"])) if "comparison" in gains else []
+        gx.set_title("gain: " + comparisons[0] if len(comparisons) == 1 else "gains, ours beside the paper's",
+                     fontsize=10)
+    fig.suptitle(title, fontsize=11)
+    sns.despine(fig)
+    fig.tight_layout()
+    _legend_below(ax, min(3, len(methods) + (paper is not None and profile == "paper")))
+    if has_gains:
+        _legend_below(gx, 2)
+
+    if profile != "paper":
+        notes.append("Smoke profile: compare gains, not absolute numbers (ours: the embedded benchmark and a tiny "
+                     "CLIP; the paper: its dataset and ViT-B/16).")
+    if "hm" in set(ours["metric"]):
+        notes.append("HM: harmonic mean of base and novel accuracy, 2 x base x novel / (base + novel).")
+    if "std" in ours and ours["std"].notna().any():
+        notes.append("Error bars: +-1 std over the seeds or splits averaged.")
+    if paper is not None and profile == "paper":
+        notes.append("Black ticks: the paper's numbers.")
+    if notes:
+        # below the lowest legend, measured after layout, so the notes never cover a legend or a label
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        lowest = min(a.get_legend().get_window_extent(renderer).y0 for a in fig.axes if a.get_legend())
+        y = fig.transFigure.inverted().transform((0, lowest))[1] - 0.02
+        fig.text(0.01, y, "\n".join(notes), ha="left", va="top", fontsize=7.5, color="0.25", wrap=False)
     return fig

@@ -1,0 +1,80 @@
+"""`python -m apclip_core notebook IN OUT [-f params.yaml]`: run a notebook with papermill the way
+`make` does, and talk while it runs.
+
+Says which stage starts and how long it is expected to take; the notebook's own progress bars and
+"reused from cache" lines reach the user's terminal (APCLIP_TERMINAL, see progress.py) and never the
+stored notebook. The kernel is the project's (`apclip`, recorded in the output's metadata), started
+over IPC rather than TCP: nothing listens on a port, and ipykernel has no reason to warn about
+unencrypted TCP.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KERNEL = "apclip"
+
+# What each notebook does and how long it took cold on 2 CPU cores (README, "make demo"); a cached
+# rerun reuses the benchmark, the pretrained tiny CLIP and finished runs and takes seconds.
+STAGES = {
+    "00_embedded_benchmark": "render the embedded benchmark and pretrain the tiny CLIP (cold: about 3 min)",
+    "12_table2_base_to_novel": "fine-tune and evaluate ViFi-CLIP and AP-CLIP, base-to-novel (cold: about 1 min)",
+}
+
+
+def stage_line(notebook: Path, index: int = 0, total: int = 0) -> str:
+    what = STAGES.get(notebook.stem, "runs what it needs (finished runs are reused)")
+    step = f"[{index}/{total}] " if total else ""
+    return f"{step}{notebook.stem}: {what}; cached parts take seconds"
+
+
+def run(notebook: Path, output: Path, *, parameters_file: Path | None = None, cwd: Path | None = None,
+        kernel: str = KERNEL) -> Path:
+    import nbformat
+    import papermill
+    import yaml
+    from jupyter_client.manager import KernelManager
+
+    parameters = yaml.safe_load(parameters_file.read_text()) if parameters_file else {}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(notebook, as_version=4)
+    # recorded in the output, so a system Jupyter or VS Code reopens it on the project's environment
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": f"{kernel} (.venv)", "language": "python"}
+    with tempfile.TemporaryDirectory(prefix="apclip-kernel-") as sockets:
+        km = KernelManager(kernel_name=kernel, transport="ipc", ip=str(Path(sockets) / "kernel"))
+        try:
+            papermill.execute_notebook(nb, str(output), parameters=parameters, kernel_name=kernel,
+                                       language="python", km=km, cwd=str(cwd or notebook.parent), progress_bar=False)
+        finally:
+            # a kernel manager passed in is not papermill's to stop
+            if km.has_kernel:
+                km.shutdown_kernel(now=False)
+    return output
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="apclip notebook", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("-f", "--parameters-file", type=Path, help="YAML of parameters (the paper profile)")
+    parser.add_argument("--stage", default="", help="'i/n': this notebook's place in a longer job")
+    parser.add_argument("--kernel", default=KERNEL, help="Jupyter kernel (default: %(default)s)")
+    args = parser.parse_args(argv)
+    index, _, total = args.stage.partition("/")
+    profile = f" [paper profile: {args.parameters_file}]" if args.parameters_file else ""
+    print(">> " + stage_line(args.notebook, int(index or 0), int(total or 0)) + profile, flush=True)
+    if not os.environ.get("APCLIP_TERMINAL"):
+        print("   (no live progress: not run from a terminal)", flush=True)
+    start = time.monotonic()
+    run(args.notebook, args.output, parameters_file=args.parameters_file, kernel=args.kernel)
+    print(f">> {args.notebook.stem}: done in {time.monotonic() - start:.0f} s -> {args.output}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,123 @@
+"""What a user finds in notebooks and tracked outputs: the project's kernel recorded, INFO in the
+run's log file rather than the notebook, one summary line of the runs, and results files that a
+re-run leaves byte-identical (no absolute paths, no rewritten dates)."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import types
+
+import pandas as pd
+import pytest
+
+from apclip_core import paths
+from apclip_core.paper import experiments, tables
+
+
+def test_every_notebook_records_the_apclip_kernel():
+    notebooks = sorted((paths.PROJECT_ROOT / "notebooks").glob("*.ipynb"))
+    assert len(notebooks) >= 10
+    for nb in notebooks:
+        spec = json.loads(nb.read_text())["metadata"]["kernelspec"]
+        assert spec["name"] == "apclip", f"{nb.name} records kernel {spec['name']!r}"
+
+
+@pytest.fixture
+def restore_apclip_logger():
+    logger = logging.getLogger("apclip_core")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield logger
+    for h in list(logger.handlers):
+        logger.removeHandler(h)
+        h.close()
+    for h in saved[0]:
+        logger.addHandler(h)
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+
+
+@pytest.mark.parametrize("in_kernel", [True, False])
+def test_training_info_goes_to_the_log_file_and_to_the_console_only_in_a_terminal(
+        tmp_path, capsys, monkeypatch, restore_apclip_logger, in_kernel):
+    from apclip_core.engine.distributed import Dist
+    from apclip_core.engine.train import close_logging, setup_logging
+
+    if in_kernel:
+        monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    else:
+        monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    setup_logging(tmp_path, Dist())
+    log = logging.getLogger("apclip_core.engine.train")
+    log.info("config: {...}")
+    log.warning("loss is nan")
+    for h in restore_apclip_logger.handlers:
+        h.flush()
+    err = capsys.readouterr().err
+    assert "config: {...}" in (tmp_path / "train.log").read_text()
+    assert ("config: {...}" in err) is not in_kernel
+    assert "loss is nan" in err
+    close_logging()  # the run is over: what the process logs next is not this run's
+    logging.getLogger("apclip_core.paper.experiments").warning("reused another run")
+    assert "reused another run" not in (tmp_path / "train.log").read_text()
+
+
+def test_run_log_summary_says_what_was_trained_and_what_was_reused(monkeypatch):
+    runs = paths.PROJECT_ROOT / "runs"
+    monkeypatch.setattr(experiments, "RUN_LOG", [("ViFi-CLIP", str(runs / "a"), "trained", 61.2),
+                                                  ("AP-CLIP", str(runs / "b"), "reused", 0.1),
+                                                  ("AP-CLIP", str(runs / "c"), "reused", 0.1)])
+    line = experiments.run_log_summary()
+    assert line == "3 run(s): 1 trained, 2 reused in 61 s; logs: <run folder>/train.log under runs"
+    assert experiments.run_log_summary(since=3) == "no training runs"
+
+
+def test_portable_paths_are_relative_to_the_project(tmp_path):
+    assert paths.portable(paths.PROJECT_ROOT / "runs" / "x-1") == "runs/x-1"
+    assert paths.portable(tmp_path / "elsewhere") == str(tmp_path / "elsewhere")
+
+
+def test_rerunning_an_unchanged_result_leaves_its_json_byte_identical(tmp_path, monkeypatch):
+    df = pd.DataFrame({"method": ["A"], "value": [41.666666]})
+    dates = iter(["2026-01-01", "2026-01-02"])  # provenance is only taken when the file is rewritten
+    monkeypatch.setattr(tables, "provenance", lambda: {"commit": "abc", "date": next(dates)})
+    files = tables.save_table(df, "t", title="T", results={"raw": [{"run_dir": "runs/x"}]}, figures=tmp_path)
+    first = files.json.read_bytes()
+    tables.save_table(df, "t", title="T", results={"raw": [{"run_dir": "runs/x"}]}, figures=tmp_path)
+    assert files.json.read_bytes() == first  # same numbers: the first provenance stands
+    tables.save_table(df.assign(value=50.0), "t", title="T", results={"raw": []}, figures=tmp_path)
+    payload = json.loads(files.json.read_text())
+    assert payload["rows"] == [{"method": "A", "value": 50.0}] and payload["provenance"]["date"] == "2026-01-02"
+
+
+def test_notebook_runner_talks_on_the_terminal_and_keeps_the_stored_notebook_clean(tmp_path):
+    # a real papermill run on the apclip kernel (installed by `make install`), as `make demo` does it
+    import subprocess
+
+    import nbformat
+
+    params = nbformat.v4.new_code_cell("n = 3")
+    params.metadata["tags"] = ["parameters"]
+    body = nbformat.v4.new_code_cell("from apclip_core.progress import progress, say\n"
+                                     "say('benchmark: reused')\n"
+                                     "for _ in progress(range(n), desc='epoch 1/1'): pass\nprint('n =', n)")
+    nb = nbformat.v4.new_notebook(cells=[params, body])
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    (tmp_path / "p.yaml").write_text("n: 5\n")
+    terminal = tmp_path / "terminal"
+    terminal.touch()
+    env = {**os.environ, "APCLIP_TERMINAL": str(terminal), "APCLIP_PROGRESS": "0",
+           "PYTHONPATH": str(paths.PROJECT_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "apclip_core", "notebook", str(tmp_path / "t.ipynb"),
+                           str(tmp_path / "out" / "t.ipynb"), "-f", str(tmp_path / "p.yaml"), "--stage", "2/3"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(">> [2/3] t: ") and ">> t: done in" in done.stdout
+    assert "without encryption" not in done.stderr
+    out = json.loads((tmp_path / "out" / "t.ipynb").read_text())
+    assert out["metadata"]["kernelspec"]["name"] == "apclip"
+    outputs = [o for c in out["cells"] for o in c.get("outputs", [])]
+    assert ["".join(o.get("text", "")) for o in outputs] == ["n = 5\n"]  # no bar, no say line in the stored notebook
+    said = terminal.read_text()
+    assert ">> benchmark: reused" in said and "epoch 1/1" in said and "/5 [" in said
