@@ -256,7 +256,9 @@ def _load_pretrained(model_name: str, pretrained: str):
     try:
         return model_lib.create_model_and_transforms(model_name, pretrained=pretrained)[0]
     except Exception as err:
-        raise RuntimeError(
+        from apclip_core.errors import WeightsUnavailableError
+
+        raise WeightsUnavailableError(
             f"{model_name} weights {pretrained!r} are not in the local cache ({hub.HF_HUB_CACHE}) and huggingface.co "
             "cannot be reached. Pass --checkpoint <fine-tuned apclip checkpoint> or --pretrained <weights file>, "
             "or run once online (HF_HOME chooses the cache).") from err
@@ -293,14 +295,10 @@ def main(argv: list[str]) -> int:
     if not args.video.exists():
         parser.error(f"video not found: {args.video}")
     options = {k: v for k, v in {"base_url": args.base_url, "model": args.llm_model}.items() if v}
-    try:
-        result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
-                          pretrained=args.pretrained, prompt_files=args.prompts, similarity=args.similarity,
-                          num_frames=args.frames, temporal_views=args.views, spatial_crops=args.crops,
-                          generate=not args.no_generate, generator_options=options)
-    except RuntimeError as err:  # weights out of reach, an undecodable video: one line, not a traceback
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
+                      pretrained=args.pretrained, prompt_files=args.prompts, similarity=args.similarity,
+                      num_frames=args.frames, temporal_views=args.views, spatial_crops=args.crops,
+                      generate=not args.no_generate, generator_options=options)  # errors: errors.run_command
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

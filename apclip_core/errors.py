@@ -21,6 +21,10 @@ class CheckpointError(UserError, ValueError):
     """A file that is not a readable apclip checkpoint (missing, a folder, truncated, another format)."""
 
 
+class WeightsUnavailableError(UserError, RuntimeError):
+    """Model weights that are neither cached nor reachable (offline): says which, where, and what to do."""
+
+
 class MissingPromptsError(UserError, KeyError):
     """A prompt file without some of the classes asked for."""
 

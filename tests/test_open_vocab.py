@@ -89,10 +89,13 @@ def test_command_line_ranks_actions_for_a_checkpoint(tiny_model, video, tmp_path
 
 def test_names_match_across_spellings_and_near_misses_are_suggested():
     bank, sources = classify_mod.build_prompt_bank(["juggling_balls", "juggling", "riding a bike"], generate=False)
-    assert sources["juggling_balls"] == "shipped: ucf101.json"          # UCF's JugglingBalls
-    assert "JugglingBalls (ucf101.json)" in sources["juggling"]          # a near miss says what was meant
-    assert "ride bike (hmdb51.json)" in sources["riding a bike"]
-    assert classify_mod.close_shipped_names("fly a kite") == []          # no far-fetched suggestions
+    assert sources["juggling_balls"] == "shipped: k400.json"            # K-400's 'juggling balls', first in order
+    assert "juggling balls (k400.json)" in sources["juggling"]           # a near miss says what was meant
+    bank, sources = classify_mod.build_prompt_bank(["riding a bicycle"], generate=False,
+                                                   prompt_files=[PROJECT_ROOT / "prompts" / "hmdb51.json"])
+    assert "ride bike (hmdb51.json)" in sources["riding a bicycle"]
+    assert classify_mod.close_shipped_names("fly a kite")[0] == "flying kite (k400.json)"
+    assert classify_mod.close_shipped_names("proving a theorem") == []   # no far-fetched suggestions
 
 
 def test_help_shows_defaults_and_how_prompts_are_found(capsys):
