@@ -93,13 +93,20 @@ def close_shipped_names(action: str, prompt_files: Optional[Sequence[Path]] = No
     'Name (file.json)': what the user may have meant, since a near miss silently gets the single prompt."""
     import difflib
 
+    from apclip_core.prompts.validate import FUNCTION_WORDS
+
+    def stems(text: str) -> set[str]:  # 'riding a bike' ~ 'ride bike': rid, bik
+        return {w[:3] for w in text.split() if len(w) > 2 and w not in FUNCTION_WORDS}
+
     key = _key(action)
-    stems = {w[:3] for w in key.split() if len(w) > 2}  # 'riding a bike' ~ 'ride bike': rid, bik
+    own = stems(key)
     scored = {}
     for path, name in classes if classes is not None else _shipped_classes(prompt_files):
         other = _key(name)
-        shared = stems & {w[:3] for w in other.split() if len(w) > 2}
-        score = difflib.SequenceMatcher(None, key, other).ratio() + 0.5 * len(shared) / max(1, len(stems))
+        shared = own & stems(other)
+        if not shared:  # a suggestion shares a content word's stem, not just letters
+            continue
+        score = difflib.SequenceMatcher(None, key, other).ratio() + 0.5 * len(shared) / max(1, len(own))
         label = f"{name} ({path.name})"
         if score >= 0.7 and score > scored.get(label, 0):
             scored[label] = score
