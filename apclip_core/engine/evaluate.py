@@ -29,6 +29,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from apclip_core import atomic
 from apclip_core.data.views import ViewSpec
 from apclip_core.engine import metrics
 from apclip_core.model.similarity import get_similarity, similarity_names
@@ -228,6 +229,22 @@ def evaluate_protocol(model, splits, cfg, *, device: str | torch.device = "cpu",
     return results
 
 
+def default_result_name(protocol_name: str, protocol_args: dict, splits, strategy: str, similarity: str) -> str:
+    """`eval_<dataset>_<protocol>[_<args>]_<strategy>_<similarity>.json`: the result of one checkpoint on
+    HMDB-51 and on UCF-101 (or on seed 1 and seed 2) must land in two files, never replace each other.
+
+    The dataset comes from the splits themselves (a cross-dataset protocol joins them with '+'); the
+    protocol's scalar arguments other than the dataset and folders (seed, k) are part of the name.
+    """
+    import re
+
+    datasets = "+".join(dict.fromkeys(s.dataset for s in splits if s.dataset)) or "unknown-dataset"
+    args = [f"{k}{v}" for k, v in sorted(protocol_args.items())
+            if k != "dataset" and not k.endswith("root") and isinstance(v, (int, float, str)) and len(str(v)) < 20]
+    parts = [datasets, protocol_name, *args, strategy, similarity]
+    return "eval_" + "_".join(re.sub(r"[^A-Za-z0-9_+.-]+", "-", str(p)).strip("-") for p in parts) + ".json"
+
+
 # ---- CLI ------------------------------------------------------------------------------------------
 def _parse_value(text: str):
     import yaml
@@ -288,9 +305,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 autocast_dtype=autocast_dtype, record=record))
     summary = summarize(results)
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name(
-        f"eval_{args.protocol}_{strategy}_{args.similarity}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "results": [r.to_json() for r in results]}, indent=2) + "\n")
+        default_result_name(args.protocol, protocol_args, protocol.eval, strategy, args.similarity))
+    atomic.write_text(out, json.dumps({"summary": summary, "results": [r.to_json() for r in results]}, indent=2) + "\n")
     for key, value in summary.items():
         print(f"{key:>24}: {value:.2f}")
     print(f"wrote {out}")
