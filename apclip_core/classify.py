@@ -119,11 +119,15 @@ def _generate_prompts(actions: Sequence[str], options: dict) -> dict[str, list[s
 
 
 def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Optional[Union[str, Path]] = None,
-             model_name: str = "ViT-B-16", pretrained: str = "openai", prompt_files=None,
+             model_name: str = "ViT-B-16", pretrained: str = "openai", quick_gelu: Optional[bool] = None,
+             prompt_files=None,
              num_frames: int = 8, temporal_views: int = 1, spatial_crops: int = 1,
              similarity: str = "maka", top_prompts: int = 5, generate: bool = True,
              generator_options: Optional[dict] = None, backend: str = "decord") -> ClassifyResult:
-    """Rank `actions` (names, or a PromptBank) for one video file."""
+    """Rank `actions` (names, or a PromptBank) for one video file.
+
+    The model: `model`, or a fine-tuned `checkpoint`, or open_clip's `model_name` with `pretrained` (a tag
+    or a local weights file; for a file, say `quick_gelu`: True for OpenAI's weights)."""
     import torch
 
     from apclip_core.data.views import ViewSpec, decode_video
@@ -136,7 +140,7 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
     view = ViewSpec(num_frames, temporal_views, spatial_crops, backend)
     if model is None:
         model = (model_lib.load_checkpoint(checkpoint) if checkpoint
-                 else model_lib.create_model_and_transforms(model_name, pretrained=pretrained)[0])
+                 else model_lib.create_model(model_name, pretrained, quick_gelu=quick_gelu))
     model.eval()
 
     if isinstance(actions, PromptBank):
@@ -179,6 +183,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--checkpoint", type=Path, help="a fine-tuned apclip checkpoint (model.pt)")
     parser.add_argument("--model", default="ViT-B-16", help="open_clip model name when no checkpoint is given")
     parser.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or weights file")
+    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
+                        help="the weights' activation (OpenAI's CLIP: --quick-gelu); needed for a local weights file")
     parser.add_argument("--prompts", type=Path, nargs="*", help="prompt files to search (default: prompts/*.json)")
     parser.add_argument("--similarity", default="maka", help="maka | mean, or any registered similarity")
     parser.add_argument("--frames", type=int, default=8)
@@ -192,10 +198,13 @@ def main(argv: list[str]) -> int:
     if not args.video.exists():
         parser.error(f"video not found: {args.video}")
     options = {k: v for k, v in {"base_url": args.base_url, "model": args.llm_model}.items() if v}
-    result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
-                      pretrained=args.pretrained, prompt_files=args.prompts, similarity=args.similarity,
-                      num_frames=args.frames, temporal_views=args.views, spatial_crops=args.crops,
-                      generate=not args.no_generate, generator_options=options)
+    try:
+        result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
+                          pretrained=args.pretrained, quick_gelu=args.quick_gelu, prompt_files=args.prompts,
+                          similarity=args.similarity, num_frames=args.frames, temporal_views=args.views,
+                          spatial_crops=args.crops, generate=not args.no_generate, generator_options=options)
+    except ValueError as err:  # e.g. a model spec that cannot be built as asked (activation of a weights file)
+        parser.error(str(err))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

@@ -10,9 +10,11 @@ decode is reported by path and reason, counted in `n_failed`, and excluded from 
 Every result records how it was obtained (model, checkpoint sha256, frames, views, prompts,
 similarity, class and video counts), so a JSON file on its own says what was measured.
 
-CLI:
+CLI (a fine-tuned checkpoint, or any open_clip model and weights as they are):
     python -m apclip_core evaluate --checkpoint runs/x/checkpoint.pt --protocol bench_base_to_novel \
         --prompts prompts/apclip_bench.json --similarity maka
+    python -m apclip_core evaluate --model ViT-B-16 --pretrained ~/openai_vitb16.pt --quick-gelu \
+        --protocol zero_shot --protocol-arg dataset=hmdb51 --prompts prompts/hmdb51.json
 """
 from __future__ import annotations
 
@@ -254,7 +256,15 @@ def _parse_value(text: str):
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="apclip evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a fine-tuned checkpoint.pt written by `apclip train`")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="a fine-tuned checkpoint.pt written by `apclip train`")
+    which.add_argument("--model", help="an open_clip model name (e.g. ViT-B-16), evaluated with --pretrained weights "
+                                       "as they are (zero-shot)")
+    parser.add_argument("--pretrained", default=None, help="with --model: an open_clip pretrained tag (default: openai) "
+                                                            "or a local weights file (then say --quick-gelu or --no-quick-gelu)")
+    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --model: the weights' activation (OpenAI's CLIP: --quick-gelu); default: "
+                             "open_clip's registry, refused for a local file")
     parser.add_argument("--protocol", required=True, help="a function of apclip_core.data.protocols, e.g. bench_base_to_novel")
     parser.add_argument("--protocol-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="argument of the protocol function (repeatable), e.g. seed=2")
@@ -272,13 +282,27 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--out", default=None, help="result JSON (default: next to the checkpoint)")
     args = parser.parse_args(argv)
+    if args.checkpoint and (args.quick_gelu is not None or args.pretrained is not None):
+        parser.error("--pretrained and --quick-gelu go with --model; a checkpoint carries its own weights and activation")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.model.video_clip import create_model, load_checkpoint
     from apclip_core.data.protocols import load_protocol
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
+    # the model first: a wrong spec (activation, weights) is said before any list or video is read
+    if args.checkpoint:
+        model = load_checkpoint(args.checkpoint, device=device)
+        record = {"checkpoint": str(args.checkpoint), "checkpoint_sha256": sha256_file(args.checkpoint)}
+    else:
+        args.pretrained = args.pretrained or "openai"
+        try:
+            model = create_model(args.model, args.pretrained, quick_gelu=args.quick_gelu, device=device)
+        except ValueError as err:
+            parser.error(str(err))
+        record = {"checkpoint": None, "model_spec": {"model_name": args.model, "pretrained": args.pretrained,
+                                                      "quick_gelu": model.config["quick_gelu"]}}
     protocol_args = {}
     for item in args.protocol_arg:
         key, sep, value = item.partition("=")
@@ -292,9 +316,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         strategy, prompt_file = args.prompt_strategy, args.prompts
         if not Path(prompt_file).is_file():
             parser.error(f"--prompts: {prompt_file} is neither 'single', 'set' nor an existing prompt file")
-    model = load_checkpoint(args.checkpoint, device=device)
-    record = {"checkpoint": str(args.checkpoint), "checkpoint_sha256": sha256_file(args.checkpoint),
-              "protocol_name": args.protocol, "protocol_args": protocol_args, "prompt_file": prompt_file}
+    record.update(protocol_name=args.protocol, protocol_args=protocol_args, prompt_file=prompt_file)
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
     results = []
     for split in protocol.eval:
@@ -304,8 +326,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 batch_size=args.batch_size, num_workers=args.num_workers, device=device,
                                 autocast_dtype=autocast_dtype, record=record))
     summary = summarize(results)
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(
-        default_result_name(args.protocol, protocol_args, protocol.eval, strategy, args.similarity))
+    name = default_result_name(args.protocol, protocol_args, protocol.eval, strategy, args.similarity)
+    if not args.checkpoint:  # no run folder to sit beside: under runs/, named after the model too
+        from apclip_core import paths
+
+        name = name.replace("eval_", f"eval_{Path(args.model).name}-{Path(str(args.pretrained)).stem}_", 1)
+    out = Path(args.out) if args.out else (Path(args.checkpoint).parent if args.checkpoint else paths.runs_dir()) / name
     atomic.write_text(out, json.dumps({"summary": summary, "results": [r.to_json() for r in results]}, indent=2) + "\n")
     for key, value in summary.items():
         print(f"{key:>24}: {value:.2f}")

@@ -237,7 +237,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     torch.manual_seed(cfg.seed)
     pretrained = resolve_pretrained(cfg, d)
     model, train_tf, _ = create_model_and_transforms(
-        cfg.model_name, pretrained, temporal_module=cfg.temporal_module, device=device,
+        cfg.model_name, pretrained, temporal_module=cfg.temporal_module, quick_gelu=cfg.quick_gelu, device=device,
         num_spatial_crops=cfg.spatial_crops, aug=AugConfig(flip=cfg.flip))
     prompt_file = resolve_prompt_file(cfg.prompt_file)
     bank = build_prompt_bank(cfg.prompt_strategy, classnames, prompt_file)

@@ -42,6 +42,10 @@ METHODS: dict[str, dict] = {
 METHODS["Ours"] = METHODS["AP-CLIP"]
 METHODS["Base(ViFi-CLIP)"] = METHODS["ViFi-CLIP"]
 
+# Config fields added after runs were named, with their defaults: left out of a run's identity at that
+# default, so the names of runs trained before they existed stay valid (and those runs are reused).
+FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "quick_gelu": None}
+
 # Config fields that do not change a run's result (left out of its identity).
 _NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size"}
 
@@ -58,8 +62,9 @@ def make_config(config: str, method: str, **overrides):
 
     cfg = load_config(config, **{**method_overrides(method), **overrides})
     identity = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
-    if not identity["drop_attribute_groups"]:  # added after runs were named: their names stay valid
-        del identity["drop_attribute_groups"]
+    for key, default in FIELDS_ADDED_LATER.items():  # at their default, runs named before them keep their names
+        if identity[key] == default:
+            del identity[key]
     if cfg.pretrained == "tiny":
         # 'tiny' names whatever the pretraining defaults produce: pin the run to those weights
         from apclip_core.embedded.pretrain import config_hash, pretrain_config
