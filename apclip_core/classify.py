@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -195,6 +196,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--llm-model", help="LLM model name for prompt generation")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = parser.parse_args(argv)
+    from apclip_core.model.weights import WeightsUnavailable
+
     if not args.video.exists():
         parser.error(f"video not found: {args.video}")
     options = {k: v for k, v in {"base_url": args.base_url, "model": args.llm_model}.items() if v}
@@ -203,8 +206,11 @@ def main(argv: list[str]) -> int:
                           pretrained=args.pretrained, quick_gelu=args.quick_gelu, prompt_files=args.prompts,
                           similarity=args.similarity, num_frames=args.frames, temporal_views=args.views,
                           spatial_crops=args.crops, generate=not args.no_generate, generator_options=options)
-    except ValueError as err:  # e.g. a model spec that cannot be built as asked (activation of a weights file)
+    except ValueError as err:  # e.g. a weights file whose activation is not stated
         parser.error(str(err))
+    except WeightsUnavailable as err:  # the message says what to do; usage and traceback would bury it
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

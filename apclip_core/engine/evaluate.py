@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -287,6 +288,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from apclip_core.model.video_clip import create_model, load_checkpoint
+    from apclip_core.model.weights import WeightsUnavailable
     from apclip_core.data.protocols import load_protocol
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
@@ -301,6 +303,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             model = create_model(args.model, args.pretrained, quick_gelu=args.quick_gelu, device=device)
         except ValueError as err:
             parser.error(str(err))
+        except WeightsUnavailable as err:  # the message says what to do; usage and traceback would bury it
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         record = {"checkpoint": None, "model_spec": {"model_name": args.model, "pretrained": args.pretrained,
                                                       "quick_gelu": model.config["quick_gelu"]}}
     protocol_args = {}

@@ -394,7 +394,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(cfg.to_json())
         print("\n".join(f"needs: {n}" for n in requirements(cfg)))
         return 0
-    train(cfg, resume=args.resume)
+    from apclip_core.model.weights import WeightsUnavailable
+
+    try:
+        train(cfg, resume=args.resume)
+    except WeightsUnavailable as e:  # the message says what to do; the traceback would bury it
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

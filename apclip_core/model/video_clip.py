@@ -14,7 +14,8 @@ Real weights. pretrained="openai" makes open_clip fetch timm/vit_base_patch16_cl
 from the Hugging Face hub into $HF_HOME/hub (default ~/.cache/huggingface/hub). On a cluster,
 point HF_HOME at a shared disk, fetch once on a node with internet:
     HF_HOME=/shared/hf python -c "from apclip_core.model.video_clip import create_model; create_model()"
-and run jobs with HF_HUB_OFFLINE=1 so nothing is fetched again. A local open_clip state-dict
+and run jobs with HF_HUB_OFFLINE=1 so nothing is fetched again. Weights neither cached nor downloadable
+raise weights.WeightsUnavailable within seconds, saying all this. A local open_clip state-dict
 file works as `pretrained=<path>` with quick_gelu=True (OpenAI weights) or False stated: without
 it, it is refused (local_weights_activation_message).
 
@@ -260,6 +261,10 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
         if pretrained and load_weights and os.path.isfile(pretrained) and not activation_stated(model_name):
             raise ValueError(local_weights_activation_message(model_name, pretrained))
         quick_gelu = needs_quick_gelu(model_name, pretrained)
+    if load_weights:  # not cached and no network: say so in seconds, not after open_clip's retries
+        from apclip_core.model.weights import ensure_available
+
+        ensure_available(model_name, pretrained)
     clip = open_clip.create_model(
         model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
         force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config

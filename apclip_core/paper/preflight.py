@@ -39,17 +39,9 @@ def _weights_problem(model_name: str, pretrained: str | None) -> str | None:
     if not cfg:
         return (f"unknown pretrained tag {pretrained!r} for {model_name}; valid tags: "
                 f"{', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'}")
-    hub_id = cfg.get("hf_hub", "").rstrip("/")
-    if hub_id:
-        from huggingface_hub import try_to_load_from_cache
+    from apclip_core.model.weights import problem
 
-        for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
-            if isinstance(try_to_load_from_cache(hub_id, filename), str):
-                return None
-        return (f"weights {model_name}/{pretrained} are not in the Hugging Face cache: fetch them once with internet "
-                f"(python -c \"from apclip_core.model.video_clip import create_model; create_model('{model_name}', '{pretrained}')\"), "
-                "set HF_HOME to share the cache, then HF_HUB_OFFLINE=1")
-    return None
+    return problem(model_name, pretrained)  # the wording train, evaluate and classify show too
 
 
 def check(notebook: Path, profile: str = "smoke") -> list[str]:
