@@ -34,6 +34,8 @@ help:
 	@echo "make lab     - JupyterLab on the project's kernel ($(KERNEL))"
 	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] - one paper table, ours beside the paper's"
 	@echo "make reproduce-all [PROFILE=...]   - all seven tables"
+	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] - every run a table needs:"
+	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run"
 	@echo "make figures                       - Figure 5: attention maps and per-frame top-5 prompts"
 	@echo "make bench                         - benchmarks (CPU < 5 min; GPU section when CUDA is present) -> bench/results/latest.md"
 	@echo "make prompts DATASET=name LABELS=csv [MODEL=..] [BASE_URL=..] - generate prompts with an LLM; the labels file of"
@@ -83,6 +85,15 @@ reproduce-table%: $(STAMP)
 	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) && \
 	 $(MAKE) --no-print-directory run-notebook NB=$$nb && \
 	 $(BIN)/python -m apclip_core report --table $$(basename $$nb .ipynb | cut -d_ -f2-) --notebook $(OUT)/$$(basename $$nb)
+
+# Every run a table needs, before any starts: torchrun commands, GPU-hours, wall time, disk.
+# make plan-table2 PROFILE=paper GPUS=8 [NODES=2] [SLURM=jobs/]  (SLURM: one batch script per run)
+GPUS ?= 8
+NODES ?= 1
+plan-table%: $(STAMP)
+	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
+	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
+	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) --gpus $(GPUS) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),)
 
 reproduce-all: $(foreach t,1 2 3 4 5 6 7,reproduce-table$(t))
 

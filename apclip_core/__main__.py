@@ -18,6 +18,7 @@ COMMANDS = {
     "validate-prompts": ("apclip_core.prompts.validate", "check a prompt file against a label list"),
     "data": ("apclip_core.data.prepare", "download / prepare / check the real datasets"),
     "report": ("apclip_core.paper.report", "print a rendered table and where its files are"),
+    "plan": ("apclip_core.paper.plan", "every run a table needs: torchrun commands, GPU-hours, wall time, disk, SLURM scripts"),
     "preflight": ("apclip_core.paper.preflight", "check a notebook's data, weights, GPU and prompt files before a run"),
 }
 

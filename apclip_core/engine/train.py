@@ -373,6 +373,27 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
 
 # ==== CLI ===========================================================================================
 def main(argv: Optional[list[str]] = None) -> int:
+    parsed = parse_command_line(argv)
+    if isinstance(parsed, int):
+        return parsed
+    args, cfg = parsed
+    if args.print_config:
+        print(cfg.to_json())
+        print("\n".join(f"needs: {n}" for n in requirements(cfg)))
+        return 0
+    from apclip_core.model.weights import WeightsUnavailable
+
+    try:
+        train(cfg, resume=args.resume)
+    except WeightsUnavailable as e:  # the message says what to do; the traceback would bury it
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def parse_command_line(argv: Optional[list[str]] = None):
+    """(args, TrainConfig) of a `train` command line, or an exit code after printing why it is wrong.
+    The plan's printed commands are checked against this very function."""
     parser = argparse.ArgumentParser(prog="apclip train", description=__doc__.split("\n\n")[0],
                                      epilog=f"presets: {', '.join(config_names())}")
     parser.add_argument("--config", default="bench_base2novel", help="preset name or YAML path")
@@ -390,18 +411,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.print_config:
-        print(cfg.to_json())
-        print("\n".join(f"needs: {n}" for n in requirements(cfg)))
-        return 0
-    from apclip_core.model.weights import WeightsUnavailable
-
-    try:
-        train(cfg, resume=args.resume)
-    except WeightsUnavailable as e:  # the message says what to do; the traceback would bury it
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    return args, cfg
 
 
 if __name__ == "__main__":

@@ -174,23 +174,34 @@ def grid(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,),
          overrides: Optional[dict] = None, seed_arg: str = "seed", **protocol_args) -> pd.DataFrame:
     """Run every method for every seed (protocol seed, e.g. the three 16-shot samples); long rows:
     method, dataset, seed, metric, value, run_dir."""
+    rows = []
+    for method, seed, run_overrides in grid_runs(config, methods, seeds=seeds, overrides=overrides,
+                                                 seed_arg=seed_arg, **protocol_args):
+        result = run(config, method, **run_overrides)
+        for key, value in result.items():
+            if key in ("method", "run_dir") or not isinstance(value, (int, float)):
+                continue
+            rows.append({"method": method, "dataset": dataset, "seed": seed, "metric": metric_name(key),
+                         "value": float(value), "run_dir": result["run_dir"]})
+    return pd.DataFrame(rows)
+
+
+def grid_runs(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,), overrides: Optional[dict] = None,
+              seed_arg: str = "seed", **protocol_args) -> list[tuple[str, Optional[int], dict]]:
+    """(method, seed, overrides of run()) for every training a grid needs: what grid() runs and what the
+    plan prints, so both name the same runs."""
     from apclip_core.engine.config import load_config
 
     overrides = dict(overrides or {})
     base_args = {**load_config(config).protocol_args, **overrides.pop("protocol_args", {})}
-    rows = []
+    out = []
     for method in methods:
         for seed in seeds:
             args = {**base_args, **protocol_args}
             if seed is not None:
                 args[seed_arg] = seed
-            result = run(config, method, protocol_args=args, **overrides)
-            for key, value in result.items():
-                if key in ("method", "run_dir") or not isinstance(value, (int, float)):
-                    continue
-                rows.append({"method": method, "dataset": dataset, "seed": seed, "metric": metric_name(key),
-                             "value": float(value), "run_dir": result["run_dir"]})
-    return pd.DataFrame(rows)
+            out.append((method, seed, {"protocol_args": args, **overrides}))
+    return out
 
 
 def mean_over_seeds(rows: pd.DataFrame) -> pd.DataFrame:

@@ -310,6 +310,25 @@ TABLES = {"table1_zero_shot": table1_zero_shot, "table2_base_to_novel": table2_b
           "table7_maka_ablation": table7_maka_ablation}
 
 
+def table_runs(name: str, **params) -> list[tuple[str, Optional[int], str, dict]]:
+    """(method, seed, preset, overrides of experiments.run) for every training table `name` needs with the
+    notebook's `params`, read from the table function's own defaults: what `plan` prints and launches
+    is what the table function will look for (and reuse)."""
+    import inspect
+
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
+    defaults = {k: p.default for k, p in inspect.signature(TABLES[name]).parameters.items()}
+    values = {**defaults, **{k: v for k, v in params.items() if k in defaults}}
+    config, methods = values["config"], list(values["methods"])
+    if "plug_into" in values and values["plug_into"] not in methods:  # Table 1's plugged-in baseline
+        methods.append(values["plug_into"])
+    seeds, seed_arg = ((values["shots"], "k") if "shots" in values else
+                       (values["seeds"], "seed") if "seeds" in values else ((None,), "seed"))
+    return [(method, seed, config, overrides) for method, seed, overrides in
+            experiments.grid_runs(config, methods, seeds=seeds, overrides=values["overrides"], seed_arg=seed_arg)]
+
+
 def run_table(name: str, **params) -> TableResult:
     """A table notebook's run: warnings-only logs in the notebook (a run's INFO goes to its train.log),
     then the table function `name` with the notebook's parameters."""
