@@ -23,7 +23,7 @@ define papermill
 		$(1) $(OUT)/$(notdir $(1))
 endef
 
-.PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts bench
+.PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts bench gpu-check
 .PHONY: check-data data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
 DATA ?= $(or $(APCLIP_DATA),data)
 
@@ -37,6 +37,7 @@ help:
 	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] - every run a table needs:"
 	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run"
 	@echo "make figures                       - Figure 5: attention maps and per-frame top-5 prompts"
+	@echo "make gpu-check                     - on a GPU (< 8 min): CUDA tests, ViT-B/16 bf16 training steps, eval throughput -> bench/results/gpu_check.md"
 	@echo "make bench                         - benchmarks (CPU < 5 min; GPU section when CUDA is present) -> bench/results/latest.md"
 	@echo "make prompts DATASET=name LABELS=csv [MODEL=..] [BASE_URL=..] - generate prompts with an LLM; the labels file of"
 	@echo "      each shipped set (in the protocol lists, labels/): hmdb51 hmdb_51_labels.csv, ucf101 ucf_101_labels.csv,"
@@ -106,6 +107,11 @@ figures: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# On a GPU machine, < 8 min on one H200: CUDA tests, paper-profile training steps (ViT-B/16, 224, 8 frames,
+# bf16, torchrun + the training loader), evaluation throughput, the bench's GPU section -> bench/results/gpu_check.*
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py
 
 # Prompt generation with an LLM (key from OPENAI_API_KEY only, or an OpenAI-compatible BASE_URL).
 MODEL ?= gpt-4o

@@ -281,6 +281,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--max-videos", type=int, default=0,
+                        help="evaluate an evenly spaced subset of N videos per split (recorded as subset_of; smoke runs)")
     parser.add_argument("--out", default=None, help="result JSON (default: next to the checkpoint)")
     args = parser.parse_args(argv)
     if args.checkpoint and (args.quick_gelu is not None or args.pretrained is not None):
@@ -324,12 +326,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     record.update(protocol_name=args.protocol, protocol_args=protocol_args, prompt_file=prompt_file)
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
     results = []
-    for split in protocol.eval:
+    for full in protocol.eval:
+        split = eval_subset(full, args.max_videos)
         bank = build_prompt_bank(strategy, split.classnames, prompt_file)
+        subset_of = len(full.records) if split is not full else None
         results.append(evaluate(model, split, bank, similarity=args.similarity,
                                 view=ViewSpec(args.frames, args.temporal_views, args.spatial_crops),
                                 batch_size=args.batch_size, num_workers=args.num_workers, device=device,
-                                autocast_dtype=autocast_dtype, record=record))
+                                autocast_dtype=autocast_dtype, record={**record, "subset_of": subset_of}))
     summary = summarize(results)
     name = default_result_name(args.protocol, protocol_args, protocol.eval, strategy, args.similarity)
     if not args.checkpoint:  # no run folder to sit beside: under runs/, named after the model too
