@@ -83,3 +83,12 @@ def test_slurm_scripts_are_valid_bash_with_srun_and_multi_node_torchrun(table2, 
         assert f"export APCLIP_RUNS={shlex.quote(str(runs))}" in text
         train_args = shlex.split(text.split("-m apclip_core train", 1)[1])
         assert Path(parse_command_line(train_args)[1].output_dir).name == script.stem
+
+
+def test_costs_use_the_bench_gpu_figure_when_recorded_else_say_they_assume(tmp_path):
+    results = tmp_path / "latest.json"
+    assert plan.throughput(results).source.startswith("ASSUMED")
+    results.write_text(json.dumps({"sections": {"gpu": {"details": {"device": "NVIDIA H200", "e2e_videos_per_s": 50.0,
+                                                                    "sizes": {"frames": 8}}}}}))
+    measured = plan.throughput(results)
+    assert measured.train_frames_per_s == 400.0 and "NVIDIA H200" in measured.source

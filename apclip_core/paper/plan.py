@@ -45,7 +45,7 @@ def throughput(results: Path = BENCH_RESULTS) -> Throughput:
     try:
         gpu = json.loads(Path(results).read_text())["sections"]["gpu"]["details"]
         videos_per_s = float(gpu["e2e_videos_per_s"])
-        frames = int(gpu.get("frames") or gpu.get("settings", {}).get("frames") or 8)
+        frames = int(gpu.get("sizes", {}).get("frames") or 8)
         device = gpu.get("device", "GPU")
         return Throughput(videos_per_s * frames, f"measured by the bench on {device} ({results})")
     except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):
