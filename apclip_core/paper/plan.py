@@ -57,7 +57,8 @@ def throughput(results: Path = BENCH_RESULTS) -> Throughput:
 @dataclass
 class PlannedRun:
     method: str
-    seed: Optional[int]
+    seed: Optional[int]              # the protocol argument the table varies: seed (16-shot sample) or k (shots)
+    varies: str
     dataset: str
     name: str
     run_dir: str
@@ -93,11 +94,10 @@ def parameter_count(model_name: str) -> int:
     return _PARAMS[model_name]
 
 
-def disk_gb(model_name: str, extra_step_checkpoints: int = 0) -> float:
-    """What a finished run keeps: checkpoint.pt (fp32 weights, evaluation) + last.pt (weights + AdamW's two
-    moments, resume): 4 copies of the weights, plus any step checkpoints."""
-    weights = parameter_count(model_name) * 4 / 1e9
-    return weights * (4 + 4 * extra_step_checkpoints)
+def disk_gb(model_name: str) -> float:
+    """What a finished run keeps: checkpoint.pt (fp32 weights, for evaluation) + last.pt (weights and AdamW's
+    two moments, for resume; step checkpoints overwrite it): 4 copies of the weights (ViT-B/16: 2.4 GB)."""
+    return parameter_count(model_name) * 4 * 4 / 1e9
 
 
 def train_command(preset: str, cfg, overrides: dict, *, gpus_per_node: int, nodes: int,
@@ -151,7 +151,7 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
 
     speed = speed or throughput()
     runs, seen = [], set()
-    for method, seed, preset, overrides in reproduce.table_runs(table, **params):
+    for method, (seed_arg, seed), preset, overrides in reproduce.table_runs(table, **params):
         run_overrides = {**experiments.method_overrides(method), **overrides}
         cfg = experiments.make_config(preset, method, **overrides)
         if cfg.name in seen:
@@ -161,17 +161,13 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
         train_s = n_train * cfg.epochs * cfg.frames / speed.train_frames_per_s
         eval_frames = (n_eval or 0) * cfg.frames * cfg.temporal_views * cfg.spatial_crops
         eval_s = eval_frames / (speed.train_frames_per_s * EVAL_SPEEDUP)
-        extra = 0
-        if cfg.save_every_steps:
-            steps = math.ceil(n_train / cfg.effective_batch_size) * cfg.epochs
-            extra = steps // cfg.save_every_steps
         run_dir = run_dir_for(cfg)
         runs.append(PlannedRun(
-            method=method, seed=seed, dataset=_dataset(cfg),
+            method=method, seed=seed, varies=seed_arg, dataset=_dataset(cfg),
             name=cfg.name, run_dir=str(run_dir),
             command=train_command(preset, cfg, run_overrides, gpus_per_node=gpus_per_node, nodes=nodes),
             train_videos=n_train, eval_videos=n_eval, gpu_hours=(train_s + eval_s) / 3600,
-            disk_gb=disk_gb(cfg.model_name, extra), status=_status(run_dir)))
+            disk_gb=disk_gb(cfg.model_name), status=_status(run_dir)))
     return runs
 
 
@@ -181,7 +177,7 @@ def slurm_script(run: PlannedRun, *, gpus_per_node: int, nodes: int, hours: floa
     torchrun = run.command[run.command.index("-m"):]
     return "\n".join([
         "#!/bin/bash",
-        f"# apclip run {run.name}: {run.method}, seed {run.seed}, {run.dataset}; written by `apclip plan`.",
+        f"# apclip run {run.name}: {run.method}, {run.varies} {run.seed}, {run.dataset}; written by `apclip plan`.",
         "# Resubmitting it resumes the run (--resume); a finished run is not trained again by the notebook.",
         f"#SBATCH --job-name={run.name}",
         f"#SBATCH --nodes={nodes}",
@@ -211,7 +207,8 @@ def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int
              f"one run at a time over all GPUs", f"throughput: {speed.source}", ""]
     for i, r in enumerate(runs, 1):
         evals = f"{r.eval_videos:,}" if r.eval_videos is not None else "? (lists not downloaded)"
-        lines += [f"{i}. {r.method} | seed {r.seed} | {r.dataset} | {r.status}",
+        varied = f"{'K' if r.varies == 'k' else r.varies} {r.seed}" if r.seed is not None else "one run"
+        lines += [f"{i}. {r.method} | {varied} | {r.dataset} | {r.status}",
                   f"   run folder: {r.run_dir}",
                   f"   {r.train_videos:,} training videos, {evals} evaluation videos; "
                   f"{r.gpu_hours:.1f} GPU-hours, wall {_hours(r.gpu_hours / gpus)} on {gpus} GPU(s); "

@@ -310,8 +310,8 @@ TABLES = {"table1_zero_shot": table1_zero_shot, "table2_base_to_novel": table2_b
           "table7_maka_ablation": table7_maka_ablation}
 
 
-def table_runs(name: str, **params) -> list[tuple[str, Optional[int], str, dict]]:
-    """(method, seed, preset, overrides of experiments.run) for every training table `name` needs with the
+def table_runs(name: str, **params) -> list[tuple[str, tuple[str, Optional[int]], str, dict]]:
+    """(method, (varied protocol argument, its value), preset, overrides of experiments.run) for every training table `name` needs with the
     notebook's `params`, read from the table function's own defaults: what `plan` prints and launches
     is what the table function will look for (and reuse)."""
     import inspect
@@ -325,7 +325,7 @@ def table_runs(name: str, **params) -> list[tuple[str, Optional[int], str, dict]
         methods.append(values["plug_into"])
     seeds, seed_arg = ((values["shots"], "k") if "shots" in values else
                        (values["seeds"], "seed") if "seeds" in values else ((None,), "seed"))
-    return [(method, seed, config, overrides) for method, seed, overrides in
+    return [(method, (seed_arg, seed), config, overrides) for method, seed, overrides in
             experiments.grid_runs(config, methods, seeds=seeds, overrides=values["overrides"], seed_arg=seed_arg)]
 
 
