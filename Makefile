@@ -32,7 +32,7 @@ help:
 	@echo "make test    - unit tests + every notebook under nbval (smoke profile)"
 	@echo "make install - create .venv from the pinned lock (done automatically on first use)"
 	@echo "make lab     - JupyterLab on the project's kernel ($(KERNEL))"
-	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] - one paper table, ours beside the paper's"
+	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] [GPUS=N] - one paper table, ours beside the paper's"
 	@echo "make reproduce-all [PROFILE=...]   - all seven tables"
 	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] - every run a table needs:"
 	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run"
@@ -80,21 +80,21 @@ demo: $(STAMP)
 	@$(BIN)/python -m apclip_core report --table table2_base_to_novel --notebook $(OUT)/12_table2_base_to_novel.ipynb
 
 # One target per table: preflight (stops at once, saying what is missing), papermill, then the table.
+# GPUS=N: each training the table needs is launched with torchrun over N processes (the plan's command).
 reproduce-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
 	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) && \
-	 $(MAKE) --no-print-directory run-notebook NB=$$nb && \
+	 APCLIP_GPUS=$(GPUS) $(MAKE) --no-print-directory run-notebook NB=$$nb && \
 	 $(BIN)/python -m apclip_core report --table $$(basename $$nb .ipynb | cut -d_ -f2-) --notebook $(OUT)/$$(basename $$nb)
 
 # Every run a table needs, before any starts: torchrun commands, GPU-hours, wall time, disk.
 # make plan-table2 PROFILE=paper GPUS=8 [NODES=2] [SLURM=jobs/]  (SLURM: one batch script per run)
-GPUS ?= 8
 NODES ?= 1
 plan-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
-	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) --gpus $(GPUS) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),)
+	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),)
 
 reproduce-all: $(foreach t,1 2 3 4 5 6 7,reproduce-table$(t))
 

@@ -92,3 +92,22 @@ def test_costs_use_the_bench_gpu_figure_when_recorded_else_say_they_assume(tmp_p
                                                                     "sizes": {"frames": 8}}}}}))
     measured = plan.throughput(results)
     assert measured.train_frames_per_s == 400.0 and "NVIDIA H200" in measured.source
+
+
+@pytest.mark.slow
+def test_the_notebook_launches_its_runs_with_torchrun_and_reuses_them(tmp_path, monkeypatch, bench_root):
+    """APCLIP_GPUS=2 (make reproduce-tableN GPUS=2): run() launches the plan's command over 2 gloo processes;
+    asked again without it, the same run is found finished and reused, not trained in-process."""
+    monkeypatch.setenv("APCLIP_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    small = dict(pretrained=None, epochs=1, max_steps_per_epoch=2, batch_size=2, effective_batch_size=4, frames=2,
+                 temporal_views=1, spatial_crops=1, eval_max_videos=4, num_workers=0, warmup_epochs=0)
+    monkeypatch.setenv("APCLIP_GPUS", "2")
+    first = experiments.run("bench_base2novel", "ViFi-CLIP", **small)
+    run_dir = Path(first["run_dir"])
+    assert json.loads((run_dir / "metrics.json").read_text())["world_size"] == 2
+    assert "x 2 process(es)" in (run_dir / "train.log").read_text()
+    monkeypatch.delenv("APCLIP_GPUS")
+    stamp = (run_dir / "last.pt").stat().st_mtime_ns
+    again = experiments.run("bench_base2novel", "Single", **small)  # the same training under Table 6's name
+    assert again["run_dir"] == str(run_dir) and (run_dir / "last.pt").stat().st_mtime_ns == stamp

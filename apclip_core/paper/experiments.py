@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Iterable, Optional
@@ -90,6 +93,31 @@ def finished_summary(run_dir: Path) -> Optional[dict]:
     return summary
 
 
+def train_command(preset: str, cfg, overrides: dict, *, gpus_per_node: int, nodes: int = 1,
+                  rendezvous: str = "HEAD_NODE:29500") -> list[str]:
+    """torchrun ... -m apclip_core train --config PRESET --resume --set ...: the run's own config (method and
+    notebook overrides), its identity-hashed name and its folder, so whoever starts it (the plan's printed
+    command, a SLURM script, run() itself), it is the same run, found and reused by run()."""
+    from apclip_core.engine.config import run_dir_for
+
+    sets = {**overrides, "name": cfg.name, "output_dir": str(run_dir_for(cfg))}
+    launcher = ["torchrun", "--nproc_per_node", str(gpus_per_node)]
+    launcher += ["--nnodes", str(nodes), "--rdzv_backend", "c10d", "--rdzv_endpoint", rendezvous] if nodes > 1 \
+        else ["--standalone"]
+    return [*launcher, "-m", "apclip_core", "train", "--config", preset, "--resume",
+            "--set", *[f"{k}={json.dumps(v)}" for k, v in sets.items()]]
+
+
+def launch_gpus() -> int:
+    """APCLIP_GPUS (`make reproduce-tableN GPUS=8`): more than 1 launches each training with torchrun over
+    that many processes; otherwise it trains in this process."""
+    value = os.environ.get("APCLIP_GPUS", "").strip()
+    try:
+        return int(value) if value else 0
+    except ValueError:
+        raise ValueError(f"APCLIP_GPUS must be a number of GPUs, got {value!r}") from None
+
+
 def run(config: str, method: str, **overrides) -> dict:
     """Train `method` on preset `config` (or reuse/resume the identical run); return its final eval
     summary (split -> top-1, plus 'hm' or '<split>_mean/_std' where they apply) and the run folder."""
@@ -102,10 +130,10 @@ def run(config: str, method: str, **overrides) -> dict:
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     # two notebooks (or tests) asking for the same run: the second waits and reuses the first's result
     with FileLock(str(run_dir) + ".lock"):
-        return _run_locked(cfg, run_dir, method)
+        return _run_locked(cfg, run_dir, method, preset=config, overrides=overrides)
 
 
-def _run_locked(cfg, run_dir: Path, method: str) -> dict:
+def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict) -> dict:
     from apclip_core.engine.train import train
 
     summary = finished_summary(run_dir)
@@ -116,7 +144,14 @@ def _run_locked(cfg, run_dir: Path, method: str) -> dict:
             # a run folder without a resumable state holds nothing worth keeping (it died before epoch 1)
             for f in run_dir.iterdir():
                 f.unlink()
-        train(cfg, resume=resume)
+        gpus = launch_gpus()
+        if gpus > 1:  # the same command the plan prints: the run is the same whoever launches it
+            command = train_command(preset, cfg, {**method_overrides(method), **overrides}, gpus_per_node=gpus)
+            log.info("launching %s on %d processes: %s", method, gpus, " ".join(command))
+            subprocess.run([sys.executable, "-m", "torch.distributed.run", *command[1:]], check=True,
+                           cwd=paths.PROJECT_ROOT)
+        else:
+            train(cfg, resume=resume)
         summary = finished_summary(run_dir)
         if summary is None:
             raise RuntimeError(f"training finished but {run_dir}/metrics.json has no final evaluation")

@@ -100,20 +100,6 @@ def disk_gb(model_name: str) -> float:
     return parameter_count(model_name) * 4 * 4 / 1e9
 
 
-def train_command(preset: str, cfg, overrides: dict, *, gpus_per_node: int, nodes: int,
-                  rendezvous: str = "HEAD_NODE:29500") -> list[str]:
-    """torchrun ... -m apclip_core train --config PRESET --resume --set ...: the run's own config (method and
-    notebook overrides), its identity-hashed name, and its folder, so whoever starts it, it is the same run."""
-    from apclip_core.engine.config import run_dir_for
-
-    sets = {**overrides, "name": cfg.name, "output_dir": str(run_dir_for(cfg))}
-    launcher = ["torchrun", "--nproc_per_node", str(gpus_per_node)]
-    if nodes > 1:
-        launcher += ["--nnodes", str(nodes), "--rdzv_backend", "c10d", "--rdzv_endpoint", rendezvous]
-    return [*launcher, "-m", "apclip_core", "train", "--config", preset, "--resume",
-            "--set", *[f"{k}={json.dumps(v)}" for k, v in sets.items()]]
-
-
 def _eval_videos(cfg) -> Optional[int]:
     from apclip_core.engine.config import load_protocols
 
@@ -148,6 +134,7 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
     from apclip_core.engine.config import run_dir_for
     from apclip_core.engine.cost import count_train_videos
     from apclip_core.paper import experiments, reproduce
+    from apclip_core.paper.experiments import train_command
 
     speed = speed or throughput()
     runs, seen = [], set()
