@@ -74,3 +74,20 @@ def test_classify_refuses_a_silent_weights_file_with_the_explanation(silent_weig
     with pytest.raises(SystemExit):
         main([str(video), "--actions", "a", "b", "--model", SILENT, "--pretrained", str(silent_weights)])
     assert "QuickGELU" in capsys.readouterr().err
+
+
+def test_evaluate_a_model_spec_end_to_end(silent_weights, bench_root, tmp_path, monkeypatch):
+    """--model/--pretrained/--quick-gelu instead of a checkpoint: evaluated as built, the spec recorded."""
+    from apclip_core.engine import evaluate
+
+    monkeypatch.setenv("APCLIP_RUNS", str(tmp_path))
+    assert evaluate.main(["--model", SILENT, "--pretrained", str(silent_weights), "--no-quick-gelu",
+                          "--protocol", "bench_base_to_novel", "--protocol-arg", f"root={bench_root}",
+                          "--prompts", "single", "--similarity", "mean", "--frames", "2", "--temporal-views", "1",
+                          "--spatial-crops", "1", "--max-videos", "3", "--batch-size", "8"]) == 0
+    [out] = tmp_path.glob("eval_*.json")
+    assert out.name == f"eval_{SILENT}-weights_bench_bench_base_to_novel_single_mean.json"
+    result = json.loads(out.read_text())["results"][0]
+    assert result["n_videos"] == 3 and result["protocol"]["subset_of"] > 3
+    assert result["protocol"]["model_spec"] == {"model_name": SILENT, "pretrained": str(silent_weights),
+                                                "quick_gelu": False}
