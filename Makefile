@@ -26,7 +26,7 @@ define papermill
 		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,)
 endef
 
-.PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts bench
+.PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts bench gpu-check
 .PHONY: check-data data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
 DATA ?= $(or $(APCLIP_DATA),data)
 
@@ -35,9 +35,12 @@ help:
 	@echo "make test    - unit tests + every notebook under nbval (smoke profile)"
 	@echo "make install - create .venv from the pinned lock (done automatically on first use)"
 	@echo "make lab     - JupyterLab on the project's kernel ($(KERNEL))"
-	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] - one paper table, ours beside the paper's"
+	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] [GPUS=N] - one paper table, ours beside the paper's"
 	@echo "make reproduce-all [PROFILE=...]   - all seven tables"
+	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] - every run a table needs:"
+	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run"
 	@echo "make figures                       - Figure 5: attention maps and per-frame top-5 prompts"
+	@echo "make gpu-check                     - on a GPU (< 8 min): CUDA tests, ViT-B/16 bf16 training steps, eval throughput -> bench/results/gpu_check.md"
 	@echo "make bench                         - benchmarks (CPU < 5 min; GPU section when CUDA is present) -> bench/results/latest.md"
 	@echo "make prompts DATASET=name LABELS=csv [MODEL=..] [BASE_URL=..] - generate prompts with an LLM; the labels file of"
 	@echo "      each shipped set (in the protocol lists, labels/): hmdb51 hmdb_51_labels.csv, ucf101 ucf_101_labels.csv,"
@@ -83,12 +86,21 @@ demo: $(STAMP)
 	@$(BIN)/python -m apclip_core report --table table2_base_to_novel --notebook $(OUT)/12_table2_base_to_novel.ipynb
 
 # One target per table: preflight (stops at once, saying what is missing), papermill, then the table.
+# GPUS=N: each training the table needs is launched with torchrun over N processes (the plan's command).
 reproduce-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
 	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) && \
-	 $(MAKE) --no-print-directory run-notebook NB=$$nb && \
+	 APCLIP_GPUS=$(GPUS) $(MAKE) --no-print-directory run-notebook NB=$$nb && \
 	 $(BIN)/python -m apclip_core report --table $$(basename $$nb .ipynb | cut -d_ -f2-) --notebook $(OUT)/$$(basename $$nb)
+
+# Every run a table needs, before any starts: torchrun commands, GPU-hours, wall time, disk.
+# make plan-table2 PROFILE=paper GPUS=8 [NODES=2] [SLURM=jobs/]  (SLURM: one batch script per run)
+NODES ?= 1
+plan-table%: $(STAMP)
+	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
+	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
+	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),)
 
 reproduce-all: $(foreach t,1 2 3 4 5 6 7,reproduce-table$(t))
 
@@ -101,6 +113,11 @@ figures: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# On a GPU machine, < 8 min on one H200: CUDA tests, paper-profile training steps (ViT-B/16, 224, 8 frames,
+# bf16, torchrun + the training loader), evaluation throughput, the bench's GPU section -> bench/results/gpu_check.*
+gpu-check: $(STAMP)
+	$(BIN)/python bench/gpu_check.py
 
 # Prompt generation with an LLM (key from OPENAI_API_KEY only, or an OpenAI-compatible BASE_URL).
 # Generated sets go to PROMPTS_OUT, never over the shipped prompts/ (an incomplete one as <name>.partial.json).

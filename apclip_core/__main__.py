@@ -21,6 +21,7 @@ COMMANDS = {
     "data": ("apclip_core.data.prepare", "download / prepare / check the real datasets"),
     "notebook": ("apclip_core.notebook", "run a notebook with papermill on the apclip kernel, saying each stage"),
     "report": ("apclip_core.paper.report", "print a rendered table and where its files are"),
+    "plan": ("apclip_core.paper.plan", "every run a table needs: torchrun commands, GPU-hours, wall time, disk, SLURM scripts"),
     "preflight": ("apclip_core.paper.preflight", "check a notebook's data, weights, GPU and prompt files before a run"),
 }
 

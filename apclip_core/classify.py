@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -173,11 +174,15 @@ def _generate_prompts(actions: Sequence[str], options: dict) -> dict[str, list[s
 
 
 def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Optional[Union[str, Path]] = None,
-             model_name: str = "ViT-B-16", pretrained: str = "openai", prompt_files=None,
+             model_name: str = "ViT-B-16", pretrained: str = "openai", quick_gelu: Optional[bool] = None,
+             prompt_files=None,
              num_frames: int = 8, temporal_views: int = 1, spatial_crops: int = 1,
              similarity: str = "maka", top_prompts: int = 5, generate: bool = True,
              generator_options: Optional[dict] = None, backend: str = "decord") -> ClassifyResult:
-    """Rank `actions` (names, or a PromptBank) for one video file."""
+    """Rank `actions` (names, or a PromptBank) for one video file.
+
+    The model: `model`, or a fine-tuned `checkpoint`, or open_clip's `model_name` with `pretrained` (a tag
+    or a local weights file; for a file, say `quick_gelu`: True for OpenAI's weights)."""
     import torch
 
     from apclip_core.data.views import ViewSpec, decode_video
@@ -189,7 +194,8 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
     score_fn = get_similarity(similarity)
     view = ViewSpec(num_frames, temporal_views, spatial_crops, backend)
     if model is None:
-        model = model_lib.load_checkpoint(checkpoint) if checkpoint else _load_pretrained(model_name, pretrained)
+        model = (model_lib.load_checkpoint(checkpoint) if checkpoint
+                 else model_lib.create_model(model_name, pretrained, quick_gelu=quick_gelu))
     model.eval()
 
     if isinstance(actions, PromptBank):
@@ -240,39 +246,6 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
                           prompt_sources=sources, similarity=similarity, notes=notes)
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
-def _load_pretrained(model_name: str, pretrained: str):
-    """open_clip weights by tag or file. Offline, the local cache or a clear error at once: without this,
-    the hub client retries a network that is not there for most of a minute."""
-    from apclip_core.model import video_clip as model_lib
-
-    if Path(pretrained).is_file() or _hub_reachable():
-        return model_lib.create_model_and_transforms(model_name, pretrained=pretrained)[0]
-    import huggingface_hub.constants as hub
-
-    offline, hub.HF_HUB_OFFLINE = hub.HF_HUB_OFFLINE, True
-    try:
-        return model_lib.create_model_and_transforms(model_name, pretrained=pretrained)[0]
-    except Exception as err:
-        from apclip_core.errors import WeightsUnavailableError
-
-        raise WeightsUnavailableError(
-            f"{model_name} weights {pretrained!r} are not in the local cache ({hub.HF_HUB_CACHE}) and huggingface.co "
-            "cannot be reached. Pass --checkpoint <fine-tuned apclip checkpoint> or --pretrained <weights file>, "
-            "or run once online (HF_HOME chooses the cache).") from err
-    finally:
-        hub.HF_HUB_OFFLINE = offline
-
-
 def main(argv: list[str]) -> int:
     import sys
 
@@ -289,6 +262,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--checkpoint", type=Path, help="a fine-tuned apclip checkpoint (model.pt)")
     parser.add_argument("--model", default="ViT-B-16", help="open_clip model name when no checkpoint is given")
     parser.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or weights file")
+    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
+                        help="the weights' activation (OpenAI's CLIP: --quick-gelu); needed for a local weights file")
     parser.add_argument("--prompts", type=Path, nargs="*", help="prompt files to search (default: prompts/*.json)")
     parser.add_argument("--similarity", default="maka", help="maka | mean, or any registered similarity")
     parser.add_argument("--frames", type=int, default=8, help="frames sampled per view")
@@ -299,13 +274,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--llm-model", help="LLM model name for prompt generation")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON")
     args = parser.parse_args(argv)
+    from apclip_core.errors import ActivationUnstated
+
     if not args.video.exists():
         parser.error(f"video not found: {args.video}")
     options = {k: v for k, v in {"base_url": args.base_url, "model": args.llm_model}.items() if v}
-    result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
-                      pretrained=args.pretrained, prompt_files=args.prompts, similarity=args.similarity,
-                      num_frames=args.frames, temporal_views=args.views, spatial_crops=args.crops,
-                      generate=not args.no_generate, generator_options=options)  # errors: errors.run_command
+    try:
+        result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
+                          pretrained=args.pretrained, quick_gelu=args.quick_gelu, prompt_files=args.prompts,
+                          similarity=args.similarity, num_frames=args.frames, temporal_views=args.views,
+                          spatial_crops=args.crops, generate=not args.no_generate, generator_options=options)
+    except ActivationUnstated as err:  # a weights file whose activation is not stated: a usage error
+        parser.error(str(err))
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0

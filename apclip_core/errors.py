@@ -21,8 +21,8 @@ class CheckpointError(UserError, ValueError):
     """A file that is not a readable apclip checkpoint (missing, a folder, truncated, another format)."""
 
 
-class WeightsUnavailableError(UserError, RuntimeError):
-    """Model weights that are neither cached nor reachable (offline): says which, where, and what to do."""
+class ActivationUnstated(UserError, ValueError):
+    """A local weights file whose activation (QuickGELU or GELU) neither its name nor a flag states."""
 
 
 class MissingPromptsError(UserError, KeyError):

@@ -114,3 +114,17 @@ def test_cli_evaluates_a_checkpoint_on_a_protocol(tmp_path, tiny_model, bench_ro
     assert rec["checkpoint_sha256"] == sha256_file(ckpt) and rec["prompt_strategy"] == "action_conditioned"
     assert rec["model"] == "apclip-tiny" and rec["n_videos"] == data["results"][1]["n_videos"] > 0
     assert not math.isnan(data["summary"]["hm"])
+
+
+def test_default_result_names_carry_dataset_protocol_and_seed(splits_root):
+    """One checkpoint evaluated on HMDB-51 and on UCF-101 (or on two seeds) must not share a file."""
+    from apclip_core.data.protocols import load_protocol
+    from apclip_core.engine.evaluate import default_result_name
+
+    names = {}
+    for dataset, seed in (("hmdb51", 1), ("ucf101", 1), ("hmdb51", 2)):
+        args = {"dataset": dataset, "seed": seed, "splits_root": str(splits_root)}
+        splits = load_protocol("base_to_novel", args).eval
+        names[dataset, seed] = default_result_name("base_to_novel", args, splits, "action_conditioned", "maka")
+    assert names["hmdb51", 1] == "eval_hmdb51_base_to_novel_seed1_action_conditioned_maka.json"
+    assert len(set(names.values())) == 3 and names["ucf101", 1].startswith("eval_ucf101_")

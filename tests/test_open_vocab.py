@@ -106,11 +106,3 @@ def test_help_shows_defaults_and_how_prompts_are_found(capsys):
     assert "OPENAI_API_KEY" in text and "--base-url" in text
 
 
-def test_offline_without_cached_weights_fails_at_once_and_says_what_to_do(monkeypatch):
-    import time
-
-    monkeypatch.setattr(classify_mod, "_hub_reachable", lambda timeout=3.0: False)
-    start = time.monotonic()
-    with pytest.raises(RuntimeError, match="--checkpoint"):
-        classify_mod._load_pretrained("RN50", "openai")  # weights never fetched here: not in any cache
-    assert time.monotonic() - start < 30  # not a minute of retries

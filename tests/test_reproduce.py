@@ -1,7 +1,10 @@
 """How a table's gains are paired: ours beside the paper's, never mixing two methods into one."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
+import pytest
 
 from apclip_core.paper import reproduce, tables
 
@@ -30,3 +33,44 @@ def test_gains_for_settings_this_run_did_not_cover_are_left_out():
                           for k in (2, 8) for m, v in (("ViFi-CLIP", 50.0), ("AP-CLIP", 52.0))])
     gains = reproduce._gain_table(ours, paper, [("AP-CLIP", "ViFi-CLIP")], index=("dataset", "shots", "metric"))
     assert gains["shots"].tolist() == [2] and gains["ours"].tolist() == [4.0] and gains["paper"].tolist() == [2.0]
+
+
+def fake_grid(values: dict):
+    """experiments.grid without training: per-method base/novel rows as the real grid returns them."""
+    def grid(config, methods, *, seeds=(None,), dataset, overrides=None, **_):
+        return pd.DataFrame([{"method": m, "dataset": dataset, "seed": s, "metric": metric, "value": values[m][i],
+                              "run_dir": f"runs/{m}-{s}"}
+                             for m in methods for s in seeds for i, metric in enumerate(("base", "novel"))])
+    return grid
+
+
+def test_a_table_on_another_dataset_never_replaces_the_default_one_and_they_assemble(tmp_path, monkeypatch):
+    from apclip_core.paper import experiments
+
+    monkeypatch.setenv("APCLIP_FIGURES", str(tmp_path))
+    paper = dict(profile="paper", config="base2novel", dataset="hmdb51", seeds=(1,))
+    monkeypatch.setattr(experiments, "grid", fake_grid({"ViFi-CLIP": (70.0, 50.0), "AP-CLIP": (72.0, 55.0)}))
+    hmdb = reproduce.table2_base_to_novel(**paper, paper_dataset="HMDB-51")
+    monkeypatch.setattr(experiments, "grid", fake_grid({"ViFi-CLIP": (90.0, 70.0), "AP-CLIP": (92.0, 75.0)}))
+    # the paper profile's UCF-101 variant: only the protocol's dataset changes (notebooks/params comment)
+    ucf = reproduce.table2_base_to_novel(**paper, paper_dataset="UCF-101",
+                                         overrides={"protocol_args": {"dataset": "UCF-101"}})
+    assert hmdb.files.csv.name == "table2_base_to_novel.csv"
+    assert ucf.files.csv.name == "table2_base_to_novel_ucf101.csv"
+    assert {p.name for p in tmp_path.glob("*.json")} == {"table2_base_to_novel.json", "table2_base_to_novel_ucf101.json"}
+    assert pd.read_csv(hmdb.files.csv).query("method == 'AP-CLIP' and metric == 'novel'")["ours"].tolist() == [55.0]
+
+    both = reproduce.assemble("table2_base_to_novel", ["hmdb51", "ucf101"])
+    assert both.csv.name == "table2_base_to_novel_hmdb51+ucf101.csv"
+    table = pd.read_csv(both.csv)
+    novel = table.query("method == 'AP-CLIP' and metric == 'novel'").set_index("table dataset")["ours"].to_dict()
+    assert novel == {"hmdb51": 55.0, "ucf101": 75.0}
+    assert set(json.loads(both.json.read_text())["assembled_from"]) == {"hmdb51", "ucf101"}
+    with pytest.raises(FileNotFoundError, match="k400"):
+        reproduce.assemble("table2_base_to_novel", ["hmdb51", "k400"])
+
+
+def test_smoke_and_default_datasets_keep_the_plain_table_name():
+    assert reproduce.table_file_name("table2_base_to_novel", "apclip_bench") == "table2_base_to_novel"
+    assert reproduce.table_file_name("table1_zero_shot", "kinetics400") == "table1_zero_shot"
+    assert reproduce.table_file_name("table1_zero_shot", "ucf101") == "table1_zero_shot_ucf101"

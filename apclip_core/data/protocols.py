@@ -167,8 +167,13 @@ def load_protocol(name: str, args: dict | None = None) -> "Protocol":
     return _PROTOCOLS[name](**args)
 
 
+def canonical_dataset(name: str) -> str:
+    """The registry's key for a dataset name or alias ('kinetics400' -> 'k400', 'HMDB' -> 'hmdb51')."""
+    return _ALIASES.get(name.lower(), name.lower())
+
+
 def _dataset(name: str, allowed: tuple[str, ...]) -> str:
-    key = _ALIASES.get(name.lower(), name.lower())
+    key = canonical_dataset(name)
     if key not in allowed:
         raise ValueError(f"dataset {name!r} has no such protocol; valid choices: {', '.join(allowed)}")
     return key

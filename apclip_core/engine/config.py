@@ -29,6 +29,8 @@ class TrainConfig:
     # model
     model_name: str = "apclip-tiny"          # any open_clip model name; the paper: ViT-B-16
     pretrained: Optional[str] = "tiny"       # "openai" | a local state-dict file | "tiny" (pretrained tiny CLIP) | None
+    quick_gelu: Optional[bool] = None        # activation: None decides from open_clip's registry; a local
+                                             # weights file needs it stated (True for OpenAI's weights)
     temporal_module: bool = False            # Table 5's "+TM" (neighbour-frame attention)
     # data
     protocol: str = "bench_base_to_novel"    # a function of apclip_core.data.protocols (train + eval splits)

@@ -73,6 +73,7 @@ def check_device(cfg: TrainConfig, device: torch.device) -> None:
         f"refusing to train {cfg.model_name} on CPU: no GPU visible (torch.cuda.is_available() is False).\n"
         f"Estimated training cost on this machine ({os.cpu_count()} cores, evaluation not included): {cost} "
         f"({days:.2f} days) for {cfg.epochs} epochs of "
-        f"~{n_videos:,} videos x {cfg.frames} frames.\nRun it on GPUs (torchrun --nproc_per_node N -m apclip_core train "
-        f"--config {cfg.name}), pick a bench_* config for a CPU run, or pass --allow-cpu to insist.\n"
+        f"~{n_videos:,} videos x {cfg.frames} frames.\nRun it on GPUs: `python -m apclip_core plan NOTEBOOK --profile paper "
+        f"--gpus N` (`make plan-tableN PROFILE=paper GPUS=N`) prints the exact torchrun command of each run; pick a "
+        f"bench_* config for a CPU run, or pass --allow-cpu to insist.\n"
         + "\n".join(f"It also needs: {n}" for n in requirements(cfg)))

@@ -10,9 +10,11 @@ decode is reported by path and reason, counted in `n_failed`, and excluded from 
 Every result records how it was obtained (model, checkpoint sha256, frames, views, prompts,
 similarity, class and video counts), so a JSON file on its own says what was measured.
 
-CLI:
+CLI (a fine-tuned checkpoint, or any open_clip model and weights as they are):
     python -m apclip_core evaluate --checkpoint runs/x/checkpoint.pt --protocol bench_base_to_novel \
         --prompts prompts/apclip_bench.json --similarity maka
+    python -m apclip_core evaluate --model ViT-B-16 --pretrained ~/openai_vitb16.pt --quick-gelu \
+        --protocol zero_shot --protocol-arg dataset=hmdb51 --prompts prompts/hmdb51.json
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import hashlib
 import json
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -241,6 +244,22 @@ def evaluate_protocol(model, splits, cfg, *, device: str | torch.device = "cpu",
     return results
 
 
+def default_result_name(protocol_name: str, protocol_args: dict, splits, strategy: str, similarity: str) -> str:
+    """`eval_<dataset>_<protocol>[_<args>]_<strategy>_<similarity>.json`: the result of one checkpoint on
+    HMDB-51 and on UCF-101 (or on seed 1 and seed 2) must land in two files, never replace each other.
+
+    The dataset comes from the splits themselves (a cross-dataset protocol joins them with '+'); the
+    protocol's scalar arguments other than the dataset and folders (seed, k) are part of the name.
+    """
+    import re
+
+    datasets = "+".join(dict.fromkeys(s.dataset for s in splits if s.dataset)) or "unknown-dataset"
+    args = [f"{k}{v}" for k, v in sorted(protocol_args.items())
+            if k != "dataset" and not k.endswith("root") and isinstance(v, (int, float, str)) and len(str(v)) < 20]
+    parts = [datasets, protocol_name, *args, strategy, similarity]
+    return "eval_" + "_".join(re.sub(r"[^A-Za-z0-9_+.-]+", "-", str(p)).strip("-") for p in parts) + ".json"
+
+
 # ---- CLI ------------------------------------------------------------------------------------------
 def _parse_value(text: str):
     import yaml
@@ -250,7 +269,15 @@ def _parse_value(text: str):
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="apclip evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="a fine-tuned checkpoint.pt written by `apclip train`")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="a fine-tuned checkpoint.pt written by `apclip train`")
+    which.add_argument("--model", help="an open_clip model name (e.g. ViT-B-16), evaluated with --pretrained weights "
+                                       "as they are (zero-shot)")
+    parser.add_argument("--pretrained", default=None, help="with --model: an open_clip pretrained tag (default: openai) "
+                                                            "or a local weights file (then say --quick-gelu or --no-quick-gelu)")
+    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
+                        help="with --model: the weights' activation (OpenAI's CLIP: --quick-gelu); default: "
+                             "open_clip's registry, refused for a local file")
     parser.add_argument("--protocol", required=True, help="a function of apclip_core.data.protocols, e.g. bench_base_to_novel")
     parser.add_argument("--protocol-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="argument of the protocol function (repeatable), e.g. seed=2")
@@ -269,15 +296,32 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--max-videos", type=int, default=0,
+                        help="evaluate an evenly spaced subset of N videos per split (recorded as subset_of; smoke runs)")
     parser.add_argument("--out", default=None, help="result JSON (default: next to the checkpoint)")
     args = parser.parse_args(argv)
+    if args.checkpoint and (args.quick_gelu is not None or args.pretrained is not None):
+        parser.error("--pretrained and --quick-gelu go with --model; a checkpoint carries its own weights and activation")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.model.video_clip import create_model, load_checkpoint
     from apclip_core.data.protocols import load_protocol
+    from apclip_core.errors import ActivationUnstated
 
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           "cpu" if args.device == "auto" else args.device)
+    # the model first: a wrong spec (activation, weights) is said before any list or video is read
+    if args.checkpoint:
+        model = load_checkpoint(args.checkpoint, device=device)
+        record = {"checkpoint": str(args.checkpoint), "checkpoint_sha256": sha256_file(args.checkpoint)}
+    else:
+        args.pretrained = args.pretrained or "openai"
+        try:
+            model = create_model(args.model, args.pretrained, quick_gelu=args.quick_gelu, device=device)
+        except ActivationUnstated as err:  # a usage error; unavailable weights end in errors.run_command
+            parser.error(str(err))
+        record = {"checkpoint": None, "model_spec": {"model_name": args.model, "pretrained": args.pretrained,
+                                                      "quick_gelu": model.config["quick_gelu"]}}
     protocol_args = {}
     for item in args.protocol_arg:
         key, sep, value = item.partition("=")
@@ -291,22 +335,25 @@ def main(argv: Optional[list[str]] = None) -> int:
         strategy, prompt_file = args.prompt_strategy, args.prompts
         if not Path(prompt_file).is_file():
             parser.error(f"--prompts: {prompt_file} is neither 'single', 'set' nor an existing prompt file")
-    model = load_checkpoint(args.checkpoint, device=device)
-    record = {"checkpoint": str(args.checkpoint), "checkpoint_sha256": sha256_file(args.checkpoint),
-              "protocol_name": args.protocol, "protocol_args": protocol_args, "prompt_file": prompt_file}
+    record.update(protocol_name=args.protocol, protocol_args=protocol_args, prompt_file=prompt_file)
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
     results = []
-    for split in protocol.eval:
+    for full in protocol.eval:
+        split = eval_subset(full, args.max_videos)
         bank = build_prompt_bank(strategy, split.classnames, prompt_file)
+        subset_of = len(full.records) if split is not full else None
         results.append(evaluate(model, split, bank, similarity=args.similarity,
                                 view=ViewSpec(args.frames, args.temporal_views, args.spatial_crops,
                                               short_videos=args.short_videos),
                                 batch_size=args.batch_size, num_workers=args.num_workers, device=device,
-                                autocast_dtype=autocast_dtype, record=record))
+                                autocast_dtype=autocast_dtype, record={**record, "subset_of": subset_of}))
     summary = summarize(results)
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(
-        f"eval_{args.protocol}_{strategy}_{args.similarity}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    name = default_result_name(args.protocol, protocol_args, protocol.eval, strategy, args.similarity)
+    if not args.checkpoint:  # no run folder to sit beside: under runs/, named after the model too
+        from apclip_core import paths
+
+        name = name.replace("eval_", f"eval_{Path(args.model).name}-{Path(str(args.pretrained)).stem}_", 1)
+    out = Path(args.out) if args.out else (Path(args.checkpoint).parent if args.checkpoint else paths.runs_dir()) / name
     atomic.write_json(out, {"summary": summary, "results": [r.to_json() for r in results]})
     for key, value in summary.items():
         print(f"{key:>24}: {value:.2f}")

@@ -254,7 +254,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     torch.manual_seed(cfg.seed)
     pretrained = resolve_pretrained(cfg, d)
     model, train_tf, _ = create_model_and_transforms(
-        cfg.model_name, pretrained, temporal_module=cfg.temporal_module, device=device,
+        cfg.model_name, pretrained, temporal_module=cfg.temporal_module, quick_gelu=cfg.quick_gelu, device=device,
         num_spatial_crops=cfg.spatial_crops, aug=AugConfig(flip=cfg.flip))
     prompt_file = resolve_prompt_file(cfg.prompt_file)
     bank = build_prompt_bank(cfg.prompt_strategy, classnames, prompt_file)
@@ -397,6 +397,21 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
 
 # ==== CLI ===========================================================================================
 def main(argv: Optional[list[str]] = None) -> int:
+    parsed = parse_command_line(argv)
+    if isinstance(parsed, int):
+        return parsed
+    args, cfg = parsed
+    if args.print_config:
+        print(cfg.to_json())
+        print("\n".join(f"needs: {n}" for n in requirements(cfg)))
+        return 0
+    train(cfg, resume=args.resume)  # unavailable weights, bad files: one message from errors.run_command
+    return 0
+
+
+def parse_command_line(argv: Optional[list[str]] = None):
+    """(args, TrainConfig) of a `train` command line, or an exit code after printing why it is wrong.
+    The plan's printed commands are checked against this very function."""
     parser = argparse.ArgumentParser(prog="apclip train", description=__doc__.split("\n\n")[0],
                                      epilog=f"presets: {', '.join(config_names())}")
     parser.add_argument("--config", default="bench_base2novel", help="preset name or YAML path")
@@ -414,12 +429,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    if args.print_config:
-        print(cfg.to_json())
-        print("\n".join(f"needs: {n}" for n in requirements(cfg)))
-        return 0
-    train(cfg, resume=args.resume)
-    return 0
+    return args, cfg
 
 
 if __name__ == "__main__":

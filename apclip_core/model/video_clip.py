@@ -14,8 +14,10 @@ Real weights. pretrained="openai" makes open_clip fetch timm/vit_base_patch16_cl
 from the Hugging Face hub into $HF_HOME/hub (default ~/.cache/huggingface/hub). On a cluster,
 point HF_HOME at a shared disk, fetch once on a node with internet:
     HF_HOME=/shared/hf python -c "from apclip_core.model.video_clip import create_model; create_model()"
-and run jobs with HF_HUB_OFFLINE=1 so nothing is fetched again. A local open_clip state-dict
-file works as `pretrained=<path>` (pass quick_gelu=True if it holds OpenAI weights).
+and run jobs with HF_HUB_OFFLINE=1 so nothing is fetched again. Weights neither cached nor downloadable
+raise weights.WeightsUnavailable within seconds, saying all this. A local open_clip state-dict
+file works as `pretrained=<path>` with quick_gelu=True (OpenAI weights) or False stated: without
+it, it is refused (local_weights_activation_message).
 
 Checkpoints are a plain state_dict + a JSON config, loaded with torch.load(weights_only=True).
 """
@@ -68,6 +70,24 @@ def needs_quick_gelu(model_name: str, pretrained: Optional[str]) -> bool:
     if pretrained and not os.path.isfile(pretrained):
         return bool(get_pretrained_cfg(model_name, pretrained).get("quick_gelu", False))
     return False
+
+
+def activation_stated(model_name: str) -> bool:
+    """True when the model's name or config says which activation it uses ('-quickgelu', or a config
+    with a "quick_gelu" key, as apclip's own configs have): then a local weights file is unambiguous."""
+    register_model_configs()
+    return model_name.endswith("-quickgelu") or "quick_gelu" in (open_clip.get_model_config(model_name) or {})
+
+
+def local_weights_activation_message(model_name: str, pretrained: str) -> str:
+    """Why a local weights file needs quick_gelu stated, and how to state it everywhere a model is named."""
+    return (f"pretrained={pretrained!r} is a local weights file, which does not say which activation it was "
+            f"trained with, and {model_name!r} does not either. OpenAI's CLIP weights were trained with "
+            "QuickGELU (x * sigmoid(1.702 x)); loaded into a GELU model they give silently wrong features and "
+            "every number would be wrong. State it: quick_gelu=True for OpenAI weights (or the model name "
+            f"'{model_name}-quickgelu'), quick_gelu=False for weights trained with GELU (e.g. LAION's). "
+            "Train: `--set quick_gelu=true` or `quick_gelu: true` in the config; evaluate and classify: "
+            "`--quick-gelu` / `--no-quick-gelu`; notebooks: overrides: {quick_gelu: true}.")
 
 
 def trim_tokens(tokens: torch.Tensor) -> torch.Tensor:
@@ -252,11 +272,20 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
     """Build a VideoCLIP from any open_clip model name + pretrained tag, local file or None.
 
     quick_gelu=None decides with needs_quick_gelu(); the decision is stored in the config so a
-    reload builds the same activation whatever the name says.
+    reload builds the same activation whatever the name says. A local weights file says nothing about
+    its activation: unless the model name or config does, quick_gelu=None is refused for it.
     """
     register_model_configs()
     if quick_gelu is None:
+        if pretrained and load_weights and os.path.isfile(pretrained) and not activation_stated(model_name):
+            from apclip_core.errors import ActivationUnstated
+
+            raise ActivationUnstated(local_weights_activation_message(model_name, pretrained))
         quick_gelu = needs_quick_gelu(model_name, pretrained)
+    if load_weights:  # not cached and no network: say so in seconds, not after open_clip's retries
+        from apclip_core.model.weights import ensure_available
+
+        ensure_available(model_name, pretrained)
     with _quiet_random_init_notice(not load_weights):  # weights follow at once: open_clip's notice would mislead
         clip = open_clip.create_model(
             model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,

@@ -10,7 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Iterable, Optional
@@ -43,8 +46,10 @@ METHODS: dict[str, dict] = {
 METHODS["Ours"] = METHODS["AP-CLIP"]
 METHODS["Base(ViFi-CLIP)"] = METHODS["ViFi-CLIP"]
 
-# Fields added to TrainConfig after runs were first named: left out of the identity at their default.
-FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail"}
+# Config fields added after runs were named, with their defaults: left out of a run's identity at that
+# default, so the names of runs trained before they existed stay valid (and those runs are reused).
+FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail", "quick_gelu": None}
+
 # Config fields that do not change a run's result (left out of its identity).
 _NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size"}
 
@@ -90,6 +95,31 @@ def finished_summary(run_dir: Path) -> Optional[dict]:
     return summary
 
 
+def train_command(preset: str, cfg, overrides: dict, *, gpus_per_node: int, nodes: int = 1,
+                  rendezvous: str = "HEAD_NODE:29500") -> list[str]:
+    """torchrun ... -m apclip_core train --config PRESET --resume --set ...: the run's own config (method and
+    notebook overrides), its identity-hashed name and its folder, so whoever starts it (the plan's printed
+    command, a SLURM script, run() itself), it is the same run, found and reused by run()."""
+    from apclip_core.engine.config import run_dir_for
+
+    sets = {**overrides, "name": cfg.name, "output_dir": str(run_dir_for(cfg))}
+    launcher = ["torchrun", "--nproc_per_node", str(gpus_per_node)]
+    launcher += ["--nnodes", str(nodes), "--rdzv_backend", "c10d", "--rdzv_endpoint", rendezvous] if nodes > 1 \
+        else ["--standalone"]
+    return [*launcher, "-m", "apclip_core", "train", "--config", preset, "--resume",
+            "--set", *[f"{k}={json.dumps(v)}" for k, v in sets.items()]]
+
+
+def launch_gpus() -> int:
+    """APCLIP_GPUS (`make reproduce-tableN GPUS=8`): more than 1 launches each training with torchrun over
+    that many processes; otherwise it trains in this process."""
+    value = os.environ.get("APCLIP_GPUS", "").strip()
+    try:
+        return int(value) if value else 0
+    except ValueError:
+        raise ValueError(f"APCLIP_GPUS must be a number of GPUs, got {value!r}") from None
+
+
 def run(config: str, method: str, **overrides) -> dict:
     """Train `method` on preset `config` (or reuse/resume the identical run); return its final eval
     summary (split -> top-1, plus 'hm' or '<split>_mean/_std' where they apply) and the run folder."""
@@ -102,7 +132,7 @@ def run(config: str, method: str, **overrides) -> dict:
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     # two notebooks (or tests) asking for the same run: the second waits and reuses the first's result
     with FileLock(str(run_dir) + ".lock"):
-        return _run_locked(cfg, run_dir, method)
+        return _run_locked(cfg, run_dir, method, preset=config, overrides=overrides)
 
 
 # What run() did in this process, one entry per call: (method, run folder, "trained" | "resumed" |
@@ -123,7 +153,7 @@ def run_log_summary(since: int = 0) -> str:
             f"; logs: <run folder>/train.log under {', '.join(folders)}")
 
 
-def _run_locked(cfg, run_dir: Path, method: str) -> dict:
+def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict) -> dict:
     import time
 
     from apclip_core.engine.train import train
@@ -141,7 +171,14 @@ def _run_locked(cfg, run_dir: Path, method: str) -> dict:
             # a run folder without a resumable state holds nothing worth keeping (it died before epoch 1)
             for f in run_dir.iterdir():
                 f.unlink()
-        train(cfg, resume=resume)
+        gpus = launch_gpus()
+        if gpus > 1:  # the same command the plan prints: the run is the same whoever launches it
+            command = train_command(preset, cfg, {**method_overrides(method), **overrides}, gpus_per_node=gpus)
+            log.info("launching %s on %d processes: %s", method, gpus, " ".join(command))
+            subprocess.run([sys.executable, "-m", "torch.distributed.run", *command[1:]], check=True,
+                           cwd=paths.PROJECT_ROOT)
+        else:
+            train(cfg, resume=resume)
         summary = finished_summary(run_dir)
         if summary is None:
             raise RuntimeError(f"training finished but {run_dir}/metrics.json has no final evaluation")
@@ -201,23 +238,34 @@ def grid(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,),
          overrides: Optional[dict] = None, seed_arg: str = "seed", **protocol_args) -> pd.DataFrame:
     """Run every method for every seed (protocol seed, e.g. the three 16-shot samples); long rows:
     method, dataset, seed, metric, value, run_dir."""
+    rows = []
+    for method, seed, run_overrides in grid_runs(config, methods, seeds=seeds, overrides=overrides,
+                                                 seed_arg=seed_arg, **protocol_args):
+        result = run(config, method, **run_overrides)
+        for key, value in result.items():
+            if key in ("method", "run_dir") or not isinstance(value, (int, float)):
+                continue
+            rows.append({"method": method, "dataset": dataset, "seed": seed, "metric": metric_name(key),
+                         "value": float(value), "run_dir": result["run_dir"]})
+    return pd.DataFrame(rows)
+
+
+def grid_runs(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,), overrides: Optional[dict] = None,
+              seed_arg: str = "seed", **protocol_args) -> list[tuple[str, Optional[int], dict]]:
+    """(method, seed, overrides of run()) for every training a grid needs: what grid() runs and what the
+    plan prints, so both name the same runs."""
     from apclip_core.engine.config import load_config
 
     overrides = dict(overrides or {})
     base_args = {**load_config(config).protocol_args, **overrides.pop("protocol_args", {})}
-    rows = []
+    out = []
     for method in methods:
         for seed in seeds:
             args = {**base_args, **protocol_args}
             if seed is not None:
                 args[seed_arg] = seed
-            result = run(config, method, protocol_args=args, **overrides)
-            for key, value in result.items():
-                if key in ("method", "run_dir") or not isinstance(value, (int, float)):
-                    continue
-                rows.append({"method": method, "dataset": dataset, "seed": seed, "metric": metric_name(key),
-                             "value": float(value), "run_dir": result["run_dir"]})
-    return pd.DataFrame(rows)
+            out.append((method, seed, {"protocol_args": args, **overrides}))
+    return out
 
 
 def mean_over_seeds(rows: pd.DataFrame) -> pd.DataFrame:

@@ -39,64 +39,114 @@ def _weights_problem(model_name: str, pretrained: str | None) -> str | None:
     if not cfg:
         return (f"unknown pretrained tag {pretrained!r} for {model_name}; valid tags: "
                 f"{', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'}")
-    hub_id = cfg.get("hf_hub", "").rstrip("/")
-    if hub_id:
-        from huggingface_hub import try_to_load_from_cache
+    from apclip_core.model.weights import problem
 
-        for filename in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
-            if isinstance(try_to_load_from_cache(hub_id, filename), str):
-                return None
-        return (f"weights {model_name}/{pretrained} are not in the Hugging Face cache: fetch them once with internet "
-                f"(python -c \"from apclip_core.model.video_clip import create_model; create_model('{model_name}', '{pretrained}')\"), "
-                "set HF_HOME to share the cache, then HF_HUB_OFFLINE=1")
-    return None
+    return problem(model_name, pretrained)  # the wording train, evaluate and classify show too
+
+
+FIX_DATA = {"hmdb51": "make data-hmdb51", "ucf101": "make data-ucf101", "k400": "make data-check-k400",
+            "k600": "make data-check-k600", "ssv2": "make data-check-ssv2"}
+SHOWN = 3  # missing names shown per list
+
+
+def missing_videos(split, listing: dict) -> list[str]:
+    """The split's videos that are not on disk. One directory listing per folder (cached in `listing`,
+    shared by every list under the same root), not one stat per video: seconds for Kinetics' 240k."""
+    import os
+
+    missing = []
+    for record in split.records:
+        folder = os.path.join(str(split.root), os.path.dirname(record.path))
+        if folder not in listing:
+            try:
+                listing[folder] = set(os.listdir(folder))
+            except OSError:
+                listing[folder] = set()
+        if os.path.basename(record.path) not in listing[folder]:
+            missing.append(record.path)
+    return missing
+
+
+def table_runs(notebook: Path, params: dict) -> list[tuple]:
+    """Every training the notebook needs: for a table notebook all its methods x seeds (reproduce.table_runs),
+    else the notebook's method(s) on its config."""
+    from apclip_core.paper import experiments, reproduce
+
+    table = Path(notebook).stem.split("_", 1)[-1]
+    if table in reproduce.TABLES:
+        return reproduce.table_runs(table, **params)
+    methods = params.get("methods") or ([params["method"]] if "method" in params else list(experiments.METHODS)[:2])
+    return [(m, (None, None), params["config"], dict(params.get("overrides") or {})) for m in methods]
+
+
+def _splits_of(cfg, problems: list[str]) -> list:
+    """The config's training and evaluation lists, each protocol part loaded on its own so one missing
+    list (K-400's training list) does not hide the others (HMDB-51, UCF-101, K-600); problems appended."""
+    from apclip_core.data.protocols import load_protocol
+
+    parts = [(cfg.protocol, dict(cfg.protocol_args))] + [(e["protocol"], dict(e.get("args") or {}))
+                                                          for e in cfg.extra_eval]
+    splits = []
+    for name, args in parts:
+        try:
+            protocol = load_protocol(name, args)
+            splits += protocol.train + protocol.eval
+        except Exception as err:  # lists missing: the protocol's own message says how to get them
+            message = f"protocol {name} {args}: {err}"
+            if message not in problems:
+                problems.append(message)
+            if "train_root" in args:  # its evaluation lists are checked all the same
+                try:
+                    splits += load_protocol(name, {k: v for k, v in args.items() if k != "train_root"}).eval
+                except Exception:
+                    pass
+    return splits
 
 
 def check(notebook: Path, profile: str = "smoke") -> list[str]:
-    """Every problem that would stop the notebook's runs; [] when it can start."""
+    """Every problem that would stop the notebook's runs, all of them at once; [] when it can start."""
     import torch
 
     from apclip_core.paper import experiments
-    from apclip_core.engine.config import load_protocols
     from apclip_core.engine.cost import count_train_videos, estimate_cpu_days
     from apclip_core.prompts.bank import resolve_prompt_file
 
     params = notebook_parameters(notebook, profile)
     if "config" not in params:
         return []
-    methods = params.get("methods") or list(experiments.METHODS)[:2]
     problems: list[str] = []
-    seen: set[str] = set()
-    for method in methods:
-        cfg = experiments.make_config(params["config"], method, **(params.get("overrides") or {}))
+    splits: dict = {}
+    configs = []
+    for method, _, preset, overrides in table_runs(notebook, params):
+        cfg = experiments.make_config(preset, method, **overrides)
+        configs.append(cfg)
         for prompt_file in filter(None, [cfg.prompt_file, *cfg.eval_prompt_files.values()]):
-            if not Path(resolve_prompt_file(prompt_file)).is_file() and prompt_file not in seen:
-                seen.add(prompt_file)
-                problems.append(f"prompt file {prompt_file} is missing: `make prompts DATASET=...` "
-                                "(needs OPENAI_API_KEY or BASE_URL of an OpenAI-compatible server)")
-        if cfg.protocol.startswith("bench_") or "data" in seen:
+            message = (f"prompt file {prompt_file} is missing: `make prompts DATASET=...` "
+                       "(needs OPENAI_API_KEY or BASE_URL of an OpenAI-compatible server)")
+            if not Path(resolve_prompt_file(prompt_file)).is_file() and message not in problems:
+                problems.append(message)
+        if cfg.protocol.startswith("bench_"):
             continue
-        try:
-            protocol = load_protocols(cfg)
-            for split in protocol.train + protocol.eval:
-                missing = [r.path for r in split.records[:50] if not (Path(split.root) / r.path).exists()]
-                if missing:
-                    problems.append(f"videos of {split.name} not found under {split.root} (e.g. {missing[0]}): "
-                                    "see README 'Getting the datasets ready' (`make data-hmdb51`, ...)")
-                    seen.add("data")
-                    break
-        except Exception as err:  # lists missing: the protocol's own message says how to get them
-            problems.append(f"protocol {cfg.protocol} {cfg.protocol_args}: {err}")
-            seen.add("data")
+        for split in _splits_of(cfg, problems):  # every list of every seed, each once
+            splits.setdefault((split.name, str(split.root), len(split.records)), split)
+    listing: dict = {}
+    for split in splits.values():
+        missing = missing_videos(split, listing)
+        if missing:
+            fix = FIX_DATA.get(split.dataset, "see README 'Getting the datasets ready'")
+            problems.append(f"videos of {split.name}: {len(missing)} of {len(split.records)} missing under {split.root} "
+                            f"(first: {', '.join(missing[:SHOWN])}): {fix}")
+    for cfg in configs:
         weights = _weights_problem(cfg.model_name, cfg.pretrained)
         if weights and weights not in problems:
             problems.append(weights)
-        if not torch.cuda.is_available() and cfg.model_name != "apclip-tiny" and "gpu" not in seen:
-            seen.add("gpu")
-            days = estimate_cpu_days(cfg, count_train_videos(cfg))
-            problems.append(f"no GPU visible: training {cfg.model_name} here would take ~{days:,.1f} days per run "
-                            "on this CPU; run on GPUs (torchrun) or use PROFILE=smoke. Evaluating a given checkpoint "
-                            "works on CPU: python -m apclip_core evaluate --checkpoint ...")
+    big = [c for c in configs if c.model_name != "apclip-tiny"]
+    if big and not torch.cuda.is_available():
+        days = estimate_cpu_days(big[0], count_train_videos(big[0]))
+        problems.append(f"no GPU visible: training {big[0].model_name} here would take ~{days:,.1f} days per run "
+                        f"({len(configs)} runs) on this CPU; run on GPUs (`make plan-tableN PROFILE=paper GPUS=8` "
+                        "prints the torchrun commands) or use PROFILE=smoke. Evaluating a given checkpoint "
+                        "works on CPU: python -m apclip_core evaluate --checkpoint ...")
     return problems
 
 

@@ -38,6 +38,32 @@ class TableResult:
         return "\n".join(lines)
 
 
+# The dataset each table's files are named for without a suffix: its paper profile's (notebooks/params)
+# and the embedded benchmark's. Any other dataset's table is written as <table>_<dataset>.*, so Table 2
+# on UCF-101 never replaces Table 2 on HMDB-51; assemble() puts such per-dataset tables together.
+DEFAULT_DATASETS = {"table1_zero_shot": "k400", "table2_base_to_novel": "hmdb51", "table3_few_shot": "hmdb51",
+                    "table4_fully_supervised": "k400", "table5_temporal": "ssv2",
+                    "table6_prompt_strategies": "k400", "table7_maka_ablation": "k400"}
+SMOKE_DATASET = "apclip_bench"
+
+
+def run_dataset(overrides: Optional[dict], dataset: str) -> str:
+    """The dataset a table's runs are about: overrides.protocol_args.dataset when the notebook changes it
+    (Table 2 on UCF-101 is the HMDB-51 profile with that one override), else the `dataset` parameter."""
+    from apclip_core.data.protocols import canonical_dataset
+
+    return canonical_dataset(str(((overrides or {}).get("protocol_args") or {}).get("dataset") or dataset))
+
+
+def table_file_name(name: str, dataset: str) -> str:
+    """`name` for the table's default dataset (or the benchmark), else `name_<dataset>`."""
+    from apclip_core.data.protocols import canonical_dataset
+
+    if canonical_dataset(dataset) in (SMOKE_DATASET, DEFAULT_DATASETS.get(name)):
+        return name
+    return f"{name}_{canonical_dataset(dataset)}"
+
+
 def dataset_of(split_key: str, default: str) -> str:
     for key, name in DATASET_NAMES.items():
         if key in split_key.lower():
@@ -108,14 +134,16 @@ def _gain_table(ours: pd.DataFrame, paper: pd.DataFrame, pairs: Sequence[tuple],
 
 def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: pd.DataFrame,
           pairs: Sequence[tuple], *, profile: str, claims: dict[str, bool], chart_x: str = "metric",
-          index: tuple[str, ...] = ("dataset", "metric"), protocol: Optional[dict] = None) -> TableResult:
+          index: tuple[str, ...] = ("dataset", "metric"), protocol: Optional[dict] = None,
+          file_dataset: str = SMOKE_DATASET) -> TableResult:
     gains = _gain_table(ours, paper, pairs, index=index)
     our_data = rows["dataset"].iloc[0] if len(rows) else "?"
     if profile != "paper" and not gains.empty:
         # smoke: ours were aligned to the paper's dataset only to pair the gains; say what each side is
         gains["dataset"] = [f"ours: {our_data} / paper: {d}" for d in gains["dataset"]]
     if profile == "paper":
-        table = tables.beside_paper(ours, paper, on=["method", *index])
+        # only the datasets this table ran: the others are other per-dataset tables (see assemble), not NaN rows
+        table = tables.beside_paper(ours, paper[paper["dataset"].isin(ours["dataset"])], on=["method", *index])
     else:
         table = ours.pivot_table(index="method", columns=list(index[1:]) or None, values="value", sort=False)
         table = table.reset_index() if isinstance(table, pd.DataFrame) else table.to_frame().reset_index()
@@ -134,8 +162,8 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
         {"ours": f"ours ({our_data})", "paper": f"paper ({paper_data})"}
     chart = lambda _: tables.table_figure(ours, gains, title=title, x=chart_x, profile=profile, paper=paper,  # noqa: E731
                                           our_label=our_label, gain_labels=gain_labels)
-    files = tables.save_table(table, name, title=title, notes=notes, chart=chart,
-                              results={"profile": profile, "protocol": protocol or {},
+    files = tables.save_table(table, table_file_name(name, file_dataset), title=title, notes=notes, chart=chart,
+                              results={"profile": profile, "dataset": file_dataset, "protocol": protocol or {},
                                        "gains": gains.to_dict(orient="records"), "claims": claims,
                                        "raw": _portable_runs(rows).to_dict(orient="records")})
     # shown rounded (41.666666 reads as noise); the files and `rows` keep every digit
@@ -176,7 +204,8 @@ def table2_base_to_novel(*, config: str = "bench_base2novel", dataset: str = "ap
     return _save("table2_base_to_novel", f"Table 2: base-to-novel ({dataset}, seeds {list(seeds)})", rows,
                  ours.drop(columns="dataset").assign(dataset=paper_dataset) if profile != "paper" else ours,
                  paper.drop(columns="init"), [("AP-CLIP", "ViFi-CLIP")], profile=profile, claims=claims,
-                 protocol={"config": config, "seeds": list(seeds), "overrides": overrides or {}})
+                 protocol={"config": config, "seeds": list(seeds), "overrides": overrides or {}},
+                 file_dataset=run_dataset(overrides, dataset))
 
 
 # ---- Table 1: zero-shot (+ the action prompts plugged into another trained model) ---------------------
@@ -207,7 +236,8 @@ def table1_zero_shot(*, config: str = "bench_base2novel", dataset: str = "apclip
                  paper[["method", "dataset", "metric", "value"]],
                  [("AP-CLIP", "ViFi-CLIP"), (plug_name, plug_into, "Open-VCLIP + Action prompts", "Open-VCLIP")],
                  profile=profile, claims=claims,
-                 protocol={"config": config, "plugged_into": plug_into, "overrides": overrides or {}})
+                 protocol={"config": config, "plugged_into": plug_into, "overrides": overrides or {}},
+                 file_dataset=run_dataset(overrides, dataset))
 
 
 # ---- Table 3: few-shot -------------------------------------------------------------------------------
@@ -225,7 +255,8 @@ def table3_few_shot(*, config: str = "bench_few_shot", dataset: str = "apclip_be
     return _save("table3_few_shot", f"Table 3: few-shot ({dataset}, K = {list(shots)})", rows, ours,
                  paper.drop(columns="init"), [("AP-CLIP", "ViFi-CLIP")], profile=profile, claims=claims,
                  chart_x="shots", index=("dataset", "shots", "metric"),
-                 protocol={"config": config, "shots": list(shots), "overrides": overrides or {}})
+                 protocol={"config": config, "shots": list(shots), "overrides": overrides or {}},
+                 file_dataset=run_dataset(overrides, dataset))
 
 
 # ---- Table 4: fully supervised -----------------------------------------------------------------------
@@ -241,7 +272,8 @@ def table4_fully_supervised(*, config: str = "bench_fully_supervised", dataset: 
     claims = {"AP-CLIP top-1 within 2 points of ViFi-CLIP or better (the paper: +1.2)":
               _value(ours, "AP-CLIP", "top1") >= _value(ours, "ViFi-CLIP", "top1") - 2.0}
     return _save("table4_fully_supervised", f"Table 4: fully supervised ({dataset})", rows, ours, paper,
-                 [("AP-CLIP", "ViFi-CLIP")], profile=profile, claims=claims, protocol={"config": config})
+                 [("AP-CLIP", "ViFi-CLIP")], profile=profile, claims=claims, protocol={"config": config},
+                 file_dataset=run_dataset(overrides, dataset))
 
 
 # ---- Table 5: temporal module on the temporally hard case ---------------------------------------------
@@ -258,7 +290,8 @@ def table5_temporal(*, config: str = "bench_base2novel", dataset: str = "apclip_
               _value(ours, "Ours+TM", "hm") > _value(ours, "Ours+TM w/o Body", "hm")}
     return _save("table5_temporal", f"Table 5: temporal module ({dataset})", rows, ours, paper,
                  [("Ours+TM", "Ours"), ("Base+TM", "Base(ViFi-CLIP)"), ("Ours+TM", "Ours+TM w/o Body")],
-                 profile=profile, claims=claims, protocol={"config": config, "seeds": list(seeds)})
+                 profile=profile, claims=claims, protocol={"config": config, "seeds": list(seeds)},
+                 file_dataset=run_dataset(overrides, dataset))
 
 
 # ---- Tables 6 and 7: prompting strategies and the MAKA ablation (zero-shot protocol) --------------------
@@ -271,7 +304,8 @@ def _strategies(name: str, title: str, methods: Sequence[str], pairs, claims_fn,
         ours = ours.assign(dataset=paper_dataset)
         paper = paper[paper.dataset == paper_dataset]
     return _save(name, title, rows, ours, paper, pairs, profile=profile, claims=claims_fn(ours),
-                 protocol={"config": config, "overrides": overrides or {}})
+                 protocol={"config": config, "overrides": overrides or {}},
+                 file_dataset=run_dataset(overrides, dataset))
 
 
 def table6_prompt_strategies(*, config: str = "bench_base2novel", dataset: str = "apclip_bench",
@@ -307,6 +341,25 @@ TABLES = {"table1_zero_shot": table1_zero_shot, "table2_base_to_novel": table2_b
           "table7_maka_ablation": table7_maka_ablation}
 
 
+def table_runs(name: str, **params) -> list[tuple[str, tuple[str, Optional[int]], str, dict]]:
+    """(method, (varied protocol argument, its value), preset, overrides of experiments.run) for every training table `name` needs with the
+    notebook's `params`, read from the table function's own defaults: what `plan` prints and launches
+    is what the table function will look for (and reuse)."""
+    import inspect
+
+    if name not in TABLES:
+        raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
+    defaults = {k: p.default for k, p in inspect.signature(TABLES[name]).parameters.items()}
+    values = {**defaults, **{k: v for k, v in params.items() if k in defaults}}
+    config, methods = values["config"], list(values["methods"])
+    if "plug_into" in values and values["plug_into"] not in methods:  # Table 1's plugged-in baseline
+        methods.append(values["plug_into"])
+    seeds, seed_arg = ((values["shots"], "k") if "shots" in values else
+                       (values["seeds"], "seed") if "seeds" in values else ((None,), "seed"))
+    return [(method, (seed_arg, seed), config, overrides) for method, seed, overrides in
+            experiments.grid_runs(config, methods, seeds=seeds, overrides=values["overrides"], seed_arg=seed_arg)]
+
+
 def run_table(name: str, **params) -> TableResult:
     """A table notebook's run: warnings-only logs in the notebook (a run's INFO goes to its train.log),
     then the table function `name` with the notebook's parameters."""
@@ -319,6 +372,37 @@ def run_table(name: str, **params) -> TableResult:
     result = TABLES[name](**params)
     print(f"{name}: {experiments.run_log_summary(since)}")  # the one line a notebook shows of the runs
     return result
+
+
+def assemble(name: str, datasets: Sequence[str], *, figures=None) -> tables.TableFiles:
+    """One table across datasets (Table 2's HMDB-51 and UCF-101 rows) from the per-dataset files the
+    table function wrote, never by re-running anything: `<name>_<ds1>+<ds2>.{csv,md,json}`, whose
+    JSON keeps each part's protocol and provenance."""
+    import json
+    from pathlib import Path
+
+    from apclip_core import paths
+
+    folder = Path(figures) if figures is not None else paths.figures_dir()
+    parts, frames = {}, []
+    for dataset in datasets:
+        stem = table_file_name(name, dataset)
+        csv, js = folder / f"{stem}.csv", folder / f"{stem}.json"
+        if not (csv.exists() and js.exists()):
+            raise FileNotFoundError(f"no {name} for dataset {dataset!r}: {csv} (and .json) not found; run the table "
+                                    f"for it first (its notebook with overrides.protocol_args.dataset={dataset})")
+        payload = json.loads(js.read_text())
+        parts[dataset] = {"file": str(js), "title": payload.get("title"), "profile": payload.get("profile"),
+                          "protocol": payload.get("protocol"), "provenance": payload.get("provenance")}
+        frames.append(pd.read_csv(csv).assign(**{"table dataset": dataset}))
+    table = pd.concat(frames, ignore_index=True)
+    table = table[["table dataset", *[c for c in table.columns if c != "table dataset"]]]
+    from apclip_core.data.protocols import canonical_dataset
+
+    joined = "+".join(canonical_dataset(d) for d in datasets)
+    return tables.save_table(table, f"{name}_{joined}", title=f"{name} across {', '.join(datasets)}",
+                             notes=f"Assembled from {', '.join(p['file'] for p in parts.values())}.",
+                             results={"assembled_from": parts}, figures=folder)
 
 
 def checked_text(result: TableResult, *, claims: Sequence[str] = ()) -> str:

@@ -1,0 +1,241 @@
+"""`python -m apclip_core plan NOTEBOOK --profile paper --gpus 8 [--nodes N] [--slurm DIR]`
+(`make plan-tableN PROFILE=paper GPUS=8`): every training run a table needs, before any is started.
+
+Per run: method, seed, dataset, its run folder, the exact torchrun command, GPU-hours, wall time on
+the GPUs given, and disk; then the table's totals. With --slurm DIR, one SLURM batch script per run
+(srun + torchrun, any number of nodes). A run has one identity whoever starts it: the printed command
+sets the run's name (its identity hash, experiments.make_config) and folder, so the notebook finds a
+run started by hand or by a scheduler, reuses it when finished, and resumes it when not.
+
+Costs come from a throughput figure: the GPU section of the bench's latest results
+(bench/results/latest.json, `make gpu-check` or `make bench` on a GPU) when it has one, otherwise
+ViFi-CLIP's reported cost (about 120 frames/s per A100 in training, data loading included), which is
+stated as an assumption in the output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import shlex
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from apclip_core import atomic, paths
+
+ASSUMED_TRAIN_FRAMES_PER_S = 120.0   # per GPU: ViFi-CLIP, 22 h on 8 A100 for 10 K-400 epochs x 240k videos x 32 frames
+EVAL_SPEEDUP = 3.0                   # forward only vs forward + backward (backward ~ 2 forwards)
+BENCH_RESULTS = paths.PROJECT_ROOT / "bench" / "results" / "latest.json"
+# the folders the plan was made with: the job must read and write the same ones as the notebook
+PASSED_ENV = ("APCLIP_DATA", "APCLIP_RUNS", "APCLIP_CACHE", "APCLIP_SPLITS", "HF_HOME")
+SLURM_TIME_MARGIN = 1.5              # the job's time limit: estimate x margin (the run resumes if it is cut)
+
+
+@dataclass
+class Throughput:
+    train_frames_per_s: float        # per GPU
+    source: str                      # where the figure comes from, said beside every estimate
+
+
+def throughput(results: Path = BENCH_RESULTS) -> Throughput:
+    """The bench's measured end-to-end training frames/s per GPU, else the stated assumption."""
+    try:
+        gpu = json.loads(Path(results).read_text())["sections"]["gpu"]["details"]
+        videos_per_s = float(gpu["e2e_videos_per_s"])
+        frames = int(gpu.get("sizes", {}).get("frames") or 8)
+        device = gpu.get("device", "GPU")
+        return Throughput(videos_per_s * frames, f"measured by the bench on {device} ({results})")
+    except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):
+        return Throughput(ASSUMED_TRAIN_FRAMES_PER_S,
+                          f"ASSUMED {ASSUMED_TRAIN_FRAMES_PER_S:.0f} training frames/s per GPU (ViFi-CLIP's reported "
+                          "K-400 cost on A100, data loading included); measure yours with `make gpu-check`")
+
+
+@dataclass
+class PlannedRun:
+    method: str
+    seed: Optional[int]              # the protocol argument the table varies: seed (16-shot sample) or k (shots)
+    varies: str
+    dataset: str
+    name: str
+    run_dir: str
+    command: list[str]               # argv of the torchrun command (no shell)
+    train_videos: int
+    eval_videos: Optional[int]       # None: the lists are not downloaded yet
+    gpu_hours: float
+    disk_gb: float
+    status: str                      # finished | partial (resumes) | not started
+
+    def shell(self) -> str:
+        return " ".join(shlex.quote(a) for a in self.command)
+
+
+_PARAMS: dict[str, int] = {}
+
+
+def parameter_count(model_name: str) -> int:
+    """Parameters of an open_clip model (built once, without weights)."""
+    if model_name not in _PARAMS:
+        import open_clip
+
+        from apclip_core.model.video_clip import register_model_configs
+
+        register_model_configs()
+        quiet = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)  # "no pretrained weights loaded": none are wanted here
+        try:
+            model = open_clip.create_model(model_name, pretrained=None)
+        finally:
+            logging.getLogger().setLevel(quiet)
+        _PARAMS[model_name] = sum(p.numel() for p in model.parameters())
+    return _PARAMS[model_name]
+
+
+def disk_gb(model_name: str) -> float:
+    """What a finished run keeps: checkpoint.pt (fp32 weights, for evaluation) + last.pt (weights and AdamW's
+    two moments, for resume; step checkpoints overwrite it): 4 copies of the weights (ViT-B/16: 2.4 GB)."""
+    return parameter_count(model_name) * 4 * 4 / 1e9
+
+
+def _eval_videos(cfg) -> Optional[int]:
+    from apclip_core.engine.config import load_protocols
+
+    try:
+        return sum(len(s.records) for s in load_protocols(cfg).eval)
+    except Exception:  # lists not downloaded: the plan says so instead of guessing
+        return None
+
+
+def _dataset(cfg) -> str:
+    """The run's dataset as the protocol states it ('hmdb51'; zero-shot: 'kinetics400 -> hmdb51, ...')."""
+    args = cfg.protocol_args
+    evaluated = [str(args.get("dataset", cfg.protocol))] + [str(e.get("args", {}).get("dataset", e.get("protocol")))
+                                                             for e in cfg.extra_eval]
+    if "train_root" in args:
+        return f"trained on {args['train_root']}, zero-shot on {', '.join(evaluated)}"
+    return ", ".join(evaluated)
+
+
+def _status(run_dir: Path) -> str:
+    from apclip_core.paper.experiments import finished_summary
+
+    if finished_summary(run_dir) is not None:
+        return "finished"
+    return "partial (resumes)" if (run_dir / "last.pt").exists() else "not started"
+
+
+def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 1,
+              speed: Optional[Throughput] = None) -> list[PlannedRun]:
+    """Every distinct run table `table` needs with the notebook's parameters (runs shared by two methods,
+    e.g. ViFi-CLIP and Single, appear once)."""
+    from apclip_core.engine.config import run_dir_for
+    from apclip_core.engine.cost import count_train_videos
+    from apclip_core.paper import experiments, reproduce
+    from apclip_core.paper.experiments import train_command
+
+    speed = speed or throughput()
+    runs, seen = [], set()
+    for method, (seed_arg, seed), preset, overrides in reproduce.table_runs(table, **params):
+        run_overrides = {**experiments.method_overrides(method), **overrides}
+        cfg = experiments.make_config(preset, method, **overrides)
+        if cfg.name in seen:
+            continue
+        seen.add(cfg.name)
+        n_train, n_eval = count_train_videos(cfg), _eval_videos(cfg)
+        train_s = n_train * cfg.epochs * cfg.frames / speed.train_frames_per_s
+        eval_frames = (n_eval or 0) * cfg.frames * cfg.temporal_views * cfg.spatial_crops
+        eval_s = eval_frames / (speed.train_frames_per_s * EVAL_SPEEDUP)
+        run_dir = run_dir_for(cfg)
+        runs.append(PlannedRun(
+            method=method, seed=seed, varies=seed_arg, dataset=_dataset(cfg),
+            name=cfg.name, run_dir=str(run_dir),
+            command=train_command(preset, cfg, run_overrides, gpus_per_node=gpus_per_node, nodes=nodes),
+            train_videos=n_train, eval_videos=n_eval, gpu_hours=(train_s + eval_s) / 3600,
+            disk_gb=disk_gb(cfg.model_name), status=_status(run_dir)))
+    return runs
+
+
+def slurm_script(run: PlannedRun, *, gpus_per_node: int, nodes: int, hours: float) -> str:
+    """One batch script: srun starts one torchrun per node, which rendezvous on the first node."""
+    limit = max(30, math.ceil(hours * SLURM_TIME_MARGIN * 60) + 15)  # + start-up (weights, prompt features)
+    torchrun = run.command[run.command.index("-m"):]
+    return "\n".join([
+        "#!/bin/bash",
+        f"# apclip run {run.name}: {run.method}, {run.varies} {run.seed}, {run.dataset}; written by `apclip plan`.",
+        "# Resubmitting it resumes the run (--resume); a finished run is not trained again by the notebook.",
+        f"#SBATCH --job-name={run.name}",
+        f"#SBATCH --nodes={nodes}",
+        "#SBATCH --ntasks-per-node=1",
+        f"#SBATCH --gpus-per-node={gpus_per_node}",
+        f"#SBATCH --cpus-per-task={8 * gpus_per_node}",
+        f"#SBATCH --time={limit // 60:d}:{limit % 60:02d}:00",
+        f"#SBATCH --output={run.run_dir}.slurm-%j.log",
+        "set -euo pipefail",
+        f"cd {shlex.quote(str(paths.PROJECT_ROOT))}",
+        "export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}  # weights fetched once beforehand (README: CLIP weights)",
+        *[f"export {var}={shlex.quote(os.environ[var])}" for var in PASSED_ENV if os.environ.get(var)],
+        'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        "srun --ntasks-per-node=1 .venv/bin/torchrun --nnodes \"$SLURM_NNODES\" "
+        f"--nproc_per_node {gpus_per_node} --rdzv_id \"$SLURM_JOB_ID\" --rdzv_backend c10d "
+        "--rdzv_endpoint \"$head:29500\" \\\n    " + " ".join(shlex.quote(a) for a in torchrun),
+        ""])
+
+
+def _hours(h: float) -> str:
+    return f"{h * 60:.0f} min" if h < 1 else f"{h:.1f} h"
+
+
+def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int, speed: Throughput) -> str:
+    gpus = gpus_per_node * nodes
+    lines = [f"{table}: {len(runs)} training run(s) on {gpus} GPU(s) ({nodes} node(s) x {gpus_per_node}), "
+             f"one run at a time over all GPUs", f"throughput: {speed.source}", ""]
+    for i, r in enumerate(runs, 1):
+        evals = f"{r.eval_videos:,}" if r.eval_videos is not None else "? (lists not downloaded)"
+        varied = f"{'K' if r.varies == 'k' else r.varies} {r.seed}" if r.seed is not None else "one run"
+        lines += [f"{i}. {r.method} | {varied} | {r.dataset} | {r.status}",
+                  f"   run folder: {r.run_dir}",
+                  f"   {r.train_videos:,} training videos, {evals} evaluation videos; "
+                  f"{r.gpu_hours:.1f} GPU-hours, wall {_hours(r.gpu_hours / gpus)} on {gpus} GPU(s); "
+                  f"disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt)",
+                  f"   {r.shell()}", ""]
+    todo = [r for r in runs if r.status != "finished"]
+    total = sum(r.gpu_hours for r in todo)
+    lines.append(f"total still to run: {len(todo)} of {len(runs)} runs, {total:.1f} GPU-hours, wall "
+                 f"{_hours(total / gpus)} on {gpus} GPU(s); disk {sum(r.disk_gb for r in runs):.1f} GB")
+    lines.append("then the notebook (`make reproduce-...`) finds these runs by name and only evaluates and tabulates.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    from apclip_core.paper.preflight import notebook_parameters
+
+    parser = argparse.ArgumentParser(prog="apclip plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebook", type=Path, help="a table notebook, e.g. notebooks/12_table2_base_to_novel.ipynb")
+    parser.add_argument("--profile", default="smoke", choices=["smoke", "paper"])
+    parser.add_argument("--gpus", type=int, default=8, help="GPUs per node")
+    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--slurm", type=Path, help="write one SLURM batch script per run into this folder")
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    args = parser.parse_args(argv)
+    if args.gpus < 1 or args.nodes < 1:
+        parser.error("--gpus and --nodes must be >= 1")
+    table = args.notebook.stem.split("_", 1)[1] if "_" in args.notebook.stem else args.notebook.stem
+    params = notebook_parameters(args.notebook, args.profile)
+    speed = throughput()
+    runs = plan_runs(table, params, gpus_per_node=args.gpus, nodes=args.nodes, speed=speed)
+    if args.json:
+        print(json.dumps({"table": table, "throughput": asdict(speed), "runs": [asdict(r) for r in runs]}, indent=2))
+    else:
+        print(render(table, runs, gpus_per_node=args.gpus, nodes=args.nodes, speed=speed))
+    if args.slurm:
+        for r in runs:
+            script = args.slurm / f"{r.name}.sbatch"
+            atomic.write_text(script, slurm_script(r, gpus_per_node=args.gpus, nodes=args.nodes,
+                                                   hours=r.gpu_hours / (args.gpus * args.nodes)))
+            script.chmod(0o755)
+        print(f"\nwrote {len(runs)} SLURM script(s) to {args.slurm}: submit with "
+              f"`for f in {args.slurm}/*.sbatch; do sbatch \"$f\"; done`")
+    return 0

@@ -1,0 +1,113 @@
+"""The plan: every run a table needs, printed as commands that start exactly the run the notebook will
+look for (one identity whoever starts it), with GPU-hours, wall time, disk and SLURM scripts."""
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+
+from apclip_core.engine.config import run_dir_for
+from apclip_core.engine.train import parse_command_line
+from apclip_core.paper import experiments, plan
+from apclip_core.paper.preflight import notebook_parameters
+
+REPO = Path(__file__).resolve().parent.parent
+TABLE2 = REPO / "notebooks" / "12_table2_base_to_novel.ipynb"
+
+
+@pytest.fixture(scope="module")
+def table2(splits_root, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("APCLIP_SPLITS", str(splits_root))
+        mp.setenv("APCLIP_RUNS", str(runs))
+        params = notebook_parameters(TABLE2, "paper")
+        planned = plan.plan_runs("table2_base_to_novel", params, gpus_per_node=8,
+                                 speed=plan.Throughput(120.0, "test figure"))
+        yield planned, params, runs, mp
+
+
+def test_table2_paper_plan_is_six_runs_whose_commands_start_the_runs_the_notebook_looks_for(table2):
+    planned, params, runs, _ = table2
+    assert [(r.method, r.seed) for r in planned] == [(m, s) for m in ("ViFi-CLIP", "AP-CLIP") for s in (1, 2, 3)]
+    assert len({r.name for r in planned}) == 6 and all(r.status == "not started" for r in planned)
+    for r in planned:
+        assert r.command[:3] == ["torchrun", "--nproc_per_node", "8"] and "--resume" in r.command
+        # what the notebook's experiments.run would train for this method and seed
+        expected = experiments.make_config(params["config"], r.method,
+                                           protocol_args={"dataset": "hmdb51", "seed": r.seed})
+        args, cfg = parse_command_line(r.command[r.command.index("train") + 1:])  # train's own parsing
+        assert asdict(cfg) | {"output_dir": None} == asdict(expected)
+        assert Path(cfg.output_dir) == run_dir_for(expected) == runs / expected.name
+        # the real lists: 416 base training videos (16 shots x 26 classes), 780 + 750 evaluation videos
+        assert (r.train_videos, r.eval_videos) == (416, 1530)
+        assert 2.2 < r.disk_gb < 2.6  # ViT-B/16: last.pt 1.8 GB + checkpoint.pt 0.6 GB, as measured on a run
+    one = planned[0]
+    slower = plan.plan_runs("table2_base_to_novel", {**notebook_parameters(TABLE2, "paper"), "methods": ["ViFi-CLIP"],
+                                                     "seeds": [1]}, speed=plan.Throughput(60.0, "half"))
+    assert slower[0].name == one.name and slower[0].gpu_hours == pytest.approx(2 * one.gpu_hours)
+
+
+def test_a_finished_run_started_by_the_command_is_reused_by_the_notebook(table2):
+    planned, params, runs, mp = table2
+    r = planned[3]
+    run_dir = Path(r.run_dir)
+    run_dir.mkdir(parents=True)
+    # what a finished training leaves (engine/train.py): metrics with the final evaluation and checksums
+    (run_dir / "metrics.json").write_text(json.dumps({"param_checksums": {"x": 1.0},
+                                                      "epochs": [{"eval": {"hmdb51_base_val": 70.0,
+                                                                           "hmdb51_novel_val": 50.0, "hm": 58.3}}]}))
+    again = plan.plan_runs("table2_base_to_novel", {**params, "methods": [r.method], "seeds": [r.seed]})
+    assert again[0].status == "finished"
+    reused = experiments.run(params["config"], r.method, protocol_args={"dataset": "hmdb51", "seed": r.seed})
+    assert reused["run_dir"] == str(run_dir) and reused["hm"] == 58.3  # found, not trained again
+
+
+def test_slurm_scripts_are_valid_bash_with_srun_and_multi_node_torchrun(table2, tmp_path, capsys):
+    planned, params, runs, mp = table2
+    assert plan.main([str(TABLE2), "--profile", "paper", "--gpus", "4", "--nodes", "2",
+                      "--slurm", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "6 training run(s) on 8 GPU(s) (2 node(s) x 4)" in out and "GPU-hours" in out and "disk" in out
+    scripts = sorted(tmp_path.glob("*.sbatch"))
+    assert [s.stem for s in scripts] == sorted(r.name for r in planned)
+    for script in scripts:
+        subprocess.run(["bash", "-n", str(script)], check=True)
+        text = script.read_text()
+        assert "#SBATCH --nodes=2" in text and "#SBATCH --gpus-per-node=4" in text
+        assert "srun" in text and '--nnodes "$SLURM_NNODES" --nproc_per_node 4' in text
+        assert f"export APCLIP_RUNS={shlex.quote(str(runs))}" in text
+        train_args = shlex.split(text.split("-m apclip_core train", 1)[1])
+        assert Path(parse_command_line(train_args)[1].output_dir).name == script.stem
+
+
+def test_costs_use_the_bench_gpu_figure_when_recorded_else_say_they_assume(tmp_path):
+    results = tmp_path / "latest.json"
+    assert plan.throughput(results).source.startswith("ASSUMED")
+    results.write_text(json.dumps({"sections": {"gpu": {"details": {"device": "NVIDIA H200", "e2e_videos_per_s": 50.0,
+                                                                    "sizes": {"frames": 8}}}}}))
+    measured = plan.throughput(results)
+    assert measured.train_frames_per_s == 400.0 and "NVIDIA H200" in measured.source
+
+
+@pytest.mark.slow
+def test_the_notebook_launches_its_runs_with_torchrun_and_reuses_them(tmp_path, monkeypatch, bench_root):
+    """APCLIP_GPUS=2 (make reproduce-tableN GPUS=2): run() launches the plan's command over 2 gloo processes;
+    asked again without it, the same run is found finished and reused, not trained in-process."""
+    monkeypatch.setenv("APCLIP_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    small = dict(pretrained=None, epochs=1, max_steps_per_epoch=2, batch_size=2, effective_batch_size=4, frames=2,
+                 temporal_views=1, spatial_crops=1, eval_max_videos=4, num_workers=0, warmup_epochs=0)
+    monkeypatch.setenv("APCLIP_GPUS", "2")
+    first = experiments.run("bench_base2novel", "ViFi-CLIP", **small)
+    run_dir = Path(first["run_dir"])
+    assert json.loads((run_dir / "metrics.json").read_text())["world_size"] == 2
+    assert "x 2 process(es)" in (run_dir / "train.log").read_text()
+    monkeypatch.delenv("APCLIP_GPUS")
+    stamp = (run_dir / "last.pt").stat().st_mtime_ns
+    again = experiments.run("bench_base2novel", "Single", **small)  # the same training under Table 6's name
+    assert again["run_dir"] == str(run_dir) and (run_dir / "last.pt").stat().st_mtime_ns == stamp

@@ -1,0 +1,35 @@
+"""The preflight checks every video of every list of every run a table needs (all seeds, all datasets)
+and lists every missing piece at once, with counts, the first names and the command that fixes it."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from apclip_core.data.annotations import read_video_list
+from apclip_core.paper.preflight import check
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_table2_paper_preflight_counts_every_missing_video_of_every_seed(splits_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("APCLIP_SPLITS", str(splits_root))
+    monkeypatch.setenv("APCLIP_DATA", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the weights are reported without asking the network
+    b2n = splits_root / "datasets_splits" / "base2novel_splits" / "hmdb_splits"
+    present = {"base_val.txt": 5, "fs_base_s2_train.txt": 3}
+    for name, n in present.items():  # a partial download: a few videos under their real names
+        for record in read_video_list(b2n / name)[:n]:
+            (tmp_path / "hmdb51" / record.path).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "hmdb51" / record.path).write_bytes(b"")
+    start = time.monotonic()
+    problems = check(REPO / "notebooks" / "12_table2_base_to_novel.ipynb", "paper")
+    seconds = time.monotonic() - start
+    counts = {m.group(1): (int(m.group(2)), int(m.group(3)))
+              for p in problems if (m := re.match(r"videos of (\S+): (\d+) of (\d+) missing", p))}
+    sizes = {name: len(read_video_list(b2n / f"{name}.txt")) for name in
+             ("fs_base_s1_train", "fs_base_s2_train", "fs_base_s3_train", "base_val", "novel_val")}
+    assert counts == {f"hmdb51_{name}": (size - present.get(f"{name}.txt", 0), size) for name, size in sizes.items()}
+    assert all("make data-hmdb51" in p for p in problems if p.startswith("videos of"))
+    assert any("HF_HUB_OFFLINE is set" in p for p in problems)
+    assert seconds < 20, f"preflight took {seconds:.1f} s"
