@@ -14,6 +14,7 @@ import math
 import pickle
 import sys
 import types
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -301,6 +302,37 @@ def test_checkpoint_records_the_source(files, converted):
     record = json.loads(Path(str(path) + ".json").read_text())
     assert sorted(record["converted_from"]["dropped_keys"]) == [
         "projector_t.0.weight", "projector_t.2.weight", "projector_v.0.weight", "projector_v.2.weight"]
+
+
+class Holder(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def torchscript_file(sd: dict, path: Path) -> Path:
+    """A TorchScript archive holding `sd` under the same names, as OpenAI's released ViT-B-16.pt does."""
+    root = Holder()
+    for key, value in sd.items():
+        *parents, leaf = key.split(".")
+        module = root
+        for part in parents:
+            if not hasattr(module, part):
+                module.add_module(part, Holder())
+            module = getattr(module, part)
+        module.register_buffer(leaf, value.clone())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(root).save(str(path))
+    return path
+
+
+def test_base_can_be_openai_torchscript(files, converted, tmp_path):
+    jit = torchscript_file({**files["base"], "input_resolution": torch.tensor(IMG)}, tmp_path / "ViT-tiny.pt")
+    model = conv.convert(files["root"] / "vificlip.pth", tmp_path / "out.pt", "vificlip", base=str(jit)).eval()
+    torch.testing.assert_close(model.state_dict()["clip.token_embedding.weight"], files["base"]["token_embedding.weight"])
+    reference, _ = converted("vificlip")
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_video(CLIPS), reference.encode_video(CLIPS))
 
 
 def test_converted_checkpoint_loads_in_a_fresh_registry(converted):

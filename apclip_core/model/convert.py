@@ -50,6 +50,7 @@ import pickle
 import re
 import sys
 import types
+import warnings
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -184,7 +185,9 @@ def read_file(path: str | Path, what: str = "SRC"):
         raise ConvertUsageError(f"{what} {path}: no such file")
     if _is_torchscript(path):
         try:
-            return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+            with warnings.catch_warnings():  # torch.jit is deprecated, but it is how OpenAI released CLIP
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
         except Exception as e:  # noqa: BLE001
             raise ConvertError(f"{what} {path}: a TorchScript file that torch.jit.load cannot read ({e})") from None
     try:
