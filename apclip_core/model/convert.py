@@ -449,11 +449,14 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
                                 f"CLIP ({fmt.interpolation_name}: {weight} original + {1 - weight:g} checkpoint); "
                                 "pass --base ORIGINAL_CLIP, or --no-interpolate to keep the weights as saved")
 
-    if "token_embedding.weight" in sd:
-        arch = infer_architecture(sd)
-    else:  # ViFi-CLIP: the vocabulary comes from the base; until then assume OpenAI's (only names the model)
-        width = sd["ln_final.weight"].shape[0] if "ln_final.weight" in sd else 64
-        arch = infer_architecture({**sd, "token_embedding.weight": torch.empty((49408, width), device="meta")})
+    try:
+        if "token_embedding.weight" in sd:
+            arch = infer_architecture(sd)
+        else:  # ViFi-CLIP: the vocabulary comes from the base; until then assume OpenAI's (only names the model)
+            width = sd["ln_final.weight"].shape[0] if "ln_final.weight" in sd else 64
+            arch = infer_architecture({**sd, "token_embedding.weight": torch.empty((49408, width), device="meta")})
+    except ConvertError as e:
+        raise ConvertError(f"{src}: {e}") from None
     base_sd, base_name, token_from_base = None, None, False
     needs_base = weight is not None or "token_embedding.weight" not in sd
     if base is not None and not needs_base:
@@ -474,8 +477,9 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
         sd = {k: weight * base_sd[k] + (1 - weight) * v for k, v in sd.items()}
 
     n_frames = (frames or DEFAULT_FRAMES) if fmt.expand_temporal_view else 0
+    # open_clip knows its own names; a generated architecture travels in the checkpoint's config
     model = create_model(model_name, None, quick_gelu=True, load_weights=False, expand_temporal_view=n_frames,
-                         open_clip_config=arch)
+                         open_clip_config=None if model_name in STANDARD_MODELS else arch)
     load_strict(model.clip, sd, src)
     interpolation = {"original_weight": weight, "method": fmt.interpolation_name if weight is not None else None,
                      "default_original_weight": fmt.original_weight, "applied": weight is not None}
