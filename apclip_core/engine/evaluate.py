@@ -198,9 +198,12 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view
         logger.warning("split %s: %s failed to decode (%s); excluded from the accuracy", split.name,
                        item["path"], item["error"])
     results = []
+    encoded_banks: dict[int, Any] = {}  # a bank scored with several similarities is encoded once
     for bank, similarity in variants:
         began = time.perf_counter()
-        encoded = bank.encode(model, cache=cache_prompts)
+        if id(bank) not in encoded_banks:
+            encoded_banks[id(bank)] = bank.encode(model, cache=cache_prompts)
+        encoded = encoded_banks[id(bank)]
         logits = class_logits(feats, encoded.feats.float().cpu(),
                               None if encoded.mask is None else encoded.mask.cpu(), similarity)
         n_prompts = [len(p) for p in bank.prompts]
