@@ -473,12 +473,19 @@ def test_cli_exit_codes_and_messages(files, tmp_path, capsys):
     assert err.count("error:") == 4  # one message per failed command
 
 
-# ---- used by classify ---------------------------------------------------------------------------------
-def test_classify_accepts_a_converted_checkpoint(converted, bench_root):
+# ---- used by classify and evaluate ---------------------------------------------------------------------
+def test_classify_and_evaluate_accept_a_converted_checkpoint(converted, bench_root):
     from apclip_core.classify import classify
+    from apclip_core.data.protocols import bench_base_to_novel
+    from apclip_core.data.views import ViewSpec
+    from apclip_core.engine.evaluate import eval_subset, evaluate
+    from apclip_core.prompts.strategies import build_prompt_bank
 
     _, path = converted("openvclip", False)
-    video = next(p for p in sorted(Path(bench_root).rglob("*")) if p.suffix in (".mp4", ".avi"))
-    result = classify(video, ["juggling", "skipping rope", "blorping"], checkpoint=path, num_frames=FRAMES,
-                      similarity="mean", generate=False)
+    split = eval_subset(bench_base_to_novel(bench_root).eval[1], 3)
+    result = classify(split.root / split.records[0].path, ["juggling", "skipping rope", "blorping"], checkpoint=path,
+                      num_frames=FRAMES, similarity="mean", generate=False)
     assert len(result.ranking) == 3 and len(result.per_frame) == FRAMES
+    scored = evaluate(load_checkpoint(path), split, build_prompt_bank("single", split.classnames), similarity="maka",
+                      view=ViewSpec(FRAMES, 1, 1))
+    assert scored.n_evaluated == 3 and scored.n_failed == 0
