@@ -5,14 +5,19 @@ action-conditioned) x two similarities (mean, MAKA). `evaluate_variants` decodes
 video once for all six; a `FrameFeatureCache` keeps the frame features for a later run. Split: the
 embedded benchmark's novel validation videos (rendered into the data folder once per machine).
 
-Figures (each a ratio of two timings of this run):
-* six variants / one variant, prompt features already cached (PromptBank's cache, as every split
-  after the first and every rerun of the zoo finds them): target <= 1.2x (the issue's).
-* the same with the prompts encoded cold (info): the benchmark has ~8 videos per class against
-  HMDB-51's 30 and K-600's ~90, so prompt encoding weighs more here than in the zoo.
-* six separate evaluations / six from one encoding (info): what sharing saves; the separate cost is
-  six times the one-variant run measured here (each would decode and encode every video again).
-* first run / rerun from a warm FrameFeatureCache on disk (info): scoring only.
+Figures:
+* six variants / one (target <= 1.2x, the issue's): one run of `evaluate_variants` over the six with
+  a fresh FrameFeatureCache (decode + encode once, score six, prompt features already in
+  PromptBank's cache as every split after the first and every rerun finds them), against the same
+  encoding plus the scoring of one variant. Scoring alone is timed by rerunning from the warm cache
+  (six variants, then one). Both sides share ONE measured encoding, so the ratio does not move
+  with the machine's load between two encodings (two separate encodings of 24 videos differed by
+  30% on the shared build machine); the direct comparison of two separate runs is an info row.
+* six variants with the prompts encoded cold / with them cached (info): the benchmark has ~8 videos
+  per class against HMDB-51's 30 and K-600's ~90, so prompt encoding weighs more here than in the zoo.
+* six separate evaluations / six from one encoding (info): what sharing saves, each separate run
+  decoding and encoding every video again (6 x the one-variant cost above).
+* first run / rerun from the frame-feature cache on disk (info): the rerun only scores.
 
 Full: ViT-B-16's architecture (random weights: no download) at 224, 8 frames x 1 view, 24 videos.
 --quick: apclip-tiny, 6 videos, 4 frames.
@@ -64,14 +69,15 @@ def run(*, quick: bool, threads: int, workdir: Path) -> dict:
         with torch.no_grad():
             evaluate(model, eval_subset(split, 2), banks["single"], similarity="mean", view=view)  # warm-up
             cold6, _ = _timed(lambda: evaluate_variants(model, split, variants, view=view, cache_prompts=True))
-            one, single = _timed(lambda: evaluate(model, split, banks["single"], similarity="mean", view=view,
-                                                  cache_prompts=True))
-            six, results = _timed(lambda: evaluate_variants(model, split, variants, view=view, cache_prompts=True))
-            cache = FrameFeatureCache(workdir / "frame_cache")
-            first, _ = _timed(lambda: evaluate_variants(model, split, variants, view=view, cache_prompts=True,
-                                                        feature_cache=cache))
-            rerun, again = _timed(lambda: evaluate_variants(model, split, variants, view=view, cache_prompts=True,
-                                                            feature_cache=FrameFeatureCache(workdir / "frame_cache")))
+            folder = workdir / "frame_cache"
+            first6, results = _timed(lambda: evaluate_variants(model, split, variants, view=view, cache_prompts=True,
+                                                               feature_cache=FrameFeatureCache(folder)))
+            rerun6, again = _timed(lambda: evaluate_variants(model, split, variants, view=view, cache_prompts=True,
+                                                             feature_cache=FrameFeatureCache(folder)))
+            rerun1, _ = _timed(lambda: evaluate(model, split, banks["single"], similarity="mean", view=view,
+                                                cache_prompts=True, feature_cache=FrameFeatureCache(folder)))
+            separate1, single = _timed(lambda: evaluate(model, split, banks["single"], similarity="mean", view=view,
+                                                        cache_prompts=True))
     finally:
         if old_cache is None:
             os.environ.pop("APCLIP_CACHE", None)
@@ -79,23 +85,30 @@ def run(*, quick: bool, threads: int, workdir: Path) -> dict:
             os.environ["APCLIP_CACHE"] = old_cache
     same = results[0].top1 == single.top1 and [r.top1 for r in results] == [r.top1 for r in again]
     what = f"{s['model']}, {len(split.records)} videos x {s['frames']} frames, {len(split.classnames)} classes"
-    six_over_one = ratio(six, one)
+    encoding = max(first6 - rerun6, 0.0)      # decode + encode (+ writing the cache), measured once
+    one = encoding + rerun1
+    six_over_one = ratio(first6, one)
     rows = [
-        row(f"6 variants / 1, prompt features cached ({what})", six_over_one, target="<= 1.2x",
-            ok=six_over_one is not None and six_over_one <= 1.2, measured=f"{fmt_s(six)} vs {fmt_s(one)}",
-            note=f"{' x '.join(STRATEGIES)} x {'/'.join(SIMILARITIES)}; accuracies equal the separate runs: {same}"),
-        row("6 variants / 1, prompts encoded cold", ratio(cold6, one), measured=f"{fmt_s(cold6)} vs {fmt_s(one)}",
+        row(f"6 variants / 1 ({what})", six_over_one, target="<= 1.2x",
+            ok=six_over_one is not None and six_over_one <= 1.2,
+            measured=f"{fmt_s(first6)} vs {fmt_s(encoding)} encoding + {fmt_s(rerun1)} scoring",
+            note=f"{' x '.join(STRATEGIES)} x {'/'.join(SIMILARITIES)}; scoring the six: {fmt_s(rerun6)}; "
+                 f"accuracies equal a separate run's: {same}"),
+        row("6 variants / 1, two separate runs (load-sensitive)", ratio(first6, separate1),
+            measured=f"{fmt_s(first6)} vs {fmt_s(separate1)}", note="each side encodes the videos itself"),
+        row("6 variants, prompts cold / cached", ratio(cold6, first6), measured=f"{fmt_s(cold6)} vs {fmt_s(first6)}",
             note=f"{sum(len(b.flat_prompts) for b in banks.values())} prompts for {len(split.classnames)} classes; "
                  "the zoo's splits have 4-10x more videos per class"),
-        row("6 separate evaluations / 6 from one encoding", ratio(6 * one, six),
-            measured=f"6 x {fmt_s(one)} vs {fmt_s(six)}", note="each separate run decodes and encodes every video"),
-        row("first run / rerun from the frame-feature cache", ratio(first, rerun),
-            measured=f"{fmt_s(first)} vs {fmt_s(rerun)}", note="the rerun reads features from disk, encodes nothing"),
+        row("6 separate evaluations / 6 from one encoding", ratio(6 * one, first6),
+            measured=f"6 x {fmt_s(one)} vs {fmt_s(first6)}", note="each separate run decodes and encodes every video"),
+        row("first run / rerun from the frame-feature cache", ratio(first6, rerun6),
+            measured=f"{fmt_s(first6)} vs {fmt_s(rerun6)}", note="the rerun reads features from disk, encodes nothing"),
     ]
     return {"rows": rows,
             "details": {"model": s["model"], "videos": len(split.records), "frames": s["frames"],
-                        "classes": len(split.classnames), "seconds": {"one": one, "six": six, "six_cold_prompts": cold6,
-                                                                      "first_cached": first, "rerun_cached": rerun},
+                        "classes": len(split.classnames),
+                        "seconds": {"six_cold_prompts": cold6, "six_first": first6, "six_rerun": rerun6,
+                                    "one_rerun": rerun1, "one_separate": separate1, "encoding": encoding},
                         "videos_encoded_rerun": again[0].protocol["videos_encoded"],
                         "top1": {f"{r.protocol['prompt_strategy']}/{r.protocol['similarity']}": r.top1 for r in results},
                         "accuracies_equal": same}}

@@ -151,9 +151,9 @@ def encode_split(model, split, view: ViewSpec, *, batch_size: int = 8, num_worke
     cfg = model.config
     spec = {"image_size": cfg["image_size"], "mean": list(cfg["mean"]), "std": list(cfg["std"]),
             "spatial_crops": view.spatial_crops}
-    fingerprint = visual_fingerprint(model)
-    keys = [FrameFeatureCache.video_key(fingerprint, Path(split.root) / r.path, view, spec) for r in records]
-    found = [feature_cache.get(k) for k in keys]
+    group = FrameFeatureCache.group_key(visual_fingerprint(model), view, spec)
+    keys = [FrameFeatureCache.video_id(Path(split.root) / r.path) for r in records]
+    found = feature_cache.get_many(group, keys)
     todo = [i for i, f in enumerate(found) if f is None]
     ok = torch.ones(len(records), dtype=torch.bool)
     errors: dict[int, str] = {}
@@ -162,12 +162,13 @@ def encode_split(model, split, view: ViewSpec, *, batch_size: int = 8, num_worke
         feats, _, good, errs = encode_videos(model, dataset, batch_size=batch_size, num_workers=num_workers,
                                              device=device, autocast_dtype=autocast_dtype,
                                              desc=f"evaluate {split.name}")
+        new = {}
         for j, i in enumerate(todo):
             if good[j]:
-                found[i] = feats[j]
-                feature_cache.put(keys[i], feats[j])
+                found[i] = new[keys[i]] = feats[j]
             else:
                 ok[i], errors[i] = False, errs[j]
+        feature_cache.put_many(group, new)
     empty = torch.zeros(view.views * view.frames, int(cfg["embed_dim"]))
     feats = torch.stack([f if f is not None else empty for f in found])
     labels = torch.tensor([r.label for r in records], dtype=torch.long)

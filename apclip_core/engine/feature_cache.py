@@ -8,8 +8,9 @@ key hashes all of these; change any one and the old entry is simply never found 
 feature cannot be read. Prompts and similarities are not in the key: any number of prompt strategies
 x similarities is scored from one encoding (`engine.evaluate.evaluate_variants`).
 
-Entries live in memory and, when the cache has a folder, on disk (one small file per video, written
-atomically), so another process (a notebook, the zoo's next model row) reuses them too.
+Entries live in memory and, when the cache has a folder, on disk (one file per group and call, written
+atomically: a split's new videos cost one write), so another process (a notebook, the zoo's next
+prompt set) reuses them too.
 """
 from __future__ import annotations
 
@@ -40,46 +41,56 @@ def visual_fingerprint(model) -> str:
 
 
 class FrameFeatureCache:
-    """Per-video frame features [V*T, D], keyed by video_key(); in memory and optionally under `root`."""
+    """Per-video frame features [V*T, D], grouped by (weights, view, transform) and keyed by video file.
+
+    On disk, each call of put_many writes ONE file (atomically) into its group's folder, so a split
+    costs one write, not one fsync per video; a group's files are read together the first time the
+    group is asked for.
+    """
 
     def __init__(self, root: Optional[str | Path] = None):
         self.root = Path(root) if root is not None else None
-        self._memory: dict[str, torch.Tensor] = {}
-        self.hits = 0
-        self.misses = 0
+        self._groups: dict[str, dict[str, torch.Tensor]] = {}
 
     @staticmethod
-    def video_key(fingerprint: str, path: str | Path, view, transform_spec: dict) -> str:
-        """The key of one video's features: weights, file identity (path, size, mtime), sampling and view."""
+    def group_key(fingerprint: str, view, transform_spec: dict) -> str:
+        """The image tower (fingerprint), the sampling and views (ViewSpec) and the transform."""
+        spec = {"weights": fingerprint, "view": view.to_dict(), "transform": transform_spec}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+    @staticmethod
+    def video_id(path: str | Path) -> str:
+        """The video file: resolved path, size and modification time (a rewritten file is a new video)."""
         path = Path(path)
         try:
             stat = path.stat()
             identity = [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
         except OSError:  # a missing file is never a hit: it fails to decode and is not stored
             identity = [str(path), None, None]
-        spec = {"weights": fingerprint, "video": identity, "view": view.to_dict(), "transform": transform_spec}
-        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+        return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:32]
 
-    def _file(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.pt"
+    def _group(self, group: str) -> dict[str, torch.Tensor]:
+        if group not in self._groups:
+            entries: dict[str, torch.Tensor] = {}
+            folder = self.root / group if self.root is not None else None
+            if folder is not None and folder.is_dir():
+                for file in sorted(folder.glob("*.pt")):
+                    try:
+                        entries.update(torch.load(file, map_location="cpu", weights_only=True))
+                    except Exception:  # noqa: BLE001 - an unreadable file only means its videos are encoded again
+                        continue
+            self._groups[group] = entries
+        return self._groups[group]
 
-    def get(self, key: str) -> Optional[torch.Tensor]:
-        feats = self._memory.get(key)
-        if feats is None and self.root is not None and self._file(key).is_file():
-            try:
-                feats = torch.load(self._file(key), map_location="cpu", weights_only=True)
-            except Exception:  # noqa: BLE001 - an unreadable entry is a miss; it is rewritten
-                feats = None
-            if feats is not None:
-                self._memory[key] = feats
-        if feats is None:
-            self.misses += 1
-        else:
-            self.hits += 1
-        return feats
+    def get_many(self, group: str, video_ids: list[str]) -> list[Optional[torch.Tensor]]:
+        entries = self._group(group)
+        return [entries.get(v) for v in video_ids]
 
-    def put(self, key: str, feats: torch.Tensor) -> None:
-        feats = feats.detach().cpu().clone()
-        self._memory[key] = feats
+    def put_many(self, group: str, items: dict[str, torch.Tensor]) -> None:
+        if not items:
+            return
+        items = {k: v.detach().cpu().clone() for k, v in items.items()}
+        self._group(group).update(items)
         if self.root is not None:
-            atomic.torch_save(feats, self._file(key))
+            name = hashlib.sha256("".join(sorted(items)).encode()).hexdigest()[:16]
+            atomic.torch_save(items, self.root / group / f"{name}.pt")
