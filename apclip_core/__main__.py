@@ -16,6 +16,7 @@ COMMANDS = {
     "train": ("apclip_core.engine.train", "fine-tune a video CLIP (ViFi-CLIP protocol; torchrun for DDP)"),
     "evaluate": ("apclip_core.engine.evaluate", "multi-view evaluation of a checkpoint on a protocol"),
     "classify": ("apclip_core.classify", "rank any list of action names for one video"),
+    "convert": ("apclip_core.model.convert", "import a peer's checkpoint (OpenAI, ViFi-CLIP, Open-VCLIP, FROSTER, OST)"),
     "prompts": ("apclip_core.prompts.cli", "generate action-conditioned prompts with an LLM"),
     "validate-prompts": ("apclip_core.prompts.validate", "check a prompt file against a label list"),
     "data": ("apclip_core.data.prepare", "download / prepare / check the real datasets"),

@@ -11,6 +11,7 @@ Sections (one module each, all with run(quick=, threads=, workdir=) -> {"rows", 
   train_step       action-conditioned prompts (per-step budget k) vs the single prompt
   decoding         decord vs PyAV clips/core-second, before/after re-encoding to short side 256
   gpu              ViT-B/16 training videos/s, MFU, end-to-end with data loading (CUDA only)
+  encode_once      six prompt x similarity variants from one video encoding vs one variant; feature cache
 
 Every figure is a ratio of two measurements of the same run, shown with its target and
 PASS / MISS ("info" where the issue sets no target). The header records machine, date, commit,
@@ -47,6 +48,7 @@ SECTIONS = {  # name -> (module, title)
     "train_step": ("train_step", "3. Training step: action-conditioned prompts vs single prompt"),
     "decoding": ("decoding", "4. Video decoding"),
     "gpu": ("gpu_throughput", "5. GPU training throughput"),
+    "encode_once": ("encode_once", "6. Evaluation: encode once, score many"),
 }
 
 

@@ -10,6 +10,11 @@ decode is reported by path and reason, counted in `n_failed`, and excluded from 
 Every result records how it was obtained (model, checkpoint sha256, frames, views, prompts,
 similarity, class and video counts), so a JSON file on its own says what was measured.
 
+Encode once, score many: `evaluate_variants` scores several (prompt bank, similarity) pairs from one
+encoding of the videos, and a `FrameFeatureCache` (engine.feature_cache; `--feature-cache DIR`) keeps
+the per-frame features across calls and processes, keyed by image-tower weights, video file,
+sampling and views.
+
 CLI (a fine-tuned checkpoint, or any open_clip model and weights as they are):
     python -m apclip_core evaluate --checkpoint runs/x/checkpoint.pt --protocol bench_base_to_novel \
         --prompts prompts/apclip_bench.json --similarity maka
@@ -136,53 +141,126 @@ def score(split_name: str, classnames: Sequence[str], logits: torch.Tensor, labe
                       per_class_top1=dict(zip(classnames, per_class)), protocol=dict(protocol or {}))
 
 
-def evaluate(model, split, bank, *, similarity: str, view: ViewSpec, batch_size: int = 8, num_workers: int = 0,
-             device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
-             cache_prompts: bool = False, record: Optional[dict] = None) -> EvalResult:
-    """Accuracy of `model` on one protocol split (name, records, classnames, root) with a PromptBank.
-
-    record: extra fields for the result's protocol record (e.g. checkpoint path and sha256).
-    """
+def encode_split(model, split, view: ViewSpec, *, batch_size: int = 8, num_workers: int = 0,
+                 device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
+                 feature_cache=None):
+    """Frame features of a split's videos: (feats [N, V*T, D], labels [N], ok [N], errors {index: str},
+    padded [indices], number of videos actually encoded). With a FrameFeatureCache, only the videos it
+    does not hold (for these weights, files, sampling and views) are decoded and encoded; failures and
+    padded videos (short_videos=pad) are never cached, so a reuse counts them again."""
     from apclip_core.data.datasets import VideoDataset
 
-    if list(bank.classnames) != list(split.classnames):
-        raise ValueError(f"the prompt bank's classes do not match split {split.name!r} "
-                         f"({len(bank.classnames)} vs {len(split.classnames)} classes, or a different order)")
+    transform = eval_transform_for(model, view.spatial_crops)
+    records = list(split.records)
+    if feature_cache is None:
+        dataset = VideoDataset(records, split.root, view=view, train=False, transform=transform)
+        feats, labels, ok, errors, padded = encode_videos(model, dataset, batch_size=batch_size,
+                                                          num_workers=num_workers, device=device,
+                                                          autocast_dtype=autocast_dtype, desc=f"evaluate {split.name}")
+        return feats, labels, ok, errors, padded, len(records)
+    from apclip_core.engine.feature_cache import FrameFeatureCache, visual_fingerprint
+
+    cfg = model.config
+    spec = {"image_size": cfg["image_size"], "mean": list(cfg["mean"]), "std": list(cfg["std"]),
+            "spatial_crops": view.spatial_crops}
+    group = FrameFeatureCache.group_key(visual_fingerprint(model), view, spec)
+    keys = [FrameFeatureCache.video_id(Path(split.root) / r.path) for r in records]
+    found = feature_cache.get_many(group, keys)
+    todo = [i for i, f in enumerate(found) if f is None]
+    ok = torch.ones(len(records), dtype=torch.bool)
+    errors: dict[int, str] = {}
+    padded: list[int] = []
+    if todo:
+        dataset = VideoDataset([records[i] for i in todo], split.root, view=view, train=False, transform=transform)
+        feats, _, good, errs, pads = encode_videos(model, dataset, batch_size=batch_size, num_workers=num_workers,
+                                                   device=device, autocast_dtype=autocast_dtype,
+                                                   desc=f"evaluate {split.name}")
+        new = {}
+        for j, i in enumerate(todo):
+            if not good[j]:
+                ok[i], errors[i] = False, errs[j]
+            elif j in pads:
+                found[i] = feats[j]
+                padded.append(i)
+            else:
+                found[i] = new[keys[i]] = feats[j]
+        feature_cache.put_many(group, new)
+    empty = torch.zeros(view.views * view.frames, int(cfg["embed_dim"]))
+    feats = torch.stack([f if f is not None else empty for f in found])
+    labels = torch.tensor([r.label for r in records], dtype=torch.long)
+    return feats, labels, ok, errors, sorted(padded), len(todo)
+
+
+def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view: ViewSpec, batch_size: int = 8,
+                      num_workers: int = 0, device: str | torch.device = "cpu",
+                      autocast_dtype: Optional[torch.dtype] = None, cache_prompts: bool = False,
+                      record: Optional[dict] = None, feature_cache=None) -> list[EvalResult]:
+    """Accuracy of `model` on one split for several (PromptBank, similarity) pairs, from ONE encoding
+    of the videos: decoding and the image tower dominate, prompts and similarities are cheap.
+
+    record: extra fields for each result's protocol record (e.g. checkpoint path and sha256).
+    feature_cache: a FrameFeatureCache, so that a later call (other prompts, another process) reuses it.
+    """
+    for bank, _ in variants:
+        if list(bank.classnames) != list(split.classnames):
+            raise ValueError(f"the prompt bank's classes do not match split {split.name!r} "
+                             f"({len(bank.classnames)} vs {len(split.classnames)} classes, or a different order)")
     start = time.perf_counter()
-    dataset = VideoDataset(split.records, split.root, view=view, train=False,
-                           transform=eval_transform_for(model, view.spatial_crops))
-    feats, labels, ok, errors, padded = encode_videos(model, dataset, batch_size=batch_size, num_workers=num_workers,
-                                              device=device, autocast_dtype=autocast_dtype,
-                                              desc=f"evaluate {split.name}")
-    encoded = bank.encode(model, cache=cache_prompts)
-    logits = class_logits(feats, encoded.feats.float().cpu(), None if encoded.mask is None else encoded.mask.cpu(),
-                          similarity)
+    feats, labels, ok, errors, padded, n_encoded = encode_split(model, split, view, batch_size=batch_size,
+                                                        num_workers=num_workers, device=device,
+                                                        autocast_dtype=autocast_dtype, feature_cache=feature_cache)
+    encode_seconds = time.perf_counter() - start
     failed = [{"path": split.records[i].path, "error": errors[i]} for i in sorted(errors)]
     for item in failed:
         logger.warning("split %s: %s failed to decode (%s); excluded from the accuracy", split.name,
                        item["path"], item["error"])
-    n_prompts = [len(p) for p in bank.prompts]
-    protocol = {
-        "model": model.config.get("model_name"),
-        "pretrained": model.config.get("pretrained"),
-        "temporal_module": bool(model.config.get("temporal_module", False)),
-        **view.record(), "dataset": split.dataset, "role": split.role,
-        "prompt_strategy": bank.strategy, "prompts_per_class": [min(n_prompts), max(n_prompts)],
-        "n_prompts": sum(n_prompts), "similarity": similarity,
-        "n_classes": len(split.classnames), "n_videos": len(split.records), "split_root": str(split.root),
-        "seconds": None,
-        **(record or {}),
-    }
-    result = score(split.name, split.classnames, logits, labels, ok, failed, protocol)
-    result.padded = [split.records[i].path for i in padded]
-    result.n_padded = len(padded)
-    for path in result.padded:
+    for i in padded:
         logger.warning("split %s: %s decodes only in part; evaluated on the frames that decode (short_videos=pad)",
-                       split.name, path)
-    result.protocol["seconds"] = round(time.perf_counter() - start, 2)
-    logger.info("%s: top1 %.2f top5 %.2f (%d videos, %d failed, %d classes, %s prompts, %s)", split.name,
-                result.top1, result.top5, result.n_videos, result.n_failed, result.n_classes, bank.strategy, similarity)
-    return result
+                       split.name, split.records[i].path)
+    results = []
+    encoded_banks: dict[int, Any] = {}  # a bank scored with several similarities is encoded once
+    for bank, similarity in variants:
+        began = time.perf_counter()
+        if id(bank) not in encoded_banks:
+            encoded_banks[id(bank)] = bank.encode(model, cache=cache_prompts)
+        encoded = encoded_banks[id(bank)]
+        logits = class_logits(feats, encoded.feats.float().cpu(),
+                              None if encoded.mask is None else encoded.mask.cpu(), similarity)
+        n_prompts = [len(p) for p in bank.prompts]
+        protocol = {
+            "model": model.config.get("model_name"),
+            "pretrained": model.config.get("pretrained"),
+            "temporal_module": bool(model.config.get("temporal_module", False)),
+            **view.record(), "dataset": split.dataset, "role": split.role,
+            "prompt_strategy": bank.strategy, "prompts_per_class": [min(n_prompts), max(n_prompts)],
+            "n_prompts": sum(n_prompts), "similarity": similarity,
+            "n_classes": len(split.classnames), "n_videos": len(split.records), "split_root": str(split.root),
+            "seconds": None, "videos_encoded": n_encoded, "encoding_shared_by": len(variants),
+            **(record or {}),
+        }
+        result = score(split.name, split.classnames, logits, labels, ok, failed, protocol)
+        result.padded = [split.records[i].path for i in padded]
+        result.n_padded = len(padded)
+        # this variant's own time plus the shared encoding (counted in full for each: what one run would cost)
+        result.protocol["seconds"] = round(encode_seconds + time.perf_counter() - began, 2)
+        logger.info("%s: top1 %.2f top5 %.2f (%d videos, %d failed, %d classes, %s prompts, %s)", split.name,
+                    result.top1, result.top5, result.n_videos, result.n_failed, result.n_classes, bank.strategy,
+                    similarity)
+        results.append(result)
+    return results
+
+
+def evaluate(model, split, bank, *, similarity: str, view: ViewSpec, batch_size: int = 8, num_workers: int = 0,
+             device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
+             cache_prompts: bool = False, record: Optional[dict] = None, feature_cache=None) -> EvalResult:
+    """Accuracy of `model` on one protocol split (name, records, classnames, root) with a PromptBank.
+
+    record: extra fields for the result's protocol record (e.g. checkpoint path and sha256).
+    feature_cache: a FrameFeatureCache (engine.feature_cache): videos already encoded are not again.
+    """
+    return evaluate_variants(model, split, [(bank, similarity)], view=view, batch_size=batch_size,
+                             num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
+                             cache_prompts=cache_prompts, record=record, feature_cache=feature_cache)[0]
 
 
 def summarize(results: Sequence[EvalResult]) -> dict[str, Any]:
@@ -299,6 +377,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--max-videos", type=int, default=0,
                         help="evaluate an evenly spaced subset of N videos per split (recorded as subset_of; smoke runs)")
     parser.add_argument("--out", default=None, help="result JSON (default: next to the checkpoint)")
+    parser.add_argument("--feature-cache", default=None, metavar="DIR",
+                        help="keep per-frame video features here: a later run with other prompts or another "
+                             "similarity (same checkpoint, frames and views) encodes no video again")
     args = parser.parse_args(argv)
     if args.checkpoint and (args.quick_gelu is not None or args.pretrained is not None):
         parser.error("--pretrained and --quick-gelu go with --model; a checkpoint carries its own weights and activation")
@@ -337,6 +418,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error(f"--prompts: {prompt_file} is neither 'single', 'set' nor an existing prompt file")
     record.update(protocol_name=args.protocol, protocol_args=protocol_args, prompt_file=prompt_file)
     autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+    from apclip_core.engine.feature_cache import FrameFeatureCache
+
+    feature_cache = FrameFeatureCache(args.feature_cache) if args.feature_cache else None
     results = []
     for full in protocol.eval:
         split = eval_subset(full, args.max_videos)
@@ -346,7 +430,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 view=ViewSpec(args.frames, args.temporal_views, args.spatial_crops,
                                               short_videos=args.short_videos),
                                 batch_size=args.batch_size, num_workers=args.num_workers, device=device,
-                                autocast_dtype=autocast_dtype, record={**record, "subset_of": subset_of}))
+                                autocast_dtype=autocast_dtype, record={**record, "subset_of": subset_of},
+                                feature_cache=feature_cache))
     summary = summarize(results)
     name = default_result_name(args.protocol, protocol_args, protocol.eval, strategy, args.similarity)
     if not args.checkpoint:  # no run folder to sit beside: under runs/, named after the model too

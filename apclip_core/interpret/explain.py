@@ -364,4 +364,5 @@ def random_init_model(like, seed: int = 0):
     cfg = like.config
     return create_model(cfg["model_name"], None, temporal_module=cfg.get("temporal_module", False),
                         temporal_window=cfg.get("temporal_window", 1), quick_gelu=cfg["quick_gelu"],
-                        precision=cfg.get("precision", "fp32")).eval()
+                        precision=cfg.get("precision", "fp32"), expand_temporal_view=cfg.get("expand_temporal_view", 0),
+                        open_clip_config=cfg.get("open_clip_config")).eval()

@@ -10,10 +10,14 @@ view, every layer) but add it as a residual branch with a zero-initialised per-c
 so that switching it on starts exactly from the image model (gate = 0), and training opens
 the gate as far as the data asks. The only new parameters are the gates (layers x width:
 9,216 for ViT-B/16). Frames of different views (temporal clips, spatial crops) never mix.
+
+Open-VCLIP's own form, without gate and inside CLIP's attention (`expanded_view_block`), is here too:
+imported Open-VCLIP/FROSTER checkpoints need it (model config "expand_temporal_view": frames per clip).
 """
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -67,3 +71,48 @@ def neighbour_tokens(h: torch.Tensor, num_frames: int, window: int) -> tuple[tor
     keys = torch.cat(keys, dim=2).reshape(NT, -1, W)
     ignore = torch.cat(ignore, dim=2).reshape(NT, -1)
     return keys, ignore
+
+
+# ---- Open-VCLIP / FROSTER: neighbour-frame attention inside CLIP's own attention ------------------
+# Unlike the gated branch above, this replaces every visual attention layer and has no parameters:
+# it is how Open-VCLIP ("expand_temporal_view") and FROSTER trained and evaluate their weights, so
+# importing their checkpoints needs it (a plain frame-wise tower gives different frame features).
+def expanded_view_block(block: nn.Module, x: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """An open_clip ResidualAttentionBlock's forward with expand_temporal_view attention.
+
+    x: [N*T, L, W], N clips of T = num_frames consecutive frames (one temporal view each).
+    """
+    x = x + block.ls_1(expanded_view_attention(block.attn, block.ln_1(x), num_frames))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def expanded_view_attention(attn: nn.Module, h: torch.Tensor, num_frames: int) -> torch.Tensor:
+    """Frame t's L tokens (queries) attend to the 3L tokens of frames t-1, t, t+1 (keys and values).
+
+    At a clip's ends the missing neighbour is a block of L zero vectors AFTER the input projection
+    (key and value exactly zero, no bias), which still takes part in the softmax: each zero key has
+    logit 0, so it takes weight from the real keys while adding nothing to the output. That is what
+    Open-VCLIP's code computes; masking the missing frame instead would give different features.
+    """
+    if not isinstance(attn, nn.MultiheadAttention) or not attn.batch_first:
+        raise TypeError("expand_temporal_view needs open_clip ResidualAttentionBlocks with batch-first "
+                        f"nn.MultiheadAttention; got {type(attn).__name__}")
+    NT, L, W = h.shape
+    if NT % num_frames:
+        raise ValueError(f"{NT} frames are not a whole number of clips of {num_frames} frames")
+    heads = attn.num_heads
+    q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+
+    def with_neighbours(z: torch.Tensor) -> torch.Tensor:       # [N*T, L, W] -> [N*T, 3L, W]
+        z = z.view(NT // num_frames, num_frames, L, W)
+        zero = z.new_zeros(z.shape[0], 1, L, W)
+        previous = torch.cat([zero, z[:, :-1]], dim=1)
+        following = torch.cat([z[:, 1:], zero], dim=1)
+        return torch.cat([previous, z, following], dim=2).reshape(NT, 3 * L, W)
+
+    def split(z: torch.Tensor) -> torch.Tensor:                 # [N*T, n, W] -> [N*T, heads, n, W/heads]
+        return z.view(NT, z.shape[1], heads, W // heads).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(split(q), split(with_neighbours(k)), split(with_neighbours(v)))
+    out = out.transpose(1, 2).reshape(NT, L, W)
+    return F.linear(out, attn.out_proj.weight, attn.out_proj.bias)

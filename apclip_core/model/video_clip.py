@@ -40,7 +40,7 @@ from open_clip.transformer import text_global_pool
 from torch import nn
 
 from apclip_core import atomic
-from apclip_core.model.temporal import NeighbourFrameAttention
+from apclip_core.model.temporal import NeighbourFrameAttention, expanded_view_block
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +52,21 @@ def register_model_configs() -> None:
     """Make apclip's own open_clip configs (e.g. 'apclip-tiny') known to open_clip. Idempotent."""
     if MODEL_CONFIG_DIR not in open_clip.factory._MODEL_CONFIG_PATHS:
         open_clip.add_model_config(MODEL_CONFIG_DIR)
+
+
+def register_model_config(name: str, model_cfg: dict) -> None:
+    """Make an open_clip model config given as a dict known under `name` (e.g. the architecture of an
+    imported checkpoint, recorded in its config as "open_clip_config"). Idempotent; a different config
+    under a name already taken is refused rather than silently replaced."""
+    register_model_configs()
+    known = open_clip.get_model_config(name)
+    if known is not None:
+        if known != model_cfg:
+            raise ValueError(f"open_clip model config {name!r} already exists with a different architecture")
+        return
+    # open_clip registers configs only from files on disk; its registry is a module-level dict that
+    # survives rescans (add_model_config keeps existing entries), so an in-memory entry is safe.
+    open_clip.factory._MODEL_CONFIGS[name] = json.loads(json.dumps(model_cfg))
 
 
 def needs_quick_gelu(model_name: str, pretrained: Optional[str]) -> bool:
@@ -124,6 +139,10 @@ class VideoCLIP(nn.Module):
         self.config = dict(config)
         self.tokenizer = tokenizer or open_clip.get_tokenizer(config["model_name"])
         self.temporal: Optional[NeighbourFrameAttention] = None
+        # Open-VCLIP/FROSTER's neighbour-frame attention (temporal.expanded_view_block): frames per
+        # clip, fixed when the model is built as in their code; 0 = off (a frame-wise image tower)
+        self.expand_temporal_view = int(config.get("expand_temporal_view", 0) or 0)
+        self.config["expand_temporal_view"] = self.expand_temporal_view
         if config.get("temporal_module", False):
             self.enable_temporal_module(config.get("temporal_window", 1))
         self._fingerprint: Optional[tuple[tuple, str]] = None
@@ -144,23 +163,30 @@ class VideoCLIP(nn.Module):
         if video.ndim != 6:
             raise ValueError(f"video must be [B, V, T, 3, S, S], got shape {tuple(video.shape)}")
         B, V, T = video.shape[:3]
+        if self.expand_temporal_view and T != self.expand_temporal_view:
+            raise ValueError(
+                f"this model's neighbour-frame attention (Open-VCLIP/FROSTER) was built for clips of "
+                f"{self.expand_temporal_view} frames, got {T}: use {self.expand_temporal_view} frames per clip "
+                f"(evaluate --frames {self.expand_temporal_view}), or convert the checkpoint again with --frames {T}")
         frames = video.reshape(B * V * T, *video.shape[3:]).to(self._visual_dtype())
-        if self.temporal is None:
+        if self.temporal is None and not self.expand_temporal_view:
             feats = self.clip.encode_image(frames)
         else:
             feats = self._encode_frames_temporal(frames, T)
         return F.normalize(feats.float(), dim=-1).reshape(B, V * T, -1)
 
     def _encode_frames_temporal(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """open_clip's VisionTransformer.forward, with the neighbour-frame branch after each block."""
+        """open_clip's VisionTransformer.forward, with the neighbour-frame branch after each block
+        and/or each block's attention expanded to the neighbouring frames (expand_temporal_view)."""
         visual = self.clip.visual
         x = visual._embeds(frames)
         for i, block in enumerate(visual.transformer.resblocks):
+            run = (lambda z, b=block: expanded_view_block(b, z, num_frames)) if self.expand_temporal_view else block
             if visual.transformer.grad_checkpointing and self.training:
-                y = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+                y = torch.utils.checkpoint.checkpoint(run, x, use_reentrant=False)
             else:
-                y = block(x)
-            x = self.temporal(i, x, y, block, num_frames)
+                y = run(x)
+            x = self.temporal(i, x, y, block, num_frames) if self.temporal is not None else y
         pooled, _ = visual._pool(x)
         if visual.proj is not None:
             pooled = pooled @ visual.proj
@@ -268,14 +294,19 @@ def _quiet_random_init_notice(active: bool):
 def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "openai", *,
                  temporal_module: bool = False, temporal_window: int = 1, quick_gelu: Optional[bool] = None,
                  device: str | torch.device = "cpu", precision: str = "fp32",
-                 load_weights: bool = True) -> VideoCLIP:
+                 load_weights: bool = True, expand_temporal_view: int = 0,
+                 open_clip_config: Optional[dict] = None) -> VideoCLIP:
     """Build a VideoCLIP from any open_clip model name + pretrained tag, local file or None.
 
     quick_gelu=None decides with needs_quick_gelu(); the decision is stored in the config so a
     reload builds the same activation whatever the name says. A local weights file says nothing about
     its activation: unless the model name or config does, quick_gelu=None is refused for it.
+    open_clip_config: the architecture as a dict, registered under model_name and kept in the config (imported checkpoints, convert.py).
+    expand_temporal_view: Open-VCLIP's neighbour-frame attention for clips of that many frames (0 = off).
     """
     register_model_configs()
+    if open_clip_config is not None:
+        register_model_config(model_name, open_clip_config)
     if quick_gelu is None:
         if pretrained and load_weights and os.path.isfile(pretrained) and not activation_stated(model_name):
             from apclip_core.errors import ActivationUnstated
@@ -299,6 +330,7 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
         "quick_gelu": bool(quick_gelu),
         "temporal_module": bool(temporal_module),
         "temporal_window": int(temporal_window),
+        "expand_temporal_view": int(expand_temporal_view),
         "precision": precision,
         "image_size": int(image_size[0] if isinstance(image_size, (tuple, list)) else image_size),
         "mean": list(preprocess.get("mean", open_clip.OPENAI_DATASET_MEAN)),
@@ -308,6 +340,8 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
                          else clip.visual.output_dim),
         "open_clip_version": open_clip.__version__,
     }
+    if open_clip_config is not None:
+        config["open_clip_config"] = json.loads(json.dumps(open_clip_config))
     return VideoCLIP(clip, config)
 
 
@@ -317,7 +351,10 @@ def create_model_and_transforms(model_name: str = "ViT-B-16", pretrained: Option
                                 num_spatial_crops: int = 1, aug=None, quick_gelu: Optional[bool] = None):
     """(VideoCLIP, train_transform, eval_transform). With checkpoint=, the model (name, weights,
     activation, temporal module) comes from the checkpoint; temporal_module=True adds the module
-    (zero-initialised) if the checkpoint had none."""
+    (zero-initialised) if the checkpoint had none. An apclip checkpoint given as `pretrained` (e.g. one
+    written by `apclip convert`, as a training starting point) is read the same way."""
+    if checkpoint is None and pretrained and is_checkpoint(pretrained):
+        checkpoint = pretrained
     if checkpoint is not None:
         model = load_checkpoint(checkpoint, device=device)
         if temporal_module and model.temporal is None:
@@ -382,6 +419,21 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> object:
                               f"another project can be imported with `python -m apclip_core convert`") from None
 
 
+def is_checkpoint(path: str | Path) -> bool:
+    """True when `path` is a file written by save_checkpoint (its JSON sidecar, or the file, says so)."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    sidecar = path.with_name(path.name + ".json")
+    try:
+        if sidecar.is_file():
+            return json.loads(sidecar.read_text()).get("model", {}).get("format") == CONFIG_FORMAT
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return isinstance(payload, dict) and json.loads(payload.get("config", "{}"))["model"]["format"] == CONFIG_FORMAT
+    except Exception:  # noqa: BLE001 - any unreadable file is simply not an apclip checkpoint
+        return False
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoCLIP:
     """Rebuild the VideoCLIP saved by save_checkpoint (architecture + activation from its config)."""
     from apclip_core.errors import CheckpointError
@@ -393,7 +445,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Vid
     config = json.loads(payload["config"])["model"]
     model = create_model(config["model_name"], config["pretrained"], temporal_module=config["temporal_module"],
                          temporal_window=config.get("temporal_window", 1), quick_gelu=config["quick_gelu"],
-                         precision=config.get("precision", "fp32"), load_weights=False)
+                         precision=config.get("precision", "fp32"), load_weights=False,
+                         expand_temporal_view=config.get("expand_temporal_view", 0),
+                         open_clip_config=config.get("open_clip_config"))
     model.config.update(config)  # keep mean/std/size exactly as trained
     model.load_state_dict(payload["state_dict"], strict=True)
     return model.to(device)

@@ -1,0 +1,535 @@
+"""Import the peers' released checkpoints as regular apclip checkpoints.
+
+    python -m apclip_core convert --from {openai,vificlip,openvclip,froster,ost} SRC DST [--base ORIGINAL_CLIP]
+                                  [--no-interpolate] [--frames T]
+
+or `convert(src, dst, "openvclip", base=...)`. DST is what `save_checkpoint` writes, so `load_checkpoint`,
+`evaluate`, `classify` and training (`pretrained: DST`) read it like any fine-tuned apclip model.
+
+Every source is OpenAI's CLIP underneath (QuickGELU, heads = width // 64), saved in its own layout:
+
+| --from    | weights                   | renamed to OpenAI/open_clip names          | dropped (training only)      |
+|-----------|---------------------------|--------------------------------------------|------------------------------|
+| openai    | a state dict or TorchScript | as is                                    | input_resolution, context_length, vocab_size |
+| vificlip  | ["model"], "module."      | image_encoder. -> visual., text_encoder. -> | prompt_learner.*             |
+| ost       | same as vificlip          | same                                       | —                            |
+| openvclip | ["model_state"], "model." | as is                                      | —                            |
+| froster   | ["model_state"], "model." | as is                                      | projector_v.*, projector_t.* |
+
+What each source needs to give the features its authors measured, recorded in the checkpoint:
+- the architecture, read from tensor shapes only (a config's ARCH can be wrong), built as an open_clip
+  model config registered under a name derived from it (ViT-B-16 etc. when it is one of those);
+- pixel normalisation: ViFi-CLIP and OST normalise 0-255 pixels with ImageNet's mean/std, which on
+  apclip's 0-1 input is mean/255 and std/255; the others use CLIP's. Stored as the config's mean/std,
+  which every apclip transform reads;
+- video pooling ("video_pooling", recorded): ViFi-CLIP averages raw frame features then L2-normalises;
+  OST L2-normalises each frame then averages; Open-VCLIP/FROSTER average per-frame logits. apclip's
+  "mean" similarity (mean of L2-normalised frames) ranks classes exactly as the last two do; for
+  ViFi-CLIP it differs by weighting frames by their feature norm;
+- Open-VCLIP/FROSTER's neighbour-frame attention in every visual layer ("expand_temporal_view": the
+  frames per clip, fixed at build time as in their code, not stored in their files: --frames, default 8);
+- ViFi-CLIP never trains nor saves the token embedding: it comes from the original CLIP (--base);
+- evaluation-time interpolation with the original CLIP (--base), on by default where the authors
+  evaluate that way: Open-VCLIP "patching" w = 0.5 original + 0.5 checkpoint, OST's WiSE-FT
+  w = 0.2 original + 0.8 checkpoint, over every original-CLIP key; --no-interpolate keeps the saved weights.
+
+Reading: ViFi-CLIP and OST pickle a yacs CfgNode beside the weights, so torch.load(weights_only=True)
+refuses them. They are read with a restricted unpickler that maps yacs.config.CfgNode to a plain dict
+and refuses every other global that is not a tensor, storage or plain container (yacs is not needed).
+X-CLIP-style checkpoints (cross-frame message tokens, MIT, a prompt generator) are refused: they are
+not a frame-wise CLIP.
+"""
+from __future__ import annotations
+
+import _compat_pickle
+import argparse
+import hashlib
+import json
+import logging
+import pickle
+import re
+import sys
+import types
+import warnings
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import open_clip
+import torch
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
+IMAGENET_STD_255 = (58.395, 57.12, 57.375)
+CLIP_MEAN = tuple(open_clip.OPENAI_DATASET_MEAN)
+CLIP_STD = tuple(open_clip.OPENAI_DATASET_STD)
+DEFAULT_FRAMES = 8                  # Open-VCLIP/FROSTER's released models: 8-frame clips
+OPENAI_METADATA = ("input_resolution", "context_length", "vocab_size")  # ints in OpenAI's TorchScript files
+STANDARD_MODELS = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336")   # names used when the shapes match
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    name: str
+    title: str
+    mean: tuple                      # on apclip's 0-1 pixel scale
+    std: tuple
+    video_pooling: str
+    expand_temporal_view: bool       # Open-VCLIP's neighbour-frame attention in the image tower
+    original_weight: Optional[float]  # evaluation-time interpolation with the original CLIP (None: as saved)
+    interpolation_name: str = ""
+
+
+FORMATS: dict[str, SourceFormat] = {
+    "openai": SourceFormat("openai", "OpenAI CLIP", CLIP_MEAN, CLIP_STD, "l2_then_mean", False, None),
+    "vificlip": SourceFormat("vificlip", "ViFi-CLIP", tuple(m / 255 for m in IMAGENET_MEAN_255),
+                             tuple(s / 255 for s in IMAGENET_STD_255), "mean_then_l2", False, None),
+    "ost": SourceFormat("ost", "OST", tuple(m / 255 for m in IMAGENET_MEAN_255),
+                        tuple(s / 255 for s in IMAGENET_STD_255), "l2_then_mean", False, 0.2, "WiSE-FT"),
+    "openvclip": SourceFormat("openvclip", "Open-VCLIP", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, 0.5,
+                              "patching"),
+    "froster": SourceFormat("froster", "FROSTER", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, None),
+}
+
+# training-only keys, named in the peers' code: never part of the model
+DROPPED_PREFIXES = {"vificlip": ("prompt_learner.",), "froster": ("projector_v.", "projector_t.")}
+XCLIP_MARKERS = ("mit.", "prompts_generator.", "prompts_visual_proj", "prompts_visual_ln", ".message_")
+
+
+class ConvertError(Exception):
+    """A file that cannot be converted (exit code 1). The message says which file and why."""
+    exit_code = 1
+
+
+class ConvertUsageError(ConvertError):
+    """The command was asked for something that cannot work as given (exit code 2)."""
+    exit_code = 2
+
+
+# ---- reading files --------------------------------------------------------------------------------
+class CfgDict(dict):
+    """A yacs CfgNode read back as a plain dict; yacs' own attributes land in __dict__, unused."""
+
+
+def _allowed_globals() -> dict[tuple[str, str], object]:
+    allowed = {("collections", "OrderedDict"): OrderedDict, ("builtins", "set"): set,
+               ("builtins", "frozenset"): frozenset, ("_codecs", "encode"): __import__("codecs").encode,
+               ("torch", "Size"): torch.Size, ("torch", "device"): torch.device,
+               ("yacs.config", "CfgNode"): CfgDict}
+    for name in ("_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"):
+        if hasattr(torch._utils, name):
+            allowed[("torch._utils", name)] = getattr(torch._utils, name)
+    for name in dir(torch):
+        value = getattr(torch, name, None)
+        if isinstance(value, torch.dtype) or (name.endswith("Storage") and isinstance(value, type)):
+            allowed[("torch", name)] = value
+    allowed[("torch.storage", "UntypedStorage")] = torch.storage.UntypedStorage
+    import numpy as np  # a trainer's max_accuracy may be a numpy scalar
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "scalar")] = scalar
+    allowed[("numpy", "dtype")] = np.dtype
+    for name in ("Float64DType", "Float32DType", "Int64DType"):
+        if hasattr(getattr(np, "dtypes", None), name):
+            allowed[("numpy.dtypes", name)] = getattr(np.dtypes, name)
+    return {k: v for k, v in allowed.items() if v is not None}
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+    """The pickle names a class or function the restricted unpickler does not trust."""
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles tensors, plain containers and yacs CfgNode (as CfgDict); refuses every other global."""
+    ALLOWED: dict = {}
+
+    def find_class(self, module: str, name: str):
+        if not RestrictedUnpickler.ALLOWED:
+            RestrictedUnpickler.ALLOWED = _allowed_globals()
+        # protocol 2 (torch.save's) names builtins the Python 2 way (__builtin__.set): translate as pickle does
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        try:
+            return RestrictedUnpickler.ALLOWED[(module, name)]
+        except KeyError:
+            raise RefusedGlobal(f"refused to unpickle the global {module}.{name}") from None
+
+
+def _restricted_pickle_module() -> types.ModuleType:
+    """What torch.load(pickle_module=...) needs: Unpickler and load."""
+    mod = types.ModuleType("apclip_restricted_pickle")
+    mod.Unpickler = RestrictedUnpickler
+    mod.load = lambda f, **kw: RestrictedUnpickler(f, **kw).load()
+    mod.__dict__["UnpicklingError"] = pickle.UnpicklingError
+    return mod
+
+
+def _is_torchscript(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+
+
+def read_file(path: str | Path, what: str = "SRC"):
+    """A checkpoint file's content: a TorchScript module's state dict, or the unpickled payload."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConvertUsageError(f"{what} {path}: no such file")
+    if _is_torchscript(path):
+        try:
+            with warnings.catch_warnings():  # torch.jit is deprecated, but it is how OpenAI released CLIP
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return dict(torch.jit.load(str(path), map_location="cpu").state_dict())
+        except Exception as e:  # noqa: BLE001
+            raise ConvertError(f"{what} {path}: a TorchScript file that torch.jit.load cannot read ({e})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        pass  # a yacs config inside (ViFi-CLIP/OST): the restricted unpickler below reads it
+    except Exception as e:  # noqa: BLE001
+        raise ConvertError(f"{what} {path}: not a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle_module())
+    except RefusedGlobal as e:
+        raise ConvertError(f"{what} {path}: {e}. apclip reads only tensors, plain containers and yacs configs "
+                           "from a pickle; re-save the weights as a plain state dict of tensors") from None
+    except Exception as e:  # noqa: BLE001
+        raise ConvertError(f"{what} {path}: not a PyTorch checkpoint ({type(e).__name__}: {e})") from None
+
+
+# ---- layouts --------------------------------------------------------------------------------------
+def _tensors(d) -> dict:
+    return {k: v for k, v in d.items() if isinstance(v, torch.Tensor)} if isinstance(d, dict) else {}
+
+
+def _strip(keys, prefix: str) -> list[str]:
+    return [k[len(prefix):] if k.startswith(prefix) else k for k in keys]
+
+
+def detect_format(payload) -> tuple[Optional[str], str]:
+    """(format name or None, what in the file says so). 'xclip' and 'apclip' are recognised to be refused."""
+    if not isinstance(payload, dict):
+        return None, f"the file holds a {type(payload).__name__}, not a dict of weights"
+    if "state_dict" in payload and "config" in payload and isinstance(payload.get("config"), str):
+        return "apclip", "keys 'state_dict' and 'config' (already an apclip checkpoint)"
+    if isinstance(payload.get("model"), dict):
+        keys = _strip(payload["model"], "module.")
+        if any(m in k for k in keys for m in XCLIP_MARKERS):
+            return "xclip", "X-CLIP modules (mit., prompts_generator., message_ attention)"
+        if any(k.startswith("image_encoder.") for k in keys):
+            if "text_encoder.token_embedding.weight" in keys:
+                return "ost", "'model' with module.image_encoder.* and a text token embedding"
+            return "vificlip", "'model' with module.image_encoder.* and no text token embedding"
+    if isinstance(payload.get("model_state"), dict):
+        state = payload["model_state"]
+        if any(k.startswith(p) for k in state for p in DROPPED_PREFIXES["froster"]):
+            return "froster", "'model_state' with FROSTER's projector_v/projector_t"
+        if any(k.startswith("model.visual.") for k in state):
+            return "openvclip", "'model_state' with model.visual.* (Open-VCLIP; FROSTER also has projector_v/t)"
+    tensors = _tensors(payload)
+    if tensors and "visual.conv1.weight" in tensors:
+        return "openai", "a state dict with OpenAI's names (visual.conv1.weight, ...)"
+    if tensors and any(m in k for k in tensors for m in XCLIP_MARKERS):
+        return "xclip", "X-CLIP modules (mit., prompts_generator., message_ attention)"
+    top = ", ".join(sorted(map(str, payload))[:8])
+    return None, f"top-level keys {top}{' ...' if len(payload) > 8 else ''}"
+
+
+def _check_format(payload, fmt: str, path: Path) -> None:
+    found, why = detect_format(payload)
+    if found == "xclip":
+        raise ConvertError(f"{path} is an X-CLIP-style checkpoint ({why}): its image tower exchanges "
+                           "messages between frames and its text side adds a prompt generator, which a "
+                           "frame-wise CLIP does not have, so it cannot be loaded as one. Not convertible.")
+    if found == "apclip":
+        raise ConvertUsageError(f"{path} is already an apclip checkpoint: load it with load_checkpoint / "
+                                "evaluate --checkpoint, no conversion needed")
+    if found is None:
+        raise ConvertError(f"{path} is not a checkpoint layout apclip knows ({why}); known: "
+                           f"{', '.join(FORMATS)} (see `python -m apclip_core convert --help`)")
+    same_family = {found, fmt} <= {"openvclip", "froster"} and fmt == "froster"  # projectors may be stripped
+    if found != fmt and not same_family:
+        raise ConvertUsageError(f"{path} looks like a {FORMATS[found].title} checkpoint ({why}), not "
+                                f"{FORMATS[fmt].title}: run again with --from {found}")
+
+
+def to_openai_layout(payload, fmt: str) -> tuple[dict, list[str]]:
+    """(state dict with OpenAI/open_clip names, float32; the training-only keys dropped)."""
+    if fmt == "openai":
+        raw = {k: v for k, v in payload.items() if k not in OPENAI_METADATA}
+        dropped = [k for k in OPENAI_METADATA if k in payload]
+    elif fmt in ("vificlip", "ost"):
+        raw, dropped = {}, []
+        for key, value in payload["model"].items():
+            k = key[len("module."):] if key.startswith("module.") else key
+            if k.startswith(DROPPED_PREFIXES["vificlip"]):
+                dropped.append(key)
+                continue
+            if k.startswith("image_encoder."):
+                k = "visual." + k[len("image_encoder."):]
+            elif k.startswith("text_encoder."):
+                k = k[len("text_encoder."):]
+            raw[k] = value
+    else:  # openvclip, froster
+        raw, dropped = {}, []
+        for key, value in payload["model_state"].items():
+            if key.startswith(DROPPED_PREFIXES["froster"]):
+                dropped.append(key)
+                continue
+            raw[key[len("model."):] if key.startswith("model.") else key] = value
+    bad = [k for k, v in raw.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise ConvertError(f"the weights hold non-tensor entries: {', '.join(map(str, bad[:10]))}")
+    return {k: v.detach().float() for k, v in raw.items()}, dropped
+
+
+# ---- architecture -----------------------------------------------------------------------------------
+def _count_blocks(sd: dict, prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    found = {int(m.group(1)) for k in sd if (m := pattern.match(k))}
+    if found != set(range(len(found))):
+        raise ConvertError(f"blocks {prefix}N are not numbered 0..{len(found) - 1}: {sorted(found)}")
+    return len(found)
+
+
+def infer_architecture(sd: dict) -> dict:
+    """The open_clip model config (QuickGELU) of an OpenAI-layout ViT CLIP, from tensor shapes alone."""
+    if any(k.startswith("visual.layer1.") for k in sd):
+        raise ConvertError("the image tower is a ResNet (visual.layer1.*); apclip imports ViT CLIPs only")
+    needed = ["visual.conv1.weight", "visual.positional_embedding", "visual.proj",
+              "visual.transformer.resblocks.0.mlp.c_fc.weight", "positional_embedding", "token_embedding.weight",
+              "ln_final.weight", "text_projection", "transformer.resblocks.0.mlp.c_fc.weight"]
+    missing = [k for k in needed if k not in sd]
+    if missing:
+        raise ConvertError(f"cannot infer the architecture: missing {', '.join(missing)}")
+    conv = sd["visual.conv1.weight"]
+    width, patch = int(conv.shape[0]), int(conv.shape[-1])
+    tokens = int(sd["visual.positional_embedding"].shape[0]) - 1
+    grid = round(tokens ** 0.5)
+    if grid * grid != tokens:
+        raise ConvertError(f"visual.positional_embedding has {tokens} patch positions, not a square grid")
+    text_width = int(sd["ln_final.weight"].shape[0])
+    for w, what in ((width, "image"), (text_width, "text")):
+        if w % 64:
+            raise ConvertError(f"the {what} tower's width {w} is not a multiple of 64 (OpenAI CLIP: heads of 64)")
+    return {
+        "embed_dim": int(sd["visual.proj"].shape[1]),
+        "quick_gelu": True,
+        "vision_cfg": {
+            "image_size": grid * patch, "layers": _count_blocks(sd, "visual.transformer.resblocks."),
+            "width": width, "patch_size": patch, "head_width": 64,
+            "mlp_ratio": sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / width,
+        },
+        "text_cfg": {
+            "context_length": int(sd["positional_embedding"].shape[0]),
+            "vocab_size": int(sd["token_embedding.weight"].shape[0]),
+            "width": text_width, "heads": text_width // 64,
+            "layers": _count_blocks(sd, "transformer.resblocks."),
+            "mlp_ratio": sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / text_width,
+        },
+    }
+
+
+def _canonical(cfg: dict) -> tuple:
+    v, t = cfg["vision_cfg"], cfg["text_cfg"]
+    return (cfg["embed_dim"], v["image_size"], v["layers"], v["width"], v["patch_size"], v.get("head_width", 64),
+            float(v.get("mlp_ratio", 4.0)), t["context_length"], t["vocab_size"], t["width"], t["heads"],
+            t["layers"], float(t.get("mlp_ratio", 4.0)))
+
+
+def model_name_for(cfg: dict) -> str:
+    """open_clip's own name when the architecture is one of its OpenAI ViTs, else a name from its hash."""
+    for name in STANDARD_MODELS:
+        known = open_clip.get_model_config(name)
+        if known and _canonical(known) == _canonical(cfg):
+            return name
+    digest = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10]
+    v = cfg["vision_cfg"]
+    return f"apclip-import-w{v['width']}-l{v['layers']}-p{v['patch_size']}-i{v['image_size']}-{digest}"
+
+
+# ---- the original CLIP (--base) -------------------------------------------------------------------
+def load_base(base: str, model_name: str) -> tuple[dict, str]:
+    """(OpenAI-layout float32 state dict, description) of the original CLIP."""
+    if base == "openai":
+        if model_name not in STANDARD_MODELS:
+            raise ConvertUsageError(f"--base openai: the checkpoint's architecture ({model_name}) is not one of "
+                                    f"OpenAI's ({', '.join(STANDARD_MODELS)}); pass a local file instead")
+        try:
+            clip = open_clip.create_model(model_name, pretrained="openai", force_quick_gelu=True)
+        except Exception as e:  # noqa: BLE001 - offline, no cache
+            raise ConvertError(f"--base openai: could not fetch OpenAI's {model_name} weights ({e}); without "
+                               "internet pass a local OpenAI CLIP file (e.g. ~/.cache/clip/ViT-B-16.pt)") from None
+        return {k: v.detach().float() for k, v in clip.state_dict().items()}, f"openai:{model_name}"
+    payload = read_file(base, "--base")
+    found, why = detect_format(payload)
+    if found != "openai":
+        raise ConvertUsageError(f"--base {base} is not an original CLIP in OpenAI's layout ({why}); pass OpenAI's "
+                                "TorchScript file (e.g. ViT-B-16.pt) or its state dict")
+    sd, _ = to_openai_layout(payload, "openai")
+    return sd, str(base)
+
+
+def _check_base_shapes(base: dict, sd: dict, keys, base_name: str) -> None:
+    missing = [k for k in keys if k not in base]
+    wrong = [f"{k} {tuple(base[k].shape)} vs {tuple(sd[k].shape)}" for k in keys
+             if k in base and k in sd and base[k].shape != sd[k].shape]
+    if missing or wrong:
+        raise ConvertUsageError(f"--base {base_name} is not the original CLIP of this checkpoint's architecture: "
+                                + "; ".join(filter(None, [missing and f"missing {', '.join(missing[:10])}",
+                                                          wrong and f"shapes differ: {', '.join(wrong[:5])}"])))
+
+
+# ---- conversion -------------------------------------------------------------------------------------
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_strict(clip: torch.nn.Module, sd: dict, src: Path) -> None:
+    """load_state_dict, after checking every key is used and every needed key present, shapes equal."""
+    expected = clip.state_dict()
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    shapes = [f"{k}: file {tuple(sd[k].shape)}, model {tuple(expected[k].shape)}"
+              for k in sorted(set(sd) & set(expected)) if sd[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing keys ({len(missing)}): {', '.join(missing[:20])}{' ...' if len(missing) > 20 else ''}")
+        if unexpected:
+            parts.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}"
+                         f"{' ...' if len(unexpected) > 20 else ''}")
+        if shapes:
+            parts.append(f"shape mismatches: {'; '.join(shapes[:10])}")
+        raise ConvertError(f"{src}: the weights do not fit a CLIP of the inferred architecture (names after "
+                           f"renaming to OpenAI's layout): " + " | ".join(parts))
+    clip.load_state_dict(sd, strict=True)
+
+
+def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optional[str] = None,
+            interpolate: bool = True, frames: Optional[int] = None):
+    """Convert a peer's checkpoint at `src` into an apclip checkpoint at `dst`; returns the VideoCLIP."""
+    from apclip_core.model.video_clip import create_model, save_checkpoint
+
+    if source_format not in FORMATS:
+        raise ConvertUsageError(f"unknown --from {source_format!r}; valid: {', '.join(FORMATS)}")
+    fmt = FORMATS[source_format]
+    src, dst = Path(src), Path(dst)
+    if frames is not None and not fmt.expand_temporal_view:
+        raise ConvertUsageError(f"--frames applies to Open-VCLIP/FROSTER's neighbour-frame attention only; "
+                                f"{fmt.title} encodes frames one by one")
+    if frames is not None and frames < 2:
+        raise ConvertUsageError(f"--frames must be >= 2 (frames per clip), got {frames}")
+    if src.resolve() == dst.resolve():
+        raise ConvertUsageError(f"DST {dst} is SRC: write the apclip checkpoint to another file")
+
+    payload = read_file(src)
+    _check_format(payload, source_format, src)
+    sd, dropped = to_openai_layout(payload, source_format)
+    del payload
+    if source_format == "vificlip" and "token_embedding.weight" not in sd and base is None:
+        raise ConvertUsageError(f"{src}: ViFi-CLIP never saves the text token embedding (it is never trained); "
+                                "pass --base with the original CLIP of the same architecture (OpenAI's "
+                                "ViT-B-16.pt TorchScript file or state dict, or 'openai' to download it)")
+    weight = fmt.original_weight if interpolate else None
+    if weight is not None and base is None:
+        raise ConvertUsageError(f"{src}: {fmt.title} is evaluated with its weights interpolated with the original "
+                                f"CLIP ({fmt.interpolation_name}: {weight} original + {1 - weight:g} checkpoint); "
+                                "pass --base ORIGINAL_CLIP, or --no-interpolate to keep the weights as saved")
+
+    try:
+        if "token_embedding.weight" in sd:
+            arch = infer_architecture(sd)
+        else:  # ViFi-CLIP: the vocabulary comes from the base; until then assume OpenAI's (only names the model)
+            width = sd["ln_final.weight"].shape[0] if "ln_final.weight" in sd else 64
+            arch = infer_architecture({**sd, "token_embedding.weight": torch.empty((49408, width), device="meta")})
+    except ConvertError as e:
+        raise ConvertError(f"{src}: {e}") from None
+    base_sd, base_name, token_from_base = None, None, False
+    needs_base = weight is not None or "token_embedding.weight" not in sd
+    if base is not None and not needs_base:
+        logger.info("--base %s is not needed for %s%s; ignored", base, fmt.title,
+                    " with --no-interpolate" if fmt.original_weight else "")
+        base = None
+    if base is not None:
+        base_sd, base_name = load_base(base, model_name_for(arch))
+        if "token_embedding.weight" not in sd:
+            if "token_embedding.weight" not in base_sd:
+                raise ConvertUsageError(f"--base {base} has no token_embedding.weight")
+            sd["token_embedding.weight"] = base_sd["token_embedding.weight"].clone()
+            token_from_base = True
+            arch = infer_architecture(sd)
+        _check_base_shapes(base_sd, sd, list(sd), base_name)
+    model_name = model_name_for(arch)
+    if weight is not None:
+        sd = {k: weight * base_sd[k] + (1 - weight) * v for k, v in sd.items()}
+
+    n_frames = (frames or DEFAULT_FRAMES) if fmt.expand_temporal_view else 0
+    # open_clip knows its own names; a generated architecture travels in the checkpoint's config
+    model = create_model(model_name, None, quick_gelu=True, load_weights=False, expand_temporal_view=n_frames,
+                         open_clip_config=None if model_name in STANDARD_MODELS else arch)
+    load_strict(model.clip, sd, src)
+    interpolation = {"original_weight": weight, "method": fmt.interpolation_name if weight is not None else None,
+                     "default_original_weight": fmt.original_weight, "applied": weight is not None}
+    model.config.update(
+        mean=list(fmt.mean), std=list(fmt.std), video_pooling=fmt.video_pooling, source_format=source_format,
+        pretrained=None, interpolation=interpolation)
+    record = {"source": str(src), "source_sha256": _sha256(src), "source_format": source_format,
+              "source_title": fmt.title, "base": base_name,
+              "base_sha256": _sha256(Path(base)) if base not in (None, "openai") else None,
+              "token_embedding_from_base": token_from_base, "dropped_keys": dropped,
+              "interpolation": interpolation, "expand_temporal_view": n_frames,
+              "mean": list(fmt.mean), "std": list(fmt.std), "video_pooling": fmt.video_pooling}
+    try:
+        save_checkpoint(model, dst, converted_from=record)
+    except OSError as e:
+        raise ConvertError(f"DST {dst}: cannot write the checkpoint ({e})") from None
+    return model
+
+
+# ---- CLI ----------------------------------------------------------------------------------------------
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="apclip convert", description="Convert a peer's released checkpoint into an apclip checkpoint.",
+        epilog="ViFi-CLIP needs --base (its token embedding); Open-VCLIP and OST need --base for the "
+               "interpolation their evaluation applies, unless --no-interpolate.")
+    parser.add_argument("--from", dest="source_format", required=True, choices=list(FORMATS),
+                        help="the checkpoint's origin")
+    parser.add_argument("src", help="the released checkpoint file")
+    parser.add_argument("dst", help="the apclip checkpoint to write (plus DST.json)")
+    parser.add_argument("--base", default=None,
+                        help="the original CLIP of the same architecture: OpenAI's TorchScript .pt, an OpenAI-layout "
+                             "state dict, or 'openai' (downloads through open_clip)")
+    parser.add_argument("--no-interpolate", action="store_true",
+                        help="keep the weights as saved (default: Open-VCLIP 0.5 / OST 0.2 of the original CLIP)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help=f"Open-VCLIP/FROSTER: frames per clip of the neighbour-frame attention (default "
+                             f"{DEFAULT_FRAMES}, as released)")
+    args = parser.parse_args(argv)
+    try:
+        model = convert(args.src, args.dst, args.source_format, base=args.base,
+                        interpolate=not args.no_interpolate, frames=args.frames)
+    except ConvertError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    cfg = model.config
+    print(f"wrote {args.dst} ({FORMATS[args.source_format].title} -> {cfg['model_name']}, "
+          f"interpolation {cfg['interpolation']['original_weight'] or 'off'}, "
+          f"neighbour-frame attention {cfg['expand_temporal_view'] or 'off'}, pooling {cfg['video_pooling']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
