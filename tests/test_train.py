@@ -210,3 +210,14 @@ def test_eval_subset_is_evenly_spaced_and_leaves_small_splits_alone(tmp_path):
     assert [r.path for r in sub.records] == ["v0.mp4", "v2.mp4", "v5.mp4", "v7.mp4"]
     assert len(split.records) == 10 and sub.classnames == split.classnames     # the full split is untouched
     assert E.eval_subset(split, 0) is split and E.eval_subset(split, 10) is split
+
+
+def test_the_training_bank_drops_the_attribute_groups_the_config_drops():
+    """Table 5's "w/o Body" trains without the Body descriptions, not only evaluates without them."""
+    names = ["blorping", "chorving"]
+    full = T.training_bank(C.load_config("bench_base2novel"), names)
+    cfg = C.load_config("bench_base2novel", drop_attribute_groups=["body"])
+    without = T.training_bank(cfg, names)
+    assert any(a.startswith("body.") for attrs in full.attributes for a in attrs)
+    assert not any(a.startswith("body.") for attrs in without.attributes for a in attrs)
+    assert without.counts == [n * 2 // 3 for n in full.counts]  # 12 of 36 per class are Body

@@ -153,6 +153,13 @@ def close_logging() -> None:
     root.propagate = True
 
 
+def training_bank(cfg: TrainConfig, classnames: list[str]):
+    """The prompts the run trains with: the config's strategy, prompt file and dropped attribute groups
+    (evaluation builds its banks the same way, per split: engine.evaluate.evaluate_protocol)."""
+    return build_prompt_bank(cfg.prompt_strategy, classnames, resolve_prompt_file(cfg.prompt_file),
+                             drop_groups=cfg.drop_attribute_groups)
+
+
 @dataclass
 class LoopState:
     """Where the loop is, all of it: saved whole in last.pt, so a resumed run continues exactly."""
@@ -257,7 +264,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         cfg.model_name, pretrained, temporal_module=cfg.temporal_module, quick_gelu=cfg.quick_gelu, device=device,
         num_spatial_crops=cfg.spatial_crops, aug=AugConfig(flip=cfg.flip))
     prompt_file = resolve_prompt_file(cfg.prompt_file)
-    bank = build_prompt_bank(cfg.prompt_strategy, classnames, prompt_file)
+    bank = training_bank(cfg, classnames)
     classifier = PromptClassifier(model, bank, cfg.similarity, cfg.prompts_per_class_per_step).to(device)
     ddp = nn.parallel.DistributedDataParallel(
         classifier, device_ids=[device.index] if device.type == "cuda" else None) if d.enabled else classifier
