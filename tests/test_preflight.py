@@ -33,3 +33,52 @@ def test_table2_paper_preflight_counts_every_missing_video_of_every_seed(splits_
     assert all("make data-hmdb51" in p for p in problems if p.startswith("videos of"))
     assert any("HF_HUB_OFFLINE is set" in p for p in problems)
     assert seconds < 20, f"preflight took {seconds:.1f} s"
+
+
+def test_present_but_unreadable_videos_are_reported_per_list_cached_and_deep_probe_finds_cut_files(
+        splits_root, bench_root, tmp_path, monkeypatch):
+    """Real rendered videos under real HMDB-51 names, among them a zero-byte file, garbage bytes and an AVI
+    cut in half (its header still opens): the default check finds the first two in milliseconds, --probe
+    deep the third too; a second preflight answers from the cache without opening a file."""
+    from apclip_core.data import container_check
+    from apclip_core.paper import preflight
+
+    monkeypatch.setenv("APCLIP_SPLITS", str(splits_root))
+    monkeypatch.setenv("APCLIP_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("APCLIP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    avi = next(iter(sorted(bench_root.rglob("*.avi"))))
+    b2n = splits_root / "datasets_splits" / "base2novel_splits" / "hmdb_splits"
+    records = read_video_list(b2n / "base_val.txt")[:7]
+    files = [tmp_path / "data" / "hmdb51" / r.path for r in records]
+    for f in files:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(avi.read_bytes())
+    files[1].write_bytes(b"")                                                   # an extraction that failed
+    files[3].write_bytes(b"<html><body>404 Not Found</body></html>" * 20)      # an error page saved as .avi
+    files[5].write_bytes(avi.read_bytes()[: avi.stat().st_size // 2])          # a download cut in half
+    notebook = REPO / "notebooks" / "12_table2_base_to_novel.ipynb"
+
+    def unreadable(problems):
+        found = [p for p in problems if "present but unreadable" in p]
+        assert len(found) <= 1 and all(p.startswith("videos of hmdb51_base_val: ") for p in found)
+        return found[0] if found else ""
+
+    default = unreadable(check(notebook, "paper"))
+    assert default.startswith("videos of hmdb51_base_val: 2 of 780 present but unreadable")
+    assert f"{records[1].path} (empty file (0 bytes))" in default and records[3].path in default
+    assert records[5].path not in default and "make data-hmdb51" in default and "PARTIAL" in default
+
+    deep = unreadable(check(notebook, "paper", probe="deep"))
+    assert deep.startswith("videos of hmdb51_base_val: 3 of 780 present but unreadable")
+    assert f"{records[5].path} (cut short: " in deep
+
+    def no_opening(batch):
+        raise AssertionError(f"{len(batch)} file(s) opened again although unchanged")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(container_check, "_problems", no_opening)
+        assert unreadable(check(notebook, "paper", probe="deep")) == deep  # the cache answers
+    files[5].write_bytes(avi.read_bytes())                                 # fixed: changed, so checked again
+    assert unreadable(preflight.check(notebook, "paper", probe="deep")).startswith(
+        "videos of hmdb51_base_val: 2 of 780 present but unreadable")
