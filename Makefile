@@ -37,8 +37,9 @@ help:
 	@echo "make lab     - JupyterLab on the project's kernel ($(KERNEL))"
 	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] [GPUS=N] - one paper table, ours beside the paper's"
 	@echo "make reproduce-all [PROFILE=...]   - all seven tables"
-	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] - every run a table needs:"
-	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run"
+	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] [MEASURE=1] - every run a table needs:"
+	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run;"
+	@echo "      MEASURE=1 times each run's training step on this machine's GPU first (seconds, cached for later plans)"
 	@echo "make figures                       - Figure 5: attention maps and per-frame top-5 prompts"
 	@echo "make gpu-check                     - on a GPU (< 8 min): CUDA tests, ViT-B/16 bf16 training steps, eval throughput -> bench/results/gpu_check.md"
 	@echo "make bench                         - benchmarks (CPU < 5 min; GPU section when CUDA is present) -> bench/results/latest.md"
@@ -95,12 +96,13 @@ reproduce-table%: $(STAMP)
 	 $(BIN)/python -m apclip_core report --table $$(basename $$nb .ipynb | cut -d_ -f2-) --notebook $(OUT)/$$(basename $$nb)
 
 # Every run a table needs, before any starts: torchrun commands, GPU-hours, wall time, disk.
-# make plan-table2 PROFILE=paper GPUS=8 [NODES=2] [SLURM=jobs/]  (SLURM: one batch script per run)
+# make plan-table2 PROFILE=paper GPUS=8 [NODES=2] [SLURM=jobs/] [MEASURE=1]  (SLURM: one batch script per run;
+# MEASURE=1: costs from a few training steps timed on this machine's device, cached in <runs>/throughput.json)
 NODES ?= 1
 plan-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
-	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),)
+	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
 
 reproduce-all: $(foreach t,1 2 3 4 5 6 7,reproduce-table$(t))
 

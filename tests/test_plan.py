@@ -2,9 +2,11 @@
 look for (one identity whoever starts it), with GPU-hours, wall time, disk and SLURM scripts."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import subprocess
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -111,3 +113,46 @@ def test_the_notebook_launches_its_runs_with_torchrun_and_reuses_them(tmp_path, 
     stamp = (run_dir / "last.pt").stat().st_mtime_ns
     again = experiments.run("bench_base2novel", "Single", **small)  # the same training under Table 6's name
     assert again["run_dir"] == str(run_dir) and (run_dir / "last.pt").stat().st_mtime_ns == stamp
+
+
+def test_measured_throughput_is_cached_reused_and_scales_the_costs(splits_root, tmp_path, monkeypatch):
+    """plan --measure times real training steps of each run's shape on this device (apclip-tiny on CPU here:
+    ViT-B/16 on a GPU), caches them, and later plans and the CPU estimates reuse the figure."""
+    from apclip_core.engine import cost, throughput
+
+    monkeypatch.setenv("APCLIP_SPLITS", str(splits_root))
+    monkeypatch.setenv("APCLIP_RUNS", str(tmp_path))
+    monkeypatch.setattr(throughput, "TIMED_STEPS", 2)  # the CI machine's 2 cores are shared: short, same steps
+    tiny = {**notebook_parameters(TABLE2, "paper"), "methods": ["AP-CLIP"], "seeds": [1, 2],
+            "overrides": {"model_name": "apclip-tiny", "pretrained": None, "batch_size": 2, "frames": 4,
+                          "eval_batch_size": 2}}
+    before = plan.plan_runs("table2_base_to_novel", tiny)
+    assert before[0].throughput.startswith(("ASSUMED", "measured by the bench"))  # nothing measured here yet
+    start = time.monotonic()
+    runs = plan.plan_runs("table2_base_to_novel", tiny, measure=True, device="cpu")
+    assert time.monotonic() - start < 20
+    entries = json.loads((tmp_path / "throughput.json").read_text())["measurements"]
+    assert len(entries) == 1  # both seeds have the same shape: measured once
+    m = throughput.recorded(throughput.Workload(**entries[0]["workload"]))
+    assert m.device.startswith("cpu") and m.workload.class_prompts == 26 * 8  # 26 base classes x k=8
+    assert all(r.throughput == m.describe() for r in runs) and "data loading not included" in m.describe()
+    cfg = experiments.make_config(tiny["config"], "AP-CLIP", protocol_args={"dataset": "hmdb51", "seed": 1},
+                                  **tiny["overrides"])
+    train_s = 416 * cfg.epochs * cfg.frames / m.train_frames_per_s
+    eval_s = 1530 * cfg.frames * cfg.temporal_views * cfg.spatial_crops / m.eval_frames_per_s
+    assert runs[0].gpu_hours == pytest.approx((train_s + eval_s) / 3600)
+    assert runs[0].wall_hours == pytest.approx((train_s / 8 + eval_s) / 3600)  # evaluation runs on rank 0 alone
+
+    monkeypatch.setattr(throughput, "measure", lambda *a, **k: pytest.fail("measured again"))
+    again = plan.plan_runs("table2_base_to_novel", tiny)  # no --measure: the cached figure
+    assert [r.gpu_hours for r in again] == [r.gpu_hours for r in runs]
+    throughput.record(dataclasses.replace(m, train_frames_per_s=m.train_frames_per_s / 2,
+                                          eval_frames_per_s=m.eval_frames_per_s / 2))
+    slower = plan.plan_runs("table2_base_to_novel", tiny)
+    assert slower[0].gpu_hours == pytest.approx(2 * runs[0].gpu_hours)
+
+    days, source = cost.cpu_estimate(cfg, 416)  # train's and the preflight's CPU estimate: this CPU's figure
+    assert days == pytest.approx(416 * cfg.epochs * cfg.frames / (m.train_frames_per_s / 2) / 86400)
+    assert source.startswith("measured on cpu")
+    big = experiments.make_config(tiny["config"], "AP-CLIP", model_name="ViT-B-16", pretrained=None)
+    assert cost.cpu_estimate(big, 416)[1].startswith("ASSUMED")  # never measured: the stated constant

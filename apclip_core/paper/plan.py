@@ -7,10 +7,12 @@ the GPUs given, and disk; then the table's totals. With --slurm DIR, one SLURM b
 sets the run's name (its identity hash, experiments.make_config) and folder, so the notebook finds a
 run started by hand or by a scheduler, reuses it when finished, and resumes it when not.
 
-Costs come from a throughput figure: the GPU section of the bench's latest results
-(bench/results/latest.json, `make gpu-check` or `make bench` on a GPU) when it has one, otherwise
-ViFi-CLIP's reported cost (about 120 frames/s per A100 in training, data loading included), which is
-stated as an assumption in the output.
+Costs come from a throughput figure, the first of: measured on this machine's device for the run's
+shape (`--measure`, `make plan-tableN MEASURE=1`: a few real training steps and an evaluation forward,
+seconds on a GPU; cached in <runs>/throughput.json and reused by later plans, engine/throughput.py);
+the GPU section of the bench's latest results (bench/results/latest.json, written by `make gpu-check`
+or `make bench` on a GPU); ViFi-CLIP's reported cost (about 120 frames/s per A100 in training, data
+loading included), stated as an assumption. Every run's estimate says which, with its assumptions.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from typing import Optional
 from apclip_core import atomic, paths
 
 ASSUMED_TRAIN_FRAMES_PER_S = 120.0   # per GPU: ViFi-CLIP, 22 h on 8 A100 for 10 K-400 epochs x 240k videos x 32 frames
-EVAL_SPEEDUP = 3.0                   # forward only vs forward + backward (backward ~ 2 forwards)
+EVAL_SPEEDUP = 3.0                   # when evaluation is not measured: forward only vs forward + backward
 BENCH_RESULTS = paths.PROJECT_ROOT / "bench" / "results" / "latest.json"
 # the folders the plan was made with: the job must read and write the same ones as the notebook
 PASSED_ENV = ("APCLIP_DATA", "APCLIP_RUNS", "APCLIP_CACHE", "APCLIP_SPLITS", "HF_HOME")
@@ -38,6 +40,16 @@ SLURM_TIME_MARGIN = 1.5              # the job's time limit: estimate x margin (
 class Throughput:
     train_frames_per_s: float        # per GPU
     source: str                      # where the figure comes from, said beside every estimate
+    eval_frames_per_s: Optional[float] = None  # None: not measured, EVAL_SPEEDUP x training (said so)
+
+    @property
+    def eval_rate(self) -> float:
+        return self.eval_frames_per_s or self.train_frames_per_s * EVAL_SPEEDUP
+
+    def describe(self) -> str:
+        if self.eval_frames_per_s:
+            return self.source
+        return f"{self.source}; evaluation ASSUMED {EVAL_SPEEDUP:g}x the training rate (forward only, not measured)"
 
 
 def throughput(results: Path = BENCH_RESULTS) -> Throughput:
@@ -45,13 +57,39 @@ def throughput(results: Path = BENCH_RESULTS) -> Throughput:
     try:
         gpu = json.loads(Path(results).read_text())["sections"]["gpu"]["details"]
         videos_per_s = float(gpu["e2e_videos_per_s"])
-        frames = int(gpu.get("sizes", {}).get("frames") or 8)
+        sizes = gpu.get("sizes", {})
+        frames = int(sizes.get("frames") or 8)
         device = gpu.get("device", "GPU")
-        return Throughput(videos_per_s * frames, f"measured by the bench on {device} ({results})")
+        eval_rate = gpu.get("eval_frames_per_s")  # `make gpu-check` adds its evaluation step's figure
+        return Throughput(videos_per_s * frames,
+                          f"measured by the bench on {device} ({paths.portable(results)}): {sizes.get('model', '?')}, "
+                          f"{frames} frames, batch {sizes.get('batch', '?')}/GPU, bf16, data loading included"
+                          + (f"; evaluation {float(eval_rate):,.0f} frames/s by `make gpu-check` (decoding included)"
+                             if eval_rate else ""),
+                          float(eval_rate) if eval_rate else None)
     except (OSError, KeyError, TypeError, ValueError, json.JSONDecodeError):
         return Throughput(ASSUMED_TRAIN_FRAMES_PER_S,
                           f"ASSUMED {ASSUMED_TRAIN_FRAMES_PER_S:.0f} training frames/s per GPU (ViFi-CLIP's reported "
-                          "K-400 cost on A100, data loading included); measure yours with `make gpu-check`")
+                          "K-400 cost on A100, data loading included); measure yours with `make plan-tableN MEASURE=1` "
+                          "on a GPU node (seconds) or `make gpu-check`")
+
+
+def speed_for(cfg, *, measure: bool = False, device: str = "auto", measured: Optional[dict] = None) -> Throughput:
+    """The run's throughput: measured here now (measure=True; once per workload in `measured`), else cached from
+    an earlier measurement of the same workload, else the bench's GPU figure, else the stated assumption."""
+    from apclip_core.engine import throughput as measuring
+
+    work = measuring.workload(cfg)
+    if measure:
+        measured = {} if measured is None else measured
+        if work not in measured:
+            measured[work] = measuring.measure(cfg, device)
+        m = measured[work]
+    else:
+        m = measuring.recorded(work)
+    if m is None:
+        return throughput()
+    return Throughput(m.train_frames_per_s, m.describe(), m.eval_frames_per_s)
 
 
 @dataclass
@@ -65,7 +103,11 @@ class PlannedRun:
     command: list[str]               # argv of the torchrun command (no shell)
     train_videos: int
     eval_videos: Optional[int]       # None: the lists are not downloaded yet
-    gpu_hours: float
+    gpu_hours: float                 # compute: training over all GPUs + evaluation
+    wall_hours: float                # on the GPUs given: training split over them, evaluation on rank 0 alone
+    eval_hours: float                # of wall_hours: the evaluations (the other GPUs wait)
+    evaluations: int                 # evaluation passes over the eval lists (eval_every_epochs, the last epoch)
+    throughput: str                  # where the figures come from and what they assume
     disk_gb: float
     status: str                      # finished | partial (resumes) | not started
 
@@ -127,17 +169,23 @@ def _status(run_dir: Path) -> str:
     return "partial (resumes)" if (run_dir / "last.pt").exists() else "not started"
 
 
+def evaluations(cfg) -> int:
+    """How many times training evaluates: every eval_every_epochs epochs and after the last (engine/train.py)."""
+    every = cfg.eval_every_epochs
+    return sum(1 for e in range(1, cfg.epochs + 1) if e == cfg.epochs or (every and e % every == 0))
+
+
 def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 1,
-              speed: Optional[Throughput] = None) -> list[PlannedRun]:
+              speed: Optional[Throughput] = None, measure: bool = False, device: str = "auto") -> list[PlannedRun]:
     """Every distinct run table `table` needs with the notebook's parameters (runs shared by two methods,
-    e.g. ViFi-CLIP and Single, appear once)."""
+    e.g. ViFi-CLIP and Single, appear once). speed: one figure for every run (else each run's own, speed_for)."""
     from apclip_core.engine.config import run_dir_for
     from apclip_core.engine.cost import count_train_videos
     from apclip_core.paper import experiments, reproduce
     from apclip_core.paper.experiments import train_command
 
-    speed = speed or throughput()
-    runs, seen = [], set()
+    gpus = gpus_per_node * nodes
+    runs, seen, measured = [], set(), {}
     for method, (seed_arg, seed), preset, overrides in reproduce.table_runs(table, **params):
         run_overrides = {**experiments.method_overrides(method), **overrides}
         cfg = experiments.make_config(preset, method, **overrides)
@@ -145,16 +193,18 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
             continue
         seen.add(cfg.name)
         n_train, n_eval = count_train_videos(cfg), _eval_videos(cfg)
-        train_s = n_train * cfg.epochs * cfg.frames / speed.train_frames_per_s
-        eval_frames = (n_eval or 0) * cfg.frames * cfg.temporal_views * cfg.spatial_crops
-        eval_s = eval_frames / (speed.train_frames_per_s * EVAL_SPEEDUP)
+        run_speed = speed or speed_for(cfg, measure=measure, device=device, measured=measured)
+        train_s = n_train * cfg.epochs * cfg.frames / run_speed.train_frames_per_s
+        passes = evaluations(cfg)
+        eval_s = passes * (n_eval or 0) * cfg.frames * cfg.temporal_views * cfg.spatial_crops / run_speed.eval_rate
         run_dir = run_dir_for(cfg)
         runs.append(PlannedRun(
             method=method, seed=seed, varies=seed_arg, dataset=_dataset(cfg),
             name=cfg.name, run_dir=str(run_dir),
             command=train_command(preset, cfg, run_overrides, gpus_per_node=gpus_per_node, nodes=nodes),
             train_videos=n_train, eval_videos=n_eval, gpu_hours=(train_s + eval_s) / 3600,
-            disk_gb=disk_gb(cfg.model_name), status=_status(run_dir)))
+            wall_hours=(train_s / gpus + eval_s) / 3600, eval_hours=eval_s / 3600, evaluations=passes,
+            throughput=run_speed.describe(), disk_gb=disk_gb(cfg.model_name), status=_status(run_dir)))
     return runs
 
 
@@ -188,23 +238,29 @@ def _hours(h: float) -> str:
     return f"{h * 60:.0f} min" if h < 1 else f"{h:.1f} h"
 
 
-def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int, speed: Throughput) -> str:
+def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int) -> str:
     gpus = gpus_per_node * nodes
+    sources = list(dict.fromkeys(r.throughput for r in runs))  # each said once, referred to by letter
+    letter = {src: chr(ord("a") + i) for i, src in enumerate(sources)}
     lines = [f"{table}: {len(runs)} training run(s) on {gpus} GPU(s) ({nodes} node(s) x {gpus_per_node}), "
-             f"one run at a time over all GPUs", f"throughput: {speed.source}", ""]
+             f"one run at a time over all GPUs"]
+    lines += [f"throughput ({letter[src]}): {src}" for src in sources]
+    lines.append("")
     for i, r in enumerate(runs, 1):
         evals = f"{r.eval_videos:,}" if r.eval_videos is not None else "? (lists not downloaded)"
         varied = f"{'K' if r.varies == 'k' else r.varies} {r.seed}" if r.seed is not None else "one run"
         lines += [f"{i}. {r.method} | {varied} | {r.dataset} | {r.status}",
                   f"   run folder: {r.run_dir}",
-                  f"   {r.train_videos:,} training videos, {evals} evaluation videos; "
-                  f"{r.gpu_hours:.1f} GPU-hours, wall {_hours(r.gpu_hours / gpus)} on {gpus} GPU(s); "
-                  f"disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt)",
+                  f"   {r.train_videos:,} training videos, {evals} evaluation videos x {r.evaluations} evaluation(s); "
+                  f"{r.gpu_hours:.1f} GPU-hours, wall {_hours(r.wall_hours)} on {gpus} GPU(s) (of which evaluation "
+                  f"{_hours(r.eval_hours)}, on one GPU); disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt); "
+                  f"throughput ({letter[r.throughput]})",
                   f"   {r.shell()}", ""]
     todo = [r for r in runs if r.status != "finished"]
-    total = sum(r.gpu_hours for r in todo)
-    lines.append(f"total still to run: {len(todo)} of {len(runs)} runs, {total:.1f} GPU-hours, wall "
-                 f"{_hours(total / gpus)} on {gpus} GPU(s); disk {sum(r.disk_gb for r in runs):.1f} GB")
+    total, wall = sum(r.gpu_hours for r in todo), sum(r.wall_hours for r in todo)
+    lines.append(f"total still to run: {len(todo)} of {len(runs)} runs, {total:.1f} GPU-hours of compute, wall "
+                 f"{_hours(wall)} on {gpus} GPU(s) ({wall * gpus:.1f} GPU-hours held); "
+                 f"disk {sum(r.disk_gb for r in runs):.1f} GB")
     lines.append("then the notebook (`make reproduce-...`) finds these runs by name and only evaluates and tabulates.")
     return "\n".join(lines)
 
@@ -219,22 +275,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--slurm", type=Path, help="write one SLURM batch script per run into this folder")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument("--measure", action="store_true",
+                        help="measure training and evaluation throughput of each run's shape on this machine's "
+                             "device first (seconds on a GPU; cached in <runs>/throughput.json for later plans)")
+    parser.add_argument("--device", default="auto", help="the device --measure times: auto | cuda | cuda:N | cpu")
     args = parser.parse_args(argv)
     if args.gpus < 1 or args.nodes < 1:
         parser.error("--gpus and --nodes must be >= 1")
     table = args.notebook.stem.split("_", 1)[1] if "_" in args.notebook.stem else args.notebook.stem
     params = notebook_parameters(args.notebook, args.profile)
-    speed = throughput()
-    runs = plan_runs(table, params, gpus_per_node=args.gpus, nodes=args.nodes, speed=speed)
+    runs = plan_runs(table, params, gpus_per_node=args.gpus, nodes=args.nodes, measure=args.measure,
+                     device=args.device)
     if args.json:
-        print(json.dumps({"table": table, "throughput": asdict(speed), "runs": [asdict(r) for r in runs]}, indent=2))
+        print(json.dumps({"table": table, "runs": [asdict(r) for r in runs]}, indent=2))
     else:
-        print(render(table, runs, gpus_per_node=args.gpus, nodes=args.nodes, speed=speed))
+        print(render(table, runs, gpus_per_node=args.gpus, nodes=args.nodes))
     if args.slurm:
         for r in runs:
             script = args.slurm / f"{r.name}.sbatch"
             atomic.write_text(script, slurm_script(r, gpus_per_node=args.gpus, nodes=args.nodes,
-                                                   hours=r.gpu_hours / (args.gpus * args.nodes)))
+                                                   hours=r.wall_hours))
             script.chmod(0o755)
         print(f"\nwrote {len(runs)} SLURM script(s) to {args.slurm}: submit with "
               f"`for f in {args.slurm}/*.sbatch; do sbatch \"$f\"; done`")

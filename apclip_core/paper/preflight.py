@@ -139,7 +139,7 @@ def check(notebook: Path, profile: str = "smoke", *, probe: str = "signature") -
     import torch
 
     from apclip_core.paper import experiments
-    from apclip_core.engine.cost import count_train_videos, estimate_cpu_days
+    from apclip_core.engine.cost import count_train_videos, cpu_estimate
     from apclip_core.prompts.bank import resolve_prompt_file
 
     params = notebook_parameters(notebook, profile)
@@ -176,9 +176,9 @@ def check(notebook: Path, profile: str = "smoke", *, probe: str = "signature") -
             problems.append(weights)
     big = [c for c in configs if c.model_name != "apclip-tiny"]
     if big and not torch.cuda.is_available():
-        days = estimate_cpu_days(big[0], count_train_videos(big[0]))
+        days, source = cpu_estimate(big[0], count_train_videos(big[0]))
         problems.append(f"no GPU visible: training {big[0].model_name} here would take ~{days:,.1f} days per run "
-                        f"({len(configs)} runs) on this CPU; run on GPUs (`make plan-tableN PROFILE=paper GPUS=8` "
+                        f"({len(configs)} runs) on this CPU (throughput {source}); run on GPUs (`make plan-tableN PROFILE=paper GPUS=8` "
                         "prints the torchrun commands) or use PROFILE=smoke. Evaluating a given checkpoint "
                         "works on CPU: python -m apclip_core evaluate --checkpoint ...")
     return problems
