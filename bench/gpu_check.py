@@ -13,7 +13,12 @@ Steps, each with its own time limit so one stuck step cannot take the others' ti
   eval            evaluation throughput of that run's checkpoint (python -m apclip_core evaluate): videos/s
                   with 2 x 2 views of 8 frames, as the paper evaluates.
   bench_gpu       the bench's GPU section (bench/run.py --only gpu): compute-only and end-to-end videos/s,
-                  MFU; its latest.json is what `apclip plan` reads for its cost estimates.
+                  MFU. Merged into <out>/latest.json (bench/results/latest.json, the other sections kept) with
+                  the eval step's frames/s: what `apclip plan` reads for its cost estimates.
+  measure         `apclip plan` Table 2 --measure on this GPU: the paper runs' own training step (ViT-B/16,
+                  batch 8, bf16; ViFi-CLIP's and AP-CLIP's class side) timed and cached in the runs folder
+                  (<runs>/throughput.json), where every later plan reads it first. Skipped in the dry run
+                  (ViT-B/16 on CPU takes minutes; the CPU tests measure apclip-tiny through the same code).
 Nothing here needs the network. The figures go to bench/README.md and the README by hand, with the date.
 """
 from __future__ import annotations
@@ -27,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
@@ -36,9 +42,11 @@ from apclip_core import atomic  # noqa: E402
 
 # paper profile on one GPU: the step the 8-GPU run takes per GPU (batch 8 per GPU, 8 frames, 224, bf16)
 FULL = dict(model="ViT-B-16", batch_size=8, frames=8, steps=12, eval_videos=96, eval_batch=16, workers=8,
-            precision="bf16", limits=dict(cuda_tests=60, train=150, eval=60, bench_gpu=200))  # 7.8 min at most
+            precision="bf16", limits=dict(cuda_tests=60, train=150, eval=60, bench_gpu=175, measure=35))  # 8 min at most
 DRY = dict(model="apclip-tiny", batch_size=2, frames=2, steps=2, eval_videos=8, eval_batch=4, workers=0,
-           precision="fp32", limits=dict(cuda_tests=90, train=120, eval=60, bench_gpu=120))
+           precision="fp32", limits=dict(cuda_tests=90, train=120, eval=60, bench_gpu=120, measure=0))
+EVAL_VIEWS = 2 * 2                    # the eval step's temporal views x spatial crops
+TABLE2 = PROJECT_ROOT / "notebooks" / "12_table2_base_to_novel.ipynb"
 
 
 def _run(cmd: list[str], limit: float, env: dict, cwd: Path = PROJECT_ROOT) -> dict:
@@ -120,6 +128,47 @@ def step_bench_gpu(s: dict, env: dict, out: Path, dry_run: bool) -> dict:
     return result
 
 
+def record_for_plan(latest: Path, section: dict, eval_step: Optional[dict], frames: int) -> bool:
+    """Merge a measured GPU section into `latest` (keeping its other sections) with the eval step's frames/s,
+    in the shape `apclip plan` reads (plan.throughput). A section without a measurement changes nothing."""
+    if not section.get("details", {}).get("e2e_videos_per_s"):
+        return False
+    section = json.loads(json.dumps(section))
+    if eval_step and eval_step.get("videos_per_s"):
+        section["details"]["eval_frames_per_s"] = eval_step["videos_per_s"] * frames * EVAL_VIEWS
+    try:
+        results = json.loads(latest.read_text())
+    except (OSError, ValueError):
+        results = {"quick": False, "sections": {}}
+    results.setdefault("sections", {})["gpu"] = section
+    atomic.write_text(latest, json.dumps(results, indent=2) + "\n")
+    return True
+
+
+def step_measure(s: dict, env: dict, dry_run: bool) -> dict:
+    if dry_run:
+        return {"status": "skipped", "why": "dry run: ViT-B/16 steps on CPU take minutes (tests/test_plan.py measures "
+                                            "apclip-tiny through the same code)", "seconds": 0}
+    user_env = {k: v for k, v in env.items() if k != "APCLIP_RUNS"} | (
+        {"APCLIP_RUNS": os.environ["APCLIP_RUNS"]} if "APCLIP_RUNS" in os.environ else {})  # where plans read it
+    cmd = [sys.executable, "-m", "apclip_core", "plan", str(TABLE2), "--profile", "paper", "--measure",
+           "--device", "cuda"]
+    tic = time.time()
+    result = _run(cmd, s["limits"]["measure"], user_env)
+    from apclip_core.engine import throughput
+
+    cache = throughput.cache_path()
+    try:  # what this step measured: the cache's entries written since it started
+        entries = json.loads(cache.read_text())["measurements"] if cache.stat().st_mtime >= tic else []
+    except (OSError, ValueError, KeyError):
+        entries = []
+    result.update(recorded_in=str(cache), measurements=entries,
+                  throughput=[f"{e['workload']['class_prompts']} class prompts/step: {e['train_frames_per_s']:,.0f} "
+                              f"training, {e['eval_frames_per_s']:,.0f} evaluation frames/s on {e['device']}"
+                              for e in entries if not e["device"].startswith("cpu")])
+    return result
+
+
 def to_markdown(result: dict) -> str:
     lines = [f"# GPU check ({'dry run, CPU' if result['dry_run'] else 'GPU'})", "",
              f"{result['date']}, commit `{result['commit'][:12]}`, device: {result['device']}, "
@@ -129,7 +178,9 @@ def to_markdown(result: dict) -> str:
                    "train": f"step {r.get('step_time_s') or 0:.3f} s, {r.get('samples_per_s') or 0:.1f} videos/s, "
                             f"{r.get('frames_per_s') or 0:.0f} frames/s",
                    "eval": f"{r.get('videos_per_s') or 0:.1f} videos/s over {r.get('videos', 0)} videos (2 x 2 views)",
-                   "bench_gpu": "; ".join(f"{row['figure']}: {row['measured']}" for row in r.get("rows", []))}[name]
+                   "bench_gpu": "; ".join(f"{row['figure']}: {row['measured']}" for row in r.get("rows", []))
+                   + (f" (recorded in {r['recorded_in']} for `apclip plan`)" if r.get("recorded_in") else ""),
+                   "measure": " | ".join(r.get("throughput", [])) or r.get("why", "")}[name]
         lines.append(f"| {name} | {r['status']} | {r.get('seconds', '')} | {figures} |")
     return "\n".join(lines) + "\n"
 
@@ -138,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/gpu_check.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="CPU, apclip-tiny, tiny sizes (CI)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="folder for gpu_check.{json,md}")
-    parser.add_argument("--only", action="append", choices=["cuda_tests", "train", "eval", "bench_gpu"],
+    parser.add_argument("--only", action="append", choices=["cuda_tests", "train", "eval", "bench_gpu", "measure"],
                         help="run only these steps (repeatable; eval needs train)")
     args = parser.parse_args(argv)
 
@@ -152,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="apclip_gpu_check_"))
     env = {**os.environ, "APCLIP_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT),
            "APCLIP_RUNS": str(work / "runs")}
-    steps = args.only or ["cuda_tests", "train", "eval", "bench_gpu"]
+    steps = args.only or ["cuda_tests", "train", "eval", "bench_gpu", "measure"]
     tic = time.perf_counter()
     result = {"dry_run": args.dry_run, "sizes": s,
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -168,8 +219,15 @@ def main(argv: list[str] | None = None) -> int:
             r = step_train(s, env, run_dir)
         elif name == "eval":
             r = step_eval(s, env, run_dir, work / "eval.json")
-        else:
+        elif name == "bench_gpu":
             r = step_bench_gpu(s, env, work / "bench", args.dry_run)
+            latest = work / "bench" / "latest.json"
+            if latest.exists() and record_for_plan(args.out / "latest.json",
+                                                   json.loads(latest.read_text())["sections"]["gpu"],
+                                                   result["steps"].get("eval"), s["frames"]):
+                r["recorded_in"] = str(args.out / "latest.json")
+        else:
+            r = step_measure(s, env, args.dry_run)
         result["steps"][name] = r
         print(f"   {r['status']} ({r.get('seconds', 0)} s)", flush=True)
     result["seconds"] = round(time.perf_counter() - tic, 1)

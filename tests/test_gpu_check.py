@@ -36,7 +36,8 @@ def test_dry_run_goes_through_every_step_and_writes_one_results_file(tmp_path, b
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     steps = result["steps"]
-    assert list(steps) == ["cuda_tests", "train", "eval", "bench_gpu"]
+    assert list(steps) == ["cuda_tests", "train", "eval", "bench_gpu", "measure"]
+    assert steps["measure"]["status"] == "skipped"  # ViT-B/16 steps on CPU: test_plan measures apclip-tiny
     assert steps["cuda_tests"]["status"] in ("ok", "skipped")
     if not torch.cuda.is_available():
         assert "skipped" in steps["cuda_tests"].get("summary", "") or steps["cuda_tests"]["status"] == "skipped"
@@ -53,3 +54,26 @@ def test_without_a_gpu_the_real_check_refuses_and_points_at_the_dry_run(tmp_path
     done = subprocess.run([sys.executable, "bench/gpu_check.py", "--out", str(tmp_path)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--dry-run" in done.stderr and not list(tmp_path.iterdir())
+
+
+def test_the_bench_gpu_figures_are_recorded_where_plan_reads_them(tmp_path):
+    """gpu_check merges the bench's GPU section (and its evaluation step's rate) into latest.json, keeping the
+    CPU sections, in the shape plan.throughput reads; a skipped section (no GPU) leaves the file alone."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import gpu_check
+
+    from apclip_core.paper import plan
+
+    latest = tmp_path / "latest.json"
+    cpu_sections = json.loads((REPO / "bench" / "results" / "latest.json").read_text())["sections"]
+    latest.write_text(json.dumps({"quick": False, "sections": cpu_sections}))
+    no_gpu = {"rows": [{"figure": "GPU training throughput", "status": "skipped"}], "details": {"device": None}}
+    assert not gpu_check.record_for_plan(latest, no_gpu, None, frames=8)
+    assert plan.throughput(latest).source.startswith("ASSUMED")
+    measured = {"rows": [], "details": {"device": "NVIDIA H200", "e2e_videos_per_s": 40.0,
+                                        "sizes": {"model": "ViT-B-16", "frames": 8, "batch": 32}}}
+    assert gpu_check.record_for_plan(latest, measured, {"videos_per_s": 25.0}, frames=8)
+    speed = plan.throughput(latest)
+    assert speed.train_frames_per_s == 320.0 and speed.eval_frames_per_s == 25.0 * 8 * 4
+    assert "NVIDIA H200" in speed.source and "batch 32/GPU" in speed.source
+    assert set(json.loads(latest.read_text())["sections"]) == set(cpu_sections)  # the CPU figures are kept
