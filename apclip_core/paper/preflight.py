@@ -7,26 +7,27 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-
-import yaml
+from typing import Sequence
 
 from apclip_core import paths
 
 NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"
 
 
-def notebook_parameters(notebook: Path, profile: str) -> dict:
-    """The notebook's `parameters` cell defaults, overlaid by notebooks/params/<stem>.<profile>.yaml."""
+def notebook_parameters(notebook: Path, profile: str, extra: Sequence[Path] = ()) -> dict:
+    """The notebook's `parameters` cell defaults, overlaid by notebooks/params/<stem>.<profile>.yaml and then
+    the `extra` YAML files (`make ... PARAMS=file`): what papermill gives the notebook (notebook.read_parameters)."""
+    from apclip_core.notebook import read_parameters
+
     nb = json.loads(Path(notebook).read_text())
     values: dict = {}
     for cell in nb["cells"]:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             exec("".join(cell["source"]), {}, values)  # the cell holds plain literals only
     overlay = NOTEBOOKS / "params" / f"{Path(notebook).stem}.{profile}.yaml"
-    if profile != "smoke":
-        if not overlay.exists():
-            raise FileNotFoundError(f"no {profile} profile for {Path(notebook).name}: {overlay} is missing")
-        values.update(yaml.safe_load(overlay.read_text()) or {})
+    if profile != "smoke" and not overlay.exists():
+        raise FileNotFoundError(f"no {profile} profile for {Path(notebook).name}: {overlay} is missing")
+    values.update(read_parameters(([overlay] if profile != "smoke" else []) + list(extra)))
     return values
 
 
@@ -103,7 +104,7 @@ def _splits_of(cfg, problems: list[str]) -> list:
     return splits
 
 
-def check(notebook: Path, profile: str = "smoke") -> list[str]:
+def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = ()) -> list[str]:
     """Every problem that would stop the notebook's runs, all of them at once; [] when it can start."""
     import torch
 
@@ -111,7 +112,7 @@ def check(notebook: Path, profile: str = "smoke") -> list[str]:
     from apclip_core.engine.cost import count_train_videos, estimate_cpu_days
     from apclip_core.prompts.bank import resolve_prompt_file
 
-    params = notebook_parameters(notebook, profile)
+    params = notebook_parameters(notebook, profile, extra)
     if "config" not in params:
         return []
     problems: list[str] = []
@@ -154,8 +155,10 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="apclip preflight", description=__doc__)
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--profile", default="smoke", choices=["smoke", "paper"])
+    parser.add_argument("--params", type=Path, action="append", default=[],
+                        help="YAML of parameters on top of the profile (make PARAMS=file), as the notebook gets them")
     args = parser.parse_args(argv)
-    problems = check(args.notebook, args.profile)
+    problems = check(args.notebook, args.profile, args.params)
     if problems:
         print(f"{args.notebook.name} ({args.profile} profile) cannot start:")
         for p in problems:
