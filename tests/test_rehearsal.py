@@ -273,6 +273,7 @@ def test_e_the_table_is_stamped_with_what_it_ran_on(rehearsal):
         f"table2_base_to_novel.{ext}" for ext in ("csv", "json", "md", "png")]
     result = json.loads((figures / "table2_base_to_novel.json").read_text())
     assert result["profile"] == "paper" and result["dataset"] == "hmdb51"
+    assert result["provenance"]["commit"] and result["provenance"]["gpu"] is None  # which code, on which machine
     assert result["protocol"]["seeds"] == [1]
     spec = result["protocol"]["overrides"]
     assert (spec["model_name"], spec["quick_gelu"]) == ("apclip-tiny", True)
