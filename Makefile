@@ -18,12 +18,17 @@ export PYTHONHASHSEED := 0
 # the stored notebooks); empty when make is not run from a terminal (CI), and then they are off.
 export APCLIP_TERMINAL ?= $(shell tty -s 2>/dev/null && tty)
 
+# PARAMS=file.yaml: notebook parameters on top of the profile's (e.g. overrides: {pretrained: /path/w.pt,
+# quick_gelu: true}; dicts merge key by key); preflight, plan and the notebook read the same.
+PARAMS ?=
+PARAMS_ARGS = $(if $(PARAMS),--params $(PARAMS),)
+
 # papermill through `python -m apclip_core notebook`: the apclip kernel (over IPC: no TCP warnings), never
 # in place, the paper profile as a YAML params file; it says the stage ($(2): i/n) and its expected time.
 define papermill
 	@mkdir -p $(OUT)
 	@$(BIN)/python -m apclip_core notebook $(1) $(OUT)/$(notdir $(1)) --kernel $(KERNEL) $(if $(2),--stage $(2),) \
-		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,)
+		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,) $(if $(PARAMS),-f $(PARAMS),)
 endef
 
 .PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts bench gpu-check
@@ -35,9 +40,10 @@ help:
 	@echo "make test    - unit tests + every notebook under nbval (smoke profile)"
 	@echo "make install - create .venv from the pinned lock (done automatically on first use)"
 	@echo "make lab     - JupyterLab on the project's kernel ($(KERNEL))"
-	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] [GPUS=N] - one paper table, ours beside the paper's"
+	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] [GPUS=N] [PARAMS=file.yaml] - one paper table,"
+	@echo "      ours beside the paper's; PARAMS: parameters on top of the profile (e.g. a local weights file)"
 	@echo "make reproduce-all [PROFILE=...]   - all seven tables"
-	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] [MEASURE=1] - every run a table needs:"
+	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] [MEASURE=1] [PARAMS=..] - every run a table needs:"
 	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run;"
 	@echo "      MEASURE=1 times each run's training step on this machine's GPU first (seconds, cached for later plans)"
 	@echo "make figures                       - Figure 5: attention maps and per-frame top-5 prompts"
@@ -91,7 +97,7 @@ demo: $(STAMP)
 reproduce-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
-	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) && \
+	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) $(PARAMS_ARGS) && \
 	 APCLIP_GPUS=$(GPUS) $(MAKE) --no-print-directory run-notebook NB=$$nb && \
 	 $(BIN)/python -m apclip_core report --table $$(basename $$nb .ipynb | cut -d_ -f2-) --notebook $(OUT)/$$(basename $$nb)
 
@@ -102,7 +108,7 @@ NODES ?= 1
 plan-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
-	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
+	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) $(PARAMS_ARGS) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
 
 reproduce-all: $(foreach t,1 2 3 4 5 6 7,reproduce-table$(t))
 

@@ -1,4 +1,4 @@
-"""`python -m apclip_core notebook IN OUT [-f params.yaml]`: run a notebook with papermill the way
+"""`python -m apclip_core notebook IN OUT [-f params.yaml ...]`: run a notebook with papermill the way
 `make` does, and talk while it runs.
 
 Says which stage starts and how long it is expected to take; the notebook's own progress bars and
@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 KERNEL = "apclip"
 
@@ -32,14 +33,33 @@ def stage_line(notebook: Path, index: int = 0, total: int = 0) -> str:
     return f"{step}{notebook.stem}: {what}; cached parts take seconds"
 
 
-def run(notebook: Path, output: Path, *, parameters_file: Path | None = None, cwd: Path | None = None,
+def merge_parameters(base: dict, overlay: dict) -> dict:
+    """`overlay` on top of `base`; dict values (a profile's `overrides`) are merged key by key, so a PARAMS
+    file that sets `overrides: {pretrained: ...}` adds to the profile's overrides instead of replacing them."""
+    out = dict(base)
+    for key, value in overlay.items():
+        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge_parameters(out[key], value) if both_dicts else value
+    return out
+
+
+def read_parameters(files: Sequence[Path]) -> dict:
+    """The parameters of YAML files, each on top of the ones before (the profile, then `make ... PARAMS=`)."""
+    import yaml
+
+    parameters: dict = {}
+    for path in files:
+        parameters = merge_parameters(parameters, yaml.safe_load(Path(path).read_text()) or {})
+    return parameters
+
+
+def run(notebook: Path, output: Path, *, parameters_files: Sequence[Path] = (), cwd: Path | None = None,
         kernel: str = KERNEL) -> Path:
     import nbformat
     import papermill
-    import yaml
     from jupyter_client.manager import KernelManager
 
-    parameters = yaml.safe_load(parameters_file.read_text()) if parameters_file else {}
+    parameters = read_parameters(parameters_files)
     output.parent.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(notebook, as_version=4)
     # recorded in the output, so a system Jupyter or VS Code reopens it on the project's environment
@@ -61,17 +81,19 @@ def main(argv: list[str]) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", type=Path)
     parser.add_argument("output", type=Path)
-    parser.add_argument("-f", "--parameters-file", type=Path, help="YAML of parameters (the paper profile)")
+    parser.add_argument("-f", "--parameters-file", type=Path, action="append", default=[],
+                        help="YAML of parameters (the paper profile); repeated, each on top of the ones before")
     parser.add_argument("--stage", default="", help="'i/n': this notebook's place in a longer job")
     parser.add_argument("--kernel", default=KERNEL, help="Jupyter kernel (default: %(default)s)")
     args = parser.parse_args(argv)
     index, _, total = args.stage.partition("/")
-    profile = f" [paper profile: {args.parameters_file}]" if args.parameters_file else ""
+    files = ", ".join(map(str, args.parameters_file))
+    profile = f" [parameters: {files}]" if files else ""
     print(">> " + stage_line(args.notebook, int(index or 0), int(total or 0)) + profile, flush=True)
     if not os.environ.get("APCLIP_TERMINAL"):
         print("   (no live progress: not run from a terminal)", flush=True)
     start = time.monotonic()
-    run(args.notebook, args.output, parameters_file=args.parameters_file, kernel=args.kernel)
+    run(args.notebook, args.output, parameters_files=args.parameters_file, kernel=args.kernel)
     print(f">> {args.notebook.stem}: done in {time.monotonic() - start:.0f} s -> {args.output}", flush=True)
     return 0
 

@@ -82,3 +82,20 @@ def test_present_but_unreadable_videos_are_reported_per_list_cached_and_deep_pro
     files[5].write_bytes(avi.read_bytes())                                 # fixed: changed, so checked again
     assert unreadable(preflight.check(notebook, "paper", probe="deep")).startswith(
         "videos of hmdb51_base_val: 2 of 780 present but unreadable")
+
+
+def test_a_params_file_adds_to_the_profiles_overrides_as_the_notebook_gets_them(tmp_path):
+    """make ... PARAMS=file: its keys on top of the profile's, dicts merged key by key (a local weights file
+    added to the UCF-101 variant keeps its protocol_args); preflight and plan read what papermill passes."""
+    from apclip_core.notebook import read_parameters
+    from apclip_core.paper.preflight import notebook_parameters
+
+    profile, mine = tmp_path / "profile.yaml", tmp_path / "mine.yaml"
+    profile.write_text("seeds: [1, 2, 3]\noverrides: {protocol_args: {dataset: ucf101}, prompt_file: prompts/ucf101.json}\n")
+    mine.write_text("seeds: [1]\noverrides: {pretrained: /w.pt, quick_gelu: true, protocol_args: {seed: 2}}\n")
+    assert read_parameters([profile, mine]) == {
+        "seeds": [1], "overrides": {"protocol_args": {"dataset": "ucf101", "seed": 2},
+                                    "prompt_file": "prompts/ucf101.json", "pretrained": "/w.pt", "quick_gelu": True}}
+    table2 = REPO / "notebooks" / "12_table2_base_to_novel.ipynb"
+    params = notebook_parameters(table2, "paper", [mine])
+    assert params["config"] == "base2novel" and params["seeds"] == [1] and params["overrides"]["pretrained"] == "/w.pt"

@@ -121,3 +121,21 @@ def test_notebook_runner_talks_on_the_terminal_and_keeps_the_stored_notebook_cle
     assert ["".join(o.get("text", "")) for o in outputs] == ["n = 5\n"]  # no bar, no say line in the stored notebook
     said = terminal.read_text()
     assert ">> benchmark: reused" in said and "epoch 1/1" in said and "/5 [" in said
+
+
+def test_the_report_after_a_table_shows_the_files_of_the_dataset_the_notebook_ran(tmp_path, capsys):
+    """make reproduce-table2 with the UCF-101 override: the notebook writes table2_base_to_novel_ucf101.*, and the
+    report make prints afterwards shows those, not HMDB-51's table2_base_to_novel.* (nor 'no rendered table')."""
+    from apclip_core.paper import report
+
+    (tmp_path / "table2_base_to_novel.md").write_text("HMDB-51's table\n")
+    (tmp_path / "table2_base_to_novel_ucf101.md").write_text("UCF-101's table\n")
+    executed = tmp_path / "12_table2_base_to_novel.ipynb"
+    parameters = {"profile": "paper", "dataset": "hmdb51", "overrides": {"protocol_args": {"dataset": "ucf101"}}}
+    executed.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": parameters}}}))
+    argv = ["--table", "table2_base_to_novel", "--figures", str(tmp_path)]
+    assert report.main([*argv, "--notebook", str(executed)]) == 0
+    assert "UCF-101's table" in capsys.readouterr().out
+    parameters["overrides"] = {}
+    executed.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": parameters}}}))
+    assert report.main([*argv, "--notebook", str(executed)]) == 0 and "HMDB-51's table" in capsys.readouterr().out

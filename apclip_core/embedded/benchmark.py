@@ -392,17 +392,24 @@ def _video_relpath(name: str, k: int) -> str:
     return f"videos/{name}/{name}_{k}.{ext}"
 
 
-def _render_one(job: tuple[str, int, int, str]) -> tuple[str, list[list[int]]]:
-    name, k, seed, out_root = job
+def render_video(path: Path, name: str, k: int, seed: int = 0) -> np.ndarray:
+    """Write video `k` of benchmark class `name` to `path` (.mp4: H.264, .avi: MPEG-4) and return its
+    actor boxes [T,4]. Any file name works: tests render real decodable videos under another dataset's
+    list names (the CI rehearsal of the paper profile on HMDB-51's real lists)."""
     codes = class_codes()[name]
     idx = [row[0] for row in CLASS_TABLE].index(name)
     rng = np.random.default_rng([seed, idx, k])
     n_frames = int(rng.integers(MIN_FRAMES, MAX_FRAMES + 1))
     taus = np.linspace(0.0, 1.0, n_frames)
     frames, boxes, _ = render_clip(render_params(codes), taus, _jitter(rng))
+    _write_video(Path(path), frames)
+    return boxes
+
+
+def _render_one(job: tuple[str, int, int, str]) -> tuple[str, list[list[int]]]:
+    name, k, seed, out_root = job
     rel = _video_relpath(name, k)
-    _write_video(Path(out_root) / rel, frames)
-    return rel, boxes.tolist()
+    return rel, render_video(Path(out_root) / rel, name, k, seed).tolist()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,26 +13,27 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-
-import yaml
+from typing import Sequence
 
 from apclip_core import paths
 
 NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"
 
 
-def notebook_parameters(notebook: Path, profile: str) -> dict:
-    """The notebook's `parameters` cell defaults, overlaid by notebooks/params/<stem>.<profile>.yaml."""
+def notebook_parameters(notebook: Path, profile: str, extra: Sequence[Path] = ()) -> dict:
+    """The notebook's `parameters` cell defaults, overlaid by notebooks/params/<stem>.<profile>.yaml and then
+    the `extra` YAML files (`make ... PARAMS=file`): what papermill gives the notebook (notebook.read_parameters)."""
+    from apclip_core.notebook import read_parameters
+
     nb = json.loads(Path(notebook).read_text())
     values: dict = {}
     for cell in nb["cells"]:
         if "parameters" in cell.get("metadata", {}).get("tags", []):
             exec("".join(cell["source"]), {}, values)  # the cell holds plain literals only
     overlay = NOTEBOOKS / "params" / f"{Path(notebook).stem}.{profile}.yaml"
-    if profile != "smoke":
-        if not overlay.exists():
-            raise FileNotFoundError(f"no {profile} profile for {Path(notebook).name}: {overlay} is missing")
-        values.update(yaml.safe_load(overlay.read_text()) or {})
+    if profile != "smoke" and not overlay.exists():
+        raise FileNotFoundError(f"no {profile} profile for {Path(notebook).name}: {overlay} is missing")
+    values.update(read_parameters(([overlay] if profile != "smoke" else []) + list(extra)))
     return values
 
 
@@ -133,7 +134,8 @@ def damaged_videos(checked: list[tuple], level: str) -> list[str]:
     return problems
 
 
-def check(notebook: Path, profile: str = "smoke", *, probe: str = "signature") -> list[str]:
+def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = (), *,
+          probe: str = "signature") -> list[str]:
     """Every problem that would stop the notebook's runs, all of them at once; [] when it can start.
     probe: how far present videos are checked (data.container_check.LEVELS)."""
     import torch
@@ -142,7 +144,7 @@ def check(notebook: Path, profile: str = "smoke", *, probe: str = "signature") -
     from apclip_core.engine.cost import count_train_videos, cpu_estimate
     from apclip_core.prompts.bank import resolve_prompt_file
 
-    params = notebook_parameters(notebook, profile)
+    params = notebook_parameters(notebook, profile, extra)
     if "config" not in params:
         return []
     problems: list[str] = []
@@ -191,8 +193,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--probe", nargs="?", const="header", default="signature", choices=["header", "deep"],
                         help="also open every present video's container header (header, ~1 ms per file per core), "
                              "or demux whole files (deep: finds files cut short; reads every byte); cached")
+    parser.add_argument("--params", type=Path, action="append", default=[],
+                        help="YAML of parameters on top of the profile (make PARAMS=file), as the notebook gets them")
     args = parser.parse_args(argv)
-    problems = check(args.notebook, args.profile, probe=args.probe)
+    problems = check(args.notebook, args.profile, args.params, probe=args.probe)
     if problems:
         print(f"{args.notebook.name} ({args.profile} profile) cannot start:")
         for p in problems:

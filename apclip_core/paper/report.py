@@ -12,14 +12,27 @@ from pathlib import Path
 from apclip_core import paths
 
 
+def written_name(table: str, notebook: Path | None) -> str:
+    """The name the executed `notebook` wrote `table`'s files under: Table 2 run on UCF-101 (the paper profile with
+    overrides.protocol_args.dataset: ucf101) writes table2_base_to_novel_ucf101.*, not HMDB-51's files."""
+    if notebook is None or not notebook.is_file():
+        return table
+    params = json.loads(notebook.read_text()).get("metadata", {}).get("papermill", {}).get("parameters") or {}
+    from apclip_core.paper.reproduce import SMOKE_DATASET, run_dataset, table_file_name
+
+    return table_file_name(table, run_dataset(params.get("overrides"), params.get("dataset") or SMOKE_DATASET))
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="apclip report", description=__doc__)
     parser.add_argument("--table", required=True, help="table name, e.g. table2_base_to_novel")
-    parser.add_argument("--notebook", type=Path, help="the executed notebook that produced it")
+    parser.add_argument("--notebook", type=Path, help="the executed notebook that produced it (its parameters say "
+                        "which dataset's files it wrote)")
     parser.add_argument("--figures", type=Path, default=None, help="figures folder (default: figures/)")
     args = parser.parse_args(argv)
 
     figures = args.figures or paths.figures_dir()
+    args.table = written_name(args.table, args.notebook)
     md = figures / f"{args.table}.md"
     if not md.exists():
         available = sorted(p.stem for p in figures.glob("*.md"))
