@@ -130,7 +130,7 @@ def test_measured_throughput_is_cached_reused_and_scales_the_costs(splits_root, 
     assert before[0].throughput.startswith(("ASSUMED", "measured by the bench"))  # nothing measured here yet
     start = time.monotonic()
     runs = plan.plan_runs("table2_base_to_novel", tiny, measure=True, device="cpu")
-    assert time.monotonic() - start < 20
+    assert time.monotonic() - start < 60  # seconds, not minutes (a shared 2-core CI machine: generous)
     entries = json.loads((tmp_path / "throughput.json").read_text())["measurements"]
     assert len(entries) == 1  # both seeds have the same shape: measured once
     m = throughput.recorded(throughput.Workload(**entries[0]["workload"]))
