@@ -473,7 +473,8 @@ def _reencode_one(args) -> dict:
                     os_ = out.add_stream(codec, rate=rate, options=options)
                     os_.width, os_.height, os_.pix_fmt = ow, oh, "yuv420p"
                     for frame in inp.decode(ins):
-                        frame = frame.reformat(width=ow, height=oh, format="yuv420p")
+                        # one converter thread: a swscale pool freed in a forked worker hangs it (see video_io)
+                        frame = frame.reformat(width=ow, height=oh, format="yuv420p", threads=1)
                         frame.pts, frame.time_base = n_in, Fraction(1) / rate
                         n_in += 1
                         for packet in os_.encode(frame):
