@@ -13,8 +13,9 @@ import pytest
 
 import torch
 
-from apclip_core.data.video_io import (PyAVReader, ShortVideoError, VideoDecodeError, count_packets, open_video,
-                                       probe_video)
+from apclip_core.data.video_io import (DECODER_BY_CONTAINER, DecordReader, PyAVReader, ShortVideoError,
+                                       VideoDecodeError, count_packets, decoders_for, open_video, probe_video,
+                                       resolve_backend)
 from apclip_core.data.views import ViewSpec, decode_video
 
 CODECS = {".mp4": "libx264", ".avi": "mpeg4"}
@@ -70,7 +71,7 @@ def videos(tmp_path_factory):
     return {ext: make_video(d / f"clip{ext}") for ext in CODECS}
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", ["auto", "decord", "pyav"])
 @pytest.mark.parametrize("ext", [".mp4", ".avi"])
 def test_decodes_both_containers_in_order(videos, backend, ext):
     with open_video(videos[ext], backend) as r:
@@ -138,6 +139,30 @@ def test_probe_and_pickling(videos, tmp_path):
     assert not bad["ok"] and bad["error"] == "file not found"
     err = pickle.loads(pickle.dumps(VideoDecodeError("x.mp4", "why")))
     assert (err.path, err.reason) == ("x.mp4", "why")
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".avi"])
+def test_decord_and_pyav_decode_identical_frames(videos, ext):
+    # what lets "auto" pick either per container, and keeps the decoder out of a run's identity
+    with open_video(videos[ext], "decord") as d, open_video(videos[ext], "pyav") as p:
+        assert d.num_frames == p.num_frames == 16
+        np.testing.assert_array_equal(d.get_frames(range(16)), p.get_frames(range(16)))
+
+
+def test_auto_reads_each_container_with_the_decoder_of_the_table(videos):
+    assert set(DECODER_BY_CONTAINER.values()) <= {"decord", "pyav"}
+    readers = {"pyav": PyAVReader, "decord": DecordReader}
+    for ext in (".avi", ".mp4"):
+        assert isinstance(open_video(videos[ext]), readers[DECODER_BY_CONTAINER[ext]])
+        assert resolve_backend("auto", f"a/b{ext.upper()}") == DECODER_BY_CONTAINER[ext]  # case does not matter
+        for forced, cls in readers.items():
+            assert isinstance(open_video(videos[ext], forced), cls)        # explicit choices still win
+    assert resolve_backend("auto", "clip.mkv") == "decord"                 # other containers: decord
+    assert decoders_for("auto", ["x/a.avi", "b.mp4", "c.AVI"]) == {".avi": DECODER_BY_CONTAINER[".avi"],
+                                                                  ".mp4": DECODER_BY_CONTAINER[".mp4"]}
+    assert decoders_for("pyav", ["a.avi", "b.mp4"]) == {".avi": "pyav", ".mp4": "pyav"}
+    view = ViewSpec(4)
+    assert view.backend == "auto" and view.record(["a.avi"])["decoders"] == {".avi": DECODER_BY_CONTAINER[".avi"]}
 
 
 def test_unknown_backend_lists_choices(videos):

