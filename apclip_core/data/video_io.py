@@ -40,10 +40,11 @@ BACKENDS = ("auto", "decord", "pyav")
 
 # The faster decoder per container, by measurement. `make bench` (bench/decoding.py) decodes files of
 # each kind with both and says whether this table still holds. Sampled 8-frame clips per core-second
-# (open included, one decode thread), `bench/run.py --only decoding`, 2026-11-30, 2-core Xeon build machine:
-#   .avi   MPEG-4 Part 2, 320x240, 90 frames (HMDB-51, UCF-101)   decord 86.3 vs PyAV 166.3 -> pyav (1.93x)
-#   .mp4   H.264, 640x360, 250 frames (Kinetics)                  decord  6.4 vs PyAV   6.1 -> decord (1.05x)
-#   .webm  VP9, 640x360, 250 frames (Kinetics downloads)          decord  x.x vs PyAV   x.x -> ...
+# (open included, one decode thread, 4 files x 2 clips), `bench/run.py --only decoding --threads 2`,
+# 2026-11-30, AMD EPYC 2 cores (load average 4.7), PyAV 18.1 with one converter thread, decord 0.6.0:
+#   .avi   MPEG-4 Part 2, 320x240, 90 frames (HMDB-51, UCF-101)   decord 77.1 vs PyAV 215.4 -> pyav   (2.79x)
+#   .mp4   H.264, 640x360, 250 frames (Kinetics)                  decord  7.4 vs PyAV   6.4 -> decord (1.15x)
+#   .webm  VP9, 640x360, 250 frames (Kinetics downloads)          decord  7.5 vs PyAV   5.9 -> decord (1.27x)
 # Any other container: decord, the design's decoder (with its PyAV fallback).
 DECODER_BY_CONTAINER = {".avi": "pyav", ".mp4": "decord", ".webm": "decord"}
 OTHER_CONTAINERS = "decord"
