@@ -185,11 +185,12 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
     The model: `model`, or a fine-tuned `checkpoint`, or open_clip's `model_name` with `pretrained` (a tag
     or a local weights file; for a file, say `quick_gelu`: True for OpenAI's weights)."""
     import torch
+    import torch.nn.functional as F
 
     from apclip_core.data.views import ViewSpec, decode_video
     from apclip_core.engine.evaluate import eval_transform_for
     from apclip_core.model import video_clip as model_lib
-    from apclip_core.model.similarity import get_similarity
+    from apclip_core.model.similarity import frame_features, get_similarity
     from apclip_core.prompts.bank import PromptBank
 
     score_fn = get_similarity(similarity)
@@ -228,9 +229,10 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
     video_tensor = clips.unsqueeze(0)                                    # [1, V, T, 3, S, S]
 
     with torch.no_grad():
-        frames = model.encode_video(video_tensor)                        # [1, Nv, D]
+        raw = model.encode_video(video_tensor, normalize=False)          # [1, Nv, D]
+        frames = F.normalize(raw, dim=-1)                                # for the per-frame cosines
         encoded = bank.encode(model)
-        scores = score_fn(frames, encoded.feats, encoded.mask)[0]
+        scores = score_fn(frame_features(similarity, raw), encoded.feats, encoded.mask)[0]
         # per frame, every (class, prompt) cosine; padded prompts never rank
         cos = torch.einsum("nd,cpd->ncp", frames[0], encoded.feats).masked_fill(~encoded.mask, float("-inf"))
 
