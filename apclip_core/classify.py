@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from apclip_core import paths
+from apclip_core.data.video_io import BACKENDS
 
 log = logging.getLogger(__name__)
 
@@ -178,17 +179,18 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
              prompt_files=None,
              num_frames: int = 8, temporal_views: int = 1, spatial_crops: int = 1,
              similarity: str = "maka", top_prompts: int = 5, generate: bool = True,
-             generator_options: Optional[dict] = None, backend: str = "decord") -> ClassifyResult:
+             generator_options: Optional[dict] = None, backend: str = "auto") -> ClassifyResult:
     """Rank `actions` (names, or a PromptBank) for one video file.
 
     The model: `model`, or a fine-tuned `checkpoint`, or open_clip's `model_name` with `pretrained` (a tag
     or a local weights file; for a file, say `quick_gelu`: True for OpenAI's weights)."""
     import torch
+    import torch.nn.functional as F
 
     from apclip_core.data.views import ViewSpec, decode_video
     from apclip_core.engine.evaluate import eval_transform_for
     from apclip_core.model import video_clip as model_lib
-    from apclip_core.model.similarity import get_similarity
+    from apclip_core.model.similarity import frame_features, get_similarity
     from apclip_core.prompts.bank import PromptBank
 
     score_fn = get_similarity(similarity)
@@ -227,9 +229,10 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
     video_tensor = clips.unsqueeze(0)                                    # [1, V, T, 3, S, S]
 
     with torch.no_grad():
-        frames = model.encode_video(video_tensor)                        # [1, Nv, D]
+        raw = model.encode_video(video_tensor, normalize=False)          # [1, Nv, D]
+        frames = F.normalize(raw, dim=-1)                                # for the per-frame cosines
         encoded = bank.encode(model)
-        scores = score_fn(frames, encoded.feats, encoded.mask)[0]
+        scores = score_fn(frame_features(similarity, raw), encoded.feats, encoded.mask)[0]
         # per frame, every (class, prompt) cosine; padded prompts never rank
         cos = torch.einsum("nd,cpd->ncp", frames[0], encoded.feats).masked_fill(~encoded.mask, float("-inf"))
 
@@ -269,6 +272,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--frames", type=int, default=8, help="frames sampled per view")
     parser.add_argument("--views", type=int, default=1, help="temporal views")
     parser.add_argument("--crops", type=int, default=1, help="spatial crops")
+    parser.add_argument("--video-backend", default="auto", choices=list(BACKENDS),
+                        help="decoder: auto (the faster one for the file's container), decord or pyav")
     parser.add_argument("--no-generate", action="store_true", help="never call an LLM for unknown names")
     parser.add_argument("--base-url", help="OpenAI-compatible server for prompts of unknown names")
     parser.add_argument("--llm-model", help="LLM model name for prompt generation")
@@ -283,7 +288,8 @@ def main(argv: list[str]) -> int:
         result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
                           pretrained=args.pretrained, quick_gelu=args.quick_gelu, prompt_files=args.prompts,
                           similarity=args.similarity, num_frames=args.frames, temporal_views=args.views,
-                          spatial_crops=args.crops, generate=not args.no_generate, generator_options=options)
+                          spatial_crops=args.crops, generate=not args.no_generate, generator_options=options,
+                          backend=args.video_backend)
     except ActivationUnstated as err:  # a weights file whose activation is not stated: a usage error
         parser.error(str(err))
     if args.json:

@@ -1,12 +1,22 @@
-"""Video decoding: sampled clips per second per core, decord against PyAV (issue figure 4).
+"""Video decoding: sampled clips per second per core, decord against PyAV (issue figure 4), whether
+video_io's decoder table still names the faster one per container, and the evaluation's throughput
+with the table ("auto") against the old default (decord).
 
 Test videos are written here with PyAV (procedural content: moving shapes over a gradient, plus
 noise, so the codecs do real work):
-  hmdb-like      AVI, MPEG-4 Part 2, 320x240, 90 frames at 30 fps (HMDB-51's format)
+  hmdb-like      AVI, MPEG-4 Part 2, 320x240, 90 frames at 30 fps (HMDB-51's and UCF-101's format)
   kinetics-like  MP4, H.264 (x264 defaults: one keyframe per 250 frames, as the usual Kinetics
                  download-and-trim scripts write), 640x360, 250 frames at 25 fps
-and re-encoded with apclip_core.data.prepare.reencode_videos (short side 256) - the HMDB-like files
-are already below 256 and are only copied, so they have no "after" figure.
+  kinetics-like  WebM, VP9 (realtime speed settings), same size and length (many Kinetics downloads)
+and the AVI/MP4 files re-encoded with apclip_core.data.prepare.reencode_videos (short side 256) - the
+HMDB-like files are already below 256 and are only copied, so they have no "after" figure.
+
+Decoder table: for each container, the decoder video_io.DECODER_BY_CONTAINER names ("auto") against
+the other, on the files as datasets ship them (original size). Within TABLE_TIE (5 %) either is right.
+
+Evaluation throughput: engine.evaluate.encode_videos (build_eval_loader, VideoDataset: decode, the
+test transform, apclip-tiny's image tower) over the HMDB-like AVIs with the zoo's views (8 frames,
+2 temporal views x 2 crops), backend "auto" against "decord"; clips = videos x temporal views.
 
 A clip is what a training worker reads: open_video(path, backend) (decord: one thread; PyAV: one
 thread), 8 TSN-sampled frames (segment_indices, train=True), decoded to RGB. The rate is
@@ -15,25 +25,34 @@ less sensitive to other load on the machine than wall-clock; wall-clock rates ar
 """
 from __future__ import annotations
 
+import argparse
+import os
+import subprocess
+import sys
 import time
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from common import ratio, row, skipped
+from common import BENCH_DIR, PROJECT_ROOT, ratio, row, skipped
 
-FULL = dict(videos=4, clips_per_video=2, frames=8,
+FULL = dict(videos=4, clips_per_video=2, frames=8, eval_repeats=2,
             hmdb=dict(width=320, height=240, frames=90, fps=30),
             kinetics=dict(width=640, height=360, frames=250, fps=25))
-QUICK = dict(videos=1, clips_per_video=2, frames=8,
+QUICK = dict(videos=1, clips_per_video=2, frames=8, eval_repeats=1,
              hmdb=dict(width=320, height=240, frames=30, fps=30),
              kinetics=dict(width=480, height=272, frames=40, fps=25))
+EVAL_VIEWS = dict(temporal_views=2, spatial_crops=2)   # the zoo's (and the paper's) evaluation views
+TABLE_TIE = 0.05
 # Grain strength: sigma 7 gives ~1 Mbit/s for the 640x360 H.264 files, in the range of real Kinetics
 # downloads; stronger noise makes the bitrate (and the gain of re-encoding, which smooths it away) unrealistic.
 NOISE_SIGMA = 7.0
 FORMATS = {"hmdb": (".avi", "mpeg4", {"qscale": "4"}),
-           "kinetics": (".mp4", "libx264", {"crf": "23", "preset": "veryfast"})}
+           "kinetics": (".mp4", "libx264", {"crf": "23", "preset": "veryfast"}),
+           "kinetics-webm": (".webm", "libvpx-vp9", {"crf": "32", "b": "0", "deadline": "realtime", "cpu-used": "8"})}
+SETS = {"hmdb-like avi": ("hmdb", "hmdb"), "kinetics-like mp4": ("kinetics", "kinetics"),
+        "kinetics-like webm": ("kinetics-webm", "kinetics")}   # name -> (format, size spec)
 
 
 def synthetic_frames(width: int, height: int, frames: int, seed: int):
@@ -131,27 +150,98 @@ def clip_rate(paths: list[Path], backend: str, *, clips_per_video: int, frames: 
             "clips_per_wall_s": n / max(wall, 1e-9), "clip_shapes": sorted(shapes)}
 
 
+def write_sets(root: Path, quick: bool) -> dict[str, list[Path]]:
+    """Every set of SETS under root/ (files already there are reused)."""
+    s = QUICK if quick else FULL
+    return {name: write_dataset(root, fmt, s["videos"], s[size]) for name, (fmt, size) in SETS.items()}
+
+
+def write_sets_apart(root: Path, quick: bool) -> dict[str, list[Path]]:
+    """write_sets in a fresh process: in one where decord is loaded (run.py's machine record imports it),
+    decord's bundled libvpx (ABI 6) takes the symbols of PyAV's VP9 encoder (libvpx 12) and opening
+    the encoder fails with EINVAL."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(BENCH_DIR), str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")]))
+    subprocess.run([sys.executable, str(Path(__file__).resolve()), "--write-sets", str(root)] + ["--quick"] * quick,
+                   env=env, check=True, timeout=600)
+    return write_sets(root, quick)   # all there now: only the paths
+
+
+def eval_rate(model, paths: list[Path], backend: str, *, frames: int, repeats: int) -> dict:
+    """Evaluation clips per CPU-second: encode_videos (decode, test transform, image tower) over `paths`
+    (each `repeats` times) with the zoo's views, read with `backend`."""
+    import torch
+
+    from apclip_core.data.annotations import VideoRecord
+    from apclip_core.data.datasets import VideoDataset
+    from apclip_core.data.views import ViewSpec
+    from apclip_core.engine.evaluate import encode_videos, eval_transform_for
+
+    root = paths[0].parent
+    view = ViewSpec(frames, EVAL_VIEWS["temporal_views"], EVAL_VIEWS["spatial_crops"], backend)
+    transform = eval_transform_for(model, view.spatial_crops)
+
+    def dataset(records):
+        return VideoDataset(records, root, view=view, train=False, transform=transform)
+
+    records = [VideoRecord(p.name, 0) for p in paths] * repeats
+    encode_videos(model, dataset(records[:1]), desc="warm-up")            # libraries, codec tables
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    with torch.no_grad():
+        feats, _, ok, errors, _ = encode_videos(model, dataset(records), batch_size=8, desc=f"evaluate ({backend})")
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    if not ok.all():
+        raise RuntimeError(f"evaluation with {backend} failed on {errors}")
+    clips = len(records) * view.temporal_views
+    return {"videos": len(records), "clips": clips, "cpu_s": cpu, "wall_s": wall,
+            "clips_per_cpu_s": clips / max(cpu, 1e-9), "clips_per_wall_s": clips / max(wall, 1e-9), "feats": feats}
+
+
+def table_rows(rates: dict, sets: dict) -> tuple[list[dict], dict]:
+    """Per container: does video_io.DECODER_BY_CONTAINER still name the faster decoder?"""
+    from apclip_core.data.video_io import resolve_backend
+
+    rows, verdicts = [], {}
+    for name, paths in sets.items():
+        ext = paths[0].suffix.lower()
+        picked = resolve_backend("auto", paths[0])
+        other = "pyav" if picked == "decord" else "decord"
+        a, b = rates[(name, "original", picked)]["clips_per_cpu_s"], rates[(name, "original", other)]["clips_per_cpu_s"]
+        faster, factor = (picked, a / b) if a >= b else (other, b / a)
+        holds = faster == picked or factor <= 1 + TABLE_TIE
+        verdict = (f"auto picks {picked} for {ext}: measured {faster} faster by {factor:.2f}x"
+                   + ("" if faster == picked else f" (within {TABLE_TIE:.0%}: either is right)" if holds else
+                      f": the table is out of date, set DECODER_BY_CONTAINER[{ext!r}] = {faster!r}"))
+        verdicts[ext] = {"picked": picked, "faster": faster, "factor": factor, "table_holds": holds,
+                         "clips_per_cpu_s": {picked: a, other: b}}
+        rows.append(row(f"decoder table, {ext} ({name}): auto's choice / the other decoder", ratio(a, b),
+                        target=f">= {1 - TABLE_TIE:.2f}x (the table names the faster)", ok=holds, measured=verdict,
+                        note=f"{picked} {a:.1f} vs {other} {b:.1f} clips/core-s"))
+    return rows, verdicts
+
+
 def run(*, quick: bool, threads: int, workdir: Path) -> dict:
+    import torch
+
     from apclip_core.data.prepare import reencode_videos
+    from apclip_core.model.video_clip import create_model
 
     s = QUICK if quick else FULL
     root = workdir / "videos"
     tic = time.perf_counter()
-    sets = {"hmdb-like avi": write_dataset(root, "hmdb", s["videos"], s["hmdb"]),
-            "kinetics-like mp4": write_dataset(root, "kinetics", s["videos"], s["kinetics"])}
+    sets = write_sets_apart(root, quick)
     write_s = time.perf_counter() - tic
     tic = time.perf_counter()
-    report = reencode_videos(root, workdir / "videos_256", [str(p.relative_to(root)) for ps in sets.values() for p in ps],
-                             short_side=256, jobs=1)
+    to_reencode = [str(p.relative_to(root)) for name, ps in sets.items() if not name.endswith("webm") for p in ps]
+    report = reencode_videos(root, workdir / "videos_256", to_reencode, short_side=256, jobs=1)
     reencode_s = time.perf_counter() - tic
     if report["failed"]:
         raise RuntimeError(f"re-encoding failed: {report['failures']}")
     reencoded = {name: [workdir / "videos_256" / p.relative_to(root) for p in ps] for name, ps in sets.items()}
     rates, rows, bitrates = {}, [], {}
     for name, paths in sets.items():
-        spec = s["hmdb" if name.startswith("hmdb") else "kinetics"]
+        spec = s[SETS[name][1]]
         variants = {"original": paths}
-        if min(spec["width"], spec["height"]) > 256:
+        if min(spec["width"], spec["height"]) > 256 and not name.endswith("webm"):
             variants["short side 256"] = reencoded[name]
         for variant, vpaths in variants.items():
             for backend in ("decord", "pyav", "decord-raw"):
@@ -172,11 +262,33 @@ def run(*, quick: bool, threads: int, workdir: Path) -> dict:
                 rows.append(row(f"re-encoded (short side 256) / original: {name}, {backend}",
                                 ratio(a["clips_per_cpu_s"], b["clips_per_cpu_s"]), target="> 1x (info)",
                                 measured=f"{a['clips_per_cpu_s']:.1f} vs {b['clips_per_cpu_s']:.1f} clips/core-s"))
-        else:
+        elif name.startswith("hmdb"):
             rows.append(skipped(f"re-encoded / original: {name}", status="n/a",
                                 why=f"short side {min(spec['width'], spec['height'])} <= 256: copied, not re-encoded"))
+    table, verdicts = table_rows(rates, sets)
+    rows += table
+    torch.manual_seed(0)
+    model = create_model("apclip-tiny", None).eval()
+    evals = {backend: eval_rate(model, sets["hmdb-like avi"], backend, frames=s["frames"], repeats=s["eval_repeats"])
+             for backend in ("auto", "decord")}
+    auto, old = evals["auto"], evals["decord"]
+    same = torch.equal(auto.pop("feats"), old.pop("feats"))
+    rows.append(row("evaluation clips per core-second, hmdb-like avi: auto / decord (the old default)",
+                    ratio(auto["clips_per_cpu_s"], old["clips_per_cpu_s"]), target="info (> 1x: auto is faster)",
+                    measured=f"auto {auto['clips_per_cpu_s']:.1f} vs decord {old['clips_per_cpu_s']:.1f} clips/core-s",
+                    note=f"encode_videos, apclip-tiny, {auto['videos']} videos x {EVAL_VIEWS['temporal_views']} temporal "
+                         f"views x {EVAL_VIEWS['spatial_crops']} crops x {s['frames']} frames; features identical: {same}"))
     return {"rows": rows,
             "details": {"sizes": s, "write_s": write_s, "reencode_s": reencode_s, "reencode": {k: v for k, v in report.items()
                                                                                                  if k != "manifest"},
                         "rates": {" | ".join(k): v for k, v in rates.items()}, "bitrate_mbit_s": bitrates,
-                        "reencoded_root": str(workdir / "videos_256")}}
+                        "reencoded_root": str(workdir / "videos_256"), "decoder_table": verdicts,
+                        "evaluation": {**evals, "features_identical": same, "views": EVAL_VIEWS}}}
+
+
+if __name__ == "__main__":  # write_sets_apart's child
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--write-sets", type=Path, required=True)
+    parser.add_argument("--quick", action="store_true")
+    cli = parser.parse_args()
+    write_sets(cli.write_sets, cli.quick)

@@ -75,6 +75,9 @@ def test_quick_run_compared_implementations_agree(quick_run):
     # every decoded clip has the requested 8 frames, for every backend and variant
     for rate in s["decoding"]["details"]["rates"].values():
         assert rate["clips"] > 0 and all(shape[0] == 8 and shape[-1] == 3 for shape in rate["clip_shapes"])
+    # the decoder table is checked on every container it names; auto and decord give the same features
+    assert set(s["decoding"]["details"]["decoder_table"]) == {".avi", ".mp4", ".webm"}
+    assert s["decoding"]["details"]["evaluation"]["features_identical"] is True
     if not torch.cuda.is_available():
         assert [r["status"] for r in s["gpu"]["rows"]] == ["skipped"]
         assert "no GPU" in s["gpu"]["rows"][0]["measured"]

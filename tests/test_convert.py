@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from apclip_core.model import convert as conv
+from apclip_core.model.similarity import frame_features, get_similarity, pooled_similarity
 from apclip_core.model.video_clip import create_model_and_transforms, load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -201,8 +202,9 @@ def reference_block(x, p, b, num_frames=1, neighbours=False):
     return x + h @ p[b + "mlp.c_proj.weight"].T + p[b + "mlp.c_proj.bias"]
 
 
-def reference_frames(p: dict, clips: torch.Tensor, neighbours: bool) -> torch.Tensor:
-    """CLIP's image tower (OpenAI names without 'visual.'), clips [N, T, 3, S, S] -> L2-normalised [N, T, D]."""
+def reference_frames(p: dict, clips: torch.Tensor, neighbours: bool, normalize: bool = True) -> torch.Tensor:
+    """CLIP's image tower (OpenAI names without 'visual.'), clips [N, T, 3, S, S] -> L2-normalised [N, T, D]
+    (normalize=False: the raw projected features)."""
     N, T = clips.shape[:2]
     x = F.conv2d(clips.reshape(N * T, *clips.shape[2:]), p["conv1.weight"], stride=PATCH)
     x = x.flatten(2).transpose(1, 2)
@@ -210,7 +212,8 @@ def reference_frames(p: dict, clips: torch.Tensor, neighbours: bool) -> torch.Te
     x = layer_norm(x, p, "ln_pre")
     for i in range(VL):
         x = reference_block(x, p, f"transformer.resblocks.{i}.", T, neighbours)
-    return F.normalize(layer_norm(x[:, 0], p, "ln_post") @ p["proj"], dim=-1).reshape(N, T, -1)
+    feats = layer_norm(x[:, 0], p, "ln_post") @ p["proj"]
+    return (F.normalize(feats, dim=-1) if normalize else feats).reshape(N, T, -1)
 
 
 def reference_text(p: dict, tokens: torch.Tensor) -> torch.Tensor:
@@ -273,6 +276,29 @@ def test_text_features_equal_the_reference_forward(files, converted, fmt, interp
         ours = model.encode_text(tokens)
     torch.testing.assert_close(ours, reference_text(peer_weights(files, fmt, interpolate), tokens),
                                atol=2e-5, rtol=1e-4)
+
+
+def test_vificlip_pooling_weights_frames_by_their_norm(files, converted):
+    # ViFi-CLIP averages RAW frame features, then L2-normalises: "mean_raw", named by the recorded pooling
+    model, path = converted("vificlip")
+    recorded = json.loads(Path(str(path) + ".json").read_text())["model"]
+    assert pooled_similarity(recorded) == pooled_similarity(model.config) == "mean_raw"
+    assert [pooled_similarity(converted(f, False)[0].config) for f in ("ost", "openvclip")] == ["mean", "mean"]
+    assert pooled_similarity({}) == "mean"                     # apclip's own checkpoints record no pooling
+    with pytest.raises(ValueError, match="unknown video_pooling 'max'"):
+        pooled_similarity({"video_pooling": "max"})
+    weights = peer_weights(files, "vificlip", True)
+    tokens = model.tokenize(["a video of juggling", "a video of skipping rope", "a person doing a cartwheel"])
+    raw_ref = reference_frames(visual(weights), CLIPS.flatten(0, 1), False, normalize=False).reshape(2, -1, EMBED)
+    expected = F.normalize(raw_ref.mean(dim=1), dim=-1) @ reference_text(weights, tokens).T   # [B, C]
+    with torch.no_grad():
+        raw = model.encode_video(CLIPS, normalize=False)                   # [B, V*T, D]
+        prompts = model.encode_text(tokens)[:, None]                       # one prompt per class
+        scores = {name: get_similarity(name)(frame_features(name, raw), prompts, None) for name in ("mean_raw", "mean")}
+    torch.testing.assert_close(scores["mean_raw"], expected, atol=2e-5, rtol=1e-4)
+    norms = raw.norm(dim=-1)
+    assert norms.max() / norms.min() > 1.05                    # the frames' norms differ...
+    assert (scores["mean_raw"] - scores["mean"]).abs().max() > 1e-3   # ...so the two poolings differ
 
 
 def test_interpolation_changes_the_weights_and_is_recorded(files, converted):

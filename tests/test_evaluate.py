@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from apclip_core.data.annotations import VideoRecord
+from apclip_core.data.video_io import DECODER_BY_CONTAINER
 from apclip_core.data.views import ViewSpec
 from apclip_core.engine.evaluate import EvalResult, evaluate, score, sha256_file, summarize
 from apclip_core.prompts.strategies import build_prompt_bank
@@ -54,6 +55,9 @@ def test_failed_video_is_reported_counted_and_excluded(tiny_model, split_with_a_
     assert (p["frames"], p["temporal_views"], p["spatial_crops"], p["views"]) == (4, 2, 2, 4)
     assert (p["prompt_strategy"], p["similarity"], p["n_classes"], p["n_videos"]) == ("set", "maka", 3, 8)
     assert p["prompts_per_class"] == [28, 28] and p["checkpoint_sha256"] == "abc"
+    # which decoder read each container of the split (the benchmark writes both)
+    assert p["video_backend"] == "auto"
+    assert p["decoders"] == {ext: DECODER_BY_CONTAINER[ext] for ext in (".avi", ".mp4")}
     assert 0 <= result.top1 <= 100 and result.top5 == 100.0  # 3 classes: every class is in the top 5
     # accuracy is over the 7 decoded videos: a multiple of 100/7
     assert round(result.top1 * 7 / 100, 6) == round(result.top1 * 7 / 100)

@@ -45,22 +45,23 @@ def count_encodes(model):
     calls = {"videos": 0}
     original = model.encode_video
 
-    def counting(video):
+    def counting(video, **kw):
         calls["videos"] += video.shape[0]
-        return original(video)
+        return original(video, **kw)
     model.encode_video = counting
     return calls
 
 
 def test_variants_share_one_encoding_and_equal_separate_evaluations(tiny_model, split):
     variants = [(build_prompt_bank(s, split.classnames), sim) for s in ("single", "set") for sim in ("mean", "maka")]
+    variants.append((variants[0][0], "mean_raw"))             # ViFi-CLIP's pooling, from the same (raw) features
     separate = [evaluate(tiny_model, split, bank, similarity=sim, view=VIEW) for bank, sim in variants]
     calls = count_encodes(tiny_model)
     together = evaluate_variants(tiny_model, split, variants, view=VIEW, batch_size=4)
-    assert calls["videos"] == len(split.records)               # every video once, for four variants
+    assert calls["videos"] == len(split.records)               # every video once, for five variants
     for a, b in zip(separate, together):
         assert (a.top1, a.top5, a.per_class_top1, a.failed) == (b.top1, b.top5, b.per_class_top1, b.failed)
-        assert b.protocol["encoding_shared_by"] == 4 and b.n_failed == 1
+        assert b.protocol["encoding_shared_by"] == 5 and b.n_failed == 1
 
 
 def test_cache_hits_and_every_key_part_invalidates(tiny_model, split, tmp_path):

@@ -54,6 +54,15 @@ def test_train_config_takes_quick_gelu_and_run_names_of_older_runs_stay_valid():
     assert stated != named and stated != make_config("base2novel", "AP-CLIP", pretrained="/weights/openai_vitb16.pt").name
 
 
+def test_the_decoder_does_not_rename_a_run():
+    # decord and PyAV decode identical frames (test_video_io): runs named with "decord", before the default
+    # became "auto", keep their names whichever decoder reads the videos now
+    from apclip_core.paper.experiments import make_config
+
+    assert {make_config("base2novel", "AP-CLIP", video_backend=b).name for b in ("auto", "decord", "pyav")} == {
+        "base2novel_hmdb51_s1-3ee65cdc12"}
+
+
 def test_evaluate_takes_a_model_spec_and_refuses_a_silent_weights_file(silent_weights, capsys):
     from apclip_core.engine import evaluate
 

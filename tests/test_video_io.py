@@ -1,7 +1,11 @@
 """Decoding real files written with PyAV (mp4/H.264 and avi/MPEG-4), good and broken."""
 from __future__ import annotations
 
+import gc
+import os
 import pickle
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +13,9 @@ import pytest
 
 import torch
 
-from apclip_core.data.video_io import ShortVideoError, VideoDecodeError, count_packets, open_video, probe_video
+from apclip_core.data.video_io import (DECODER_BY_CONTAINER, DecordReader, PyAVReader, ShortVideoError,
+                                       VideoDecodeError, count_packets, decoders_for, open_video, probe_video,
+                                       resolve_backend)
 from apclip_core.data.views import ViewSpec, decode_video
 
 CODECS = {".mp4": "libx264", ".avi": "mpeg4"}
@@ -65,7 +71,7 @@ def videos(tmp_path_factory):
     return {ext: make_video(d / f"clip{ext}") for ext in CODECS}
 
 
-@pytest.mark.parametrize("backend", ["decord", "pyav"])
+@pytest.mark.parametrize("backend", ["auto", "decord", "pyav"])
 @pytest.mark.parametrize("ext", [".mp4", ".avi"])
 def test_decodes_both_containers_in_order(videos, backend, ext):
     with open_video(videos[ext], backend) as r:
@@ -102,13 +108,17 @@ def test_broken_files_raise_one_error_type_with_reason(tmp_path, backend):
     assert reasons["garbage"] and reasons["truncated.mp4"]
 
 
+def make_cut(folder) -> Path:
+    """A faststart MP4 of 32 frames cut at 60 %: its index promises 32 frames, fewer decode."""
+    good = make_video(Path(folder) / "fs.mp4", frames=32, faststart=True, pattern="noise")
+    cut = Path(folder) / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[: int(good.stat().st_size * 0.6)])
+    return cut
+
+
 def test_a_cut_file_is_not_decoded_unless_asked_and_then_only_from_its_real_frames(tmp_path):
-    # faststart MP4 cut at 60 %: the index promises 32 frames, decord raises DECORDError (not a
-    # RuntimeError subclass) at open; PyAV reads the frames that precede the cut.
-    good = make_video(tmp_path / "fs.mp4", frames=32, faststart=True, pattern="noise")
-    data = good.read_bytes()
-    cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: int(len(data) * 0.6)])
+    # decord raises DECORDError (not a RuntimeError subclass) at open; PyAV reads the frames that precede the cut.
+    cut = make_cut(tmp_path)
     with pytest.raises(VideoDecodeError, match="DECORDError"):
         open_video(cut, "decord", fallback=False)
     with pytest.raises(ShortVideoError, match=r"only \d+ of the 32 frames") as short:
@@ -131,6 +141,60 @@ def test_probe_and_pickling(videos, tmp_path):
     assert (err.path, err.reason) == ("x.mp4", "why")
 
 
+@pytest.mark.parametrize("ext", [".mp4", ".avi"])
+def test_decord_and_pyav_decode_identical_frames(videos, ext):
+    # what lets "auto" pick either per container, and keeps the decoder out of a run's identity
+    with open_video(videos[ext], "decord") as d, open_video(videos[ext], "pyav") as p:
+        assert d.num_frames == p.num_frames == 16
+        np.testing.assert_array_equal(d.get_frames(range(16)), p.get_frames(range(16)))
+
+
+def test_auto_reads_each_container_with_the_decoder_of_the_table(videos):
+    assert set(DECODER_BY_CONTAINER.values()) <= {"decord", "pyav"}
+    readers = {"pyav": PyAVReader, "decord": DecordReader}
+    for ext in (".avi", ".mp4"):
+        assert isinstance(open_video(videos[ext]), readers[DECODER_BY_CONTAINER[ext]])
+        assert resolve_backend("auto", f"a/b{ext.upper()}") == DECODER_BY_CONTAINER[ext]  # case does not matter
+        for forced, cls in readers.items():
+            assert isinstance(open_video(videos[ext], forced), cls)        # explicit choices still win
+    assert resolve_backend("auto", "clip.mkv") == "decord"                 # other containers: decord
+    assert decoders_for("auto", ["x/a.avi", "b.mp4", "c.AVI"]) == {".avi": DECODER_BY_CONTAINER[".avi"],
+                                                                  ".mp4": DECODER_BY_CONTAINER[".mp4"]}
+    assert decoders_for("pyav", ["a.avi", "b.mp4"]) == {".avi": "pyav", ".mp4": "pyav"}
+    view = ViewSpec(4)
+    assert view.backend == "auto" and view.record(["a.avi"])["decoders"] == {".avi": DECODER_BY_CONTAINER[".avi"]}
+
+
 def test_unknown_backend_lists_choices(videos):
     with pytest.raises(ValueError, match="decord, pyav"):
         open_video(videos[".mp4"], "opencv")
+
+
+def test_a_process_forked_after_a_failed_pyav_decode_does_not_hang(tmp_path):
+    # A failed decode leaves its last converted frame in the exception's traceback. Held in a reference
+    # cycle (as a test runner or a logger holds exceptions), it is freed by the GC of whichever process
+    # runs next: a forked DataLoader worker. With PyAV's default converter threads that worker hung for
+    # ever freeing the frame's swscale thread pool (the pool's threads stayed in the parent).
+    cut = make_cut(tmp_path)
+    gc.collect()
+    gc.disable()
+    try:
+        with pytest.raises(ShortVideoError) as info:
+            PyAVReader(cut, strict_length=False).get_frames(range(32))   # every frame converted, the last kept
+        cycle = [info.value]
+        cycle.append(cycle)
+        del cycle, info
+        pid = os.fork()
+        if pid == 0:  # the worker: collect the inherited garbage, then leave without any clean-up
+            gc.collect()
+            os._exit(0)
+    finally:
+        gc.enable()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("a process forked after a PyAV decode hung freeing the decoded frames")

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from apclip_core import atomic, paths
 from apclip_core.data.annotations import VideoRecord, read_labels, read_video_list, write_video_list
+from apclip_core.data.video_io import BACKENDS
 from apclip_core.progress import progress
 from apclip_core.data.protocols import DATASETS, default_splits_root, default_video_root, labels_file_for, list_files_for
 
@@ -353,7 +354,7 @@ def _probe(args) -> dict:
 
 
 def check_dataset(dataset: str, root=None, *, splits_root=None, decode: bool = True, jobs: int | None = None,
-                  backend: str = "decord", report_dir=None) -> dict:
+                  backend: str = "auto", report_dir=None) -> dict:
     """Check every video of every list of ``dataset`` under ``root``; write report.json + report.txt.
 
     Each distinct video is checked once (exists, non-empty, and with ``decode`` opens and decodes
@@ -473,7 +474,8 @@ def _reencode_one(args) -> dict:
                     os_ = out.add_stream(codec, rate=rate, options=options)
                     os_.width, os_.height, os_.pix_fmt = ow, oh, "yuv420p"
                     for frame in inp.decode(ins):
-                        frame = frame.reformat(width=ow, height=oh, format="yuv420p")
+                        # one converter thread: a swscale pool freed in a forked worker hangs it (see video_io)
+                        frame = frame.reformat(width=ow, height=oh, format="yuv420p", threads=1)
                         frame.pts, frame.time_base = n_in, Fraction(1) / rate
                         n_in += 1
                         for packet in os_.encode(frame):
@@ -576,7 +578,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", type=Path, default=None)
     p.add_argument("--splits-root", type=Path, default=None)
     p.add_argument("--no-decode", action="store_true")
-    p.add_argument("--backend", default="decord", choices=["decord", "pyav"])
+    p.add_argument("--backend", default="auto", choices=list(BACKENDS),
+                   help="decoder: auto (the faster one per container, as `make bench` measured), decord or pyav")
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--report-dir", type=Path, default=None, help="default: the video root")
     p = sub.add_parser("reencode", help="copy videos with short side 256 (parallel, resumable, verified)")

@@ -1,4 +1,9 @@
-"""Video decoding behind one small interface: decord by default, PyAV as the portable fallback.
+"""Video decoding behind one small interface: decord and PyAV, chosen per container by measurement.
+
+``backend="auto"`` (the default everywhere) reads each file with the decoder that `make bench` measured
+faster for its container (`DECODER_BY_CONTAINER`); "decord" (with PyAV as fallback for a file it
+refuses) or "pyav" force one. The two give bit-identical frames on every file the tests and the
+benchmark write, so the choice changes speed, not results.
 
 Both readers expose ``num_frames`` and ``get_frames(indices) -> uint8 [T, H, W, 3]`` and raise
 :class:`VideoDecodeError` (a RuntimeError naming the file and the reason) for every failure, so
@@ -27,11 +32,37 @@ from typing import Sequence
 import numpy as np
 
 __all__ = ["VideoDecodeError", "ShortVideoError", "VideoReader", "DecordReader", "PyAVReader", "open_video", "BACKENDS",
-           "count_packets", "probe_video"]
+           "DECODER_BY_CONTAINER", "resolve_backend", "decoders_for", "count_packets", "probe_video"]
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("decord", "pyav")
+BACKENDS = ("auto", "decord", "pyav")
+
+# The faster decoder per container, by measurement. `make bench` (bench/decoding.py) decodes files of
+# each kind with both and says whether this table still holds. Sampled 8-frame clips per core-second
+# (open included, one decode thread, 4 files x 2 clips), `bench/run.py --only decoding --threads 2`,
+# 2026-11-30, AMD EPYC 2 cores (load average 4.7), PyAV 18.1 with one converter thread, decord 0.6.0:
+#   .avi   MPEG-4 Part 2, 320x240, 90 frames (HMDB-51, UCF-101)   decord 77.1 vs PyAV 215.4 -> pyav   (2.79x)
+#   .mp4   H.264, 640x360, 250 frames (Kinetics)                  decord  7.4 vs PyAV   6.4 -> decord (1.15x)
+#   .webm  VP9, 640x360, 250 frames (Kinetics downloads)          decord  7.5 vs PyAV   5.9 -> decord (1.27x)
+# Any other container: decord, the design's decoder (with its PyAV fallback).
+DECODER_BY_CONTAINER = {".avi": "pyav", ".mp4": "decord", ".webm": "decord"}
+OTHER_CONTAINERS = "decord"
+
+
+def resolve_backend(backend: str, path) -> str:
+    """The decoder ("decord" or "pyav") that reads `path`: `backend` itself, or for "auto" the one
+    `DECODER_BY_CONTAINER` names for the file's extension."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown video backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
+    if backend != "auto":
+        return backend
+    return DECODER_BY_CONTAINER.get(Path(path).suffix.lower(), OTHER_CONTAINERS)
+
+
+def decoders_for(backend: str, paths) -> dict[str, str]:
+    """{container extension: decoder} for the files in `paths`, e.g. {".avi": "pyav", ".mp4": "decord"}."""
+    return {ext: resolve_backend(backend, f"x{ext}") for ext in sorted({Path(p).suffix.lower() for p in paths})}
 
 
 class VideoDecodeError(RuntimeError):
@@ -122,6 +153,17 @@ class VideoReader:
 
     path: str
     num_frames: int
+    reported_frames: int
+    strict_length: bool = True
+
+    def _settle_frame_count(self, readable: int, reported: int, declared: int) -> None:
+        """Set the frames that can be asked for; refuse a file with none, and (strict_length) one that
+        holds clearly fewer frames than it declares (ShortVideoError)."""
+        self.reported_frames, self.num_frames = reported, readable
+        if readable <= 0:
+            raise VideoDecodeError(self.path, f"no decodable video frames (container reports {reported})")
+        if self.strict_length:
+            _check_length(self.path, readable, declared)
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
@@ -155,13 +197,8 @@ class DecordReader(VideoReader):
             reported = len(self._reader)
         except _decode_errors() as exc:
             raise VideoDecodeError(path, f"decord could not open it ({_short(exc)})") from None
-        self.reported_frames = reported
         packets, declared = stream_counts(self.path) if verify_frame_count else (reported, 0)
-        self.num_frames = min(reported, packets) if verify_frame_count else reported
-        if self.num_frames <= 0:
-            raise VideoDecodeError(path, f"no decodable video frames (container reports {reported})")
-        if strict_length:
-            _check_length(path, self.num_frames, declared)
+        self._settle_frame_count(min(reported, packets) if verify_frame_count else reported, reported, declared)
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         wanted = self.clamp(indices)
@@ -190,6 +227,7 @@ class PyAVReader(VideoReader):
     def __init__(self, path, *, strict_length: bool = True):
         import av
 
+        self.strict_length = strict_length
         self.path = str(path)
         _check_file(Path(path))
         try:
@@ -202,12 +240,7 @@ class PyAVReader(VideoReader):
         except _decode_errors() as exc:
             raise VideoDecodeError(path, f"PyAV could not open it ({_short(exc)})") from None
         packets = count_packets(self.path)
-        self.reported_frames = reported
-        self.num_frames = min(reported, packets) if reported > 0 else packets
-        if self.num_frames <= 0:
-            raise VideoDecodeError(path, f"no decodable video frames (container reports {reported})")
-        if strict_length:
-            _check_length(path, self.num_frames, reported)
+        self._settle_frame_count(min(reported, packets) if reported > 0 else packets, reported, reported)
 
     def get_frames(self, indices: Sequence[int]) -> np.ndarray:
         import av
@@ -223,7 +256,12 @@ class PyAVReader(VideoReader):
                 stream.thread_count = 1
                 for frame in container.decode(stream):
                     if count in needed or count == last:
-                        latest = frame.to_ndarray(format="rgb24")
+                        # threads=1: with PyAV's default (0, one per core) every frame's converter owns a
+                        # swscale thread pool; a frame still alive in a reference cycle (an exception's
+                        # traceback) when a DataLoader worker forks is freed by the worker's GC, which then
+                        # waits forever on the pool's condition variable (its threads stayed in the parent).
+                        # One thread is also cheaper: a 90-frame 320x240 AVI decodes in 2.5x less CPU time.
+                        latest = frame.to_ndarray(format="rgb24", threads=1)
                         frames[count] = latest
                     count += 1
                     if count > last:
@@ -241,18 +279,17 @@ class PyAVReader(VideoReader):
         return np.stack([frames[i] for i in wanted])
 
 
-def open_video(path, backend: str = "decord", *, fallback: bool = True, strict_length: bool = True) -> VideoReader:
-    """Open ``path`` with ``backend`` ("decord" default, or "pyav"); raises VideoDecodeError.
+def open_video(path, backend: str = "auto", *, fallback: bool = True, strict_length: bool = True) -> VideoReader:
+    """Open ``path`` with ``backend`` ("auto": the faster decoder for its container; "decord"; "pyav");
+    raises VideoDecodeError.
 
     With ``fallback`` (default) a file decord refuses is retried with PyAV, which decodes the
     frames that precede the damage of a truncated file (decord raises DECORDError on the whole
     file as soon as one packet is cut). The error, if both fail, names both reasons.
     """
     path = os.fspath(path)
-    if backend == "pyav":
+    if resolve_backend(backend, path) == "pyav":
         return PyAVReader(path, strict_length=strict_length)
-    if backend != "decord":
-        raise ValueError(f"unknown video backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
     try:
         return DecordReader(path, fallback=fallback, strict_length=strict_length)
     except ShortVideoError:
@@ -271,7 +308,7 @@ def open_video(path, backend: str = "decord", *, fallback: bool = True, strict_l
         return reader
 
 
-def probe_video(path, backend: str = "decord", *, full: bool = False) -> dict:
+def probe_video(path, backend: str = "auto", *, full: bool = False) -> dict:
     """Check one file the way a dataset will read it: opens, decodes first / middle / last frame.
 
     ``full=True`` decodes every frame (slow; used after re-encoding). Returns a dict with

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from apclip_core.data.sampling import multi_view_indices, segment_indices
-from apclip_core.data.video_io import BACKENDS, ShortVideoError, open_video
+from apclip_core.data.video_io import BACKENDS, ShortVideoError, decoders_for, open_video
 
 SHORT_VIDEO_POLICIES = ("fail", "pad")
 
@@ -25,7 +25,8 @@ class ViewSpec:
     frames: int = 8            # frames per clip, one per TSN segment
     temporal_views: int = 1    # evaluation: evenly offset samplings of the segments
     spatial_crops: int = 1     # evaluation: crops along the long side (the transform makes them)
-    backend: str = "decord"    # decord, with PyAV as fallback; or pyav
+    backend: str = "auto"      # auto: the faster decoder per container (video_io.DECODER_BY_CONTAINER);
+                               # decord (PyAV as fallback); or pyav. Identical frames, different speed
     short_videos: str = "fail"  # a file whose frames stop decoding early: "fail" (counted as failed) or
                                 # "pad" (sampled from the frames that decode, repeating some; counted as padded)
 
@@ -42,10 +43,12 @@ class ViewSpec:
     def views(self) -> int:
         return self.temporal_views * self.spatial_crops
 
-    def record(self) -> dict:
-        """The fields a result records about how videos were seen."""
+    def record(self, paths=()) -> dict:
+        """The fields a result records about how videos were seen; with the videos' `paths`, also which
+        decoder read each container (e.g. {".avi": "pyav", ".mp4": "decord"})."""
         return {"frames": self.frames, "temporal_views": self.temporal_views, "spatial_crops": self.spatial_crops,
-                "views": self.views, "short_videos": self.short_videos}
+                "views": self.views, "short_videos": self.short_videos, "video_backend": self.backend,
+                "decoders": decoders_for(self.backend, paths)}
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -40,7 +40,7 @@ class TrainConfig:
     temporal_views: int = 2                  # evaluation views: the paper 2 x 2, fully supervised 3 x 4
     spatial_crops: int = 2
     flip: bool = True                        # horizontal flip augmentation (off for the benchmark: mirrored motion)
-    video_backend: str = "decord"
+    video_backend: str = "auto"              # auto (the faster decoder per container) | decord | pyav
     short_videos: str = "fail"               # a file whose frames stop decoding early: fail (counted as failed;
                                              # replaced in training) | pad (its decodable start; counted as padded)
     num_workers: int = 2
@@ -173,7 +173,9 @@ def parse_overrides(items: list[str]) -> dict:
     return out
 
 
-RESUME_FREE_FIELDS = {"num_workers", "output_dir", "device", "allow_cpu", "eval_batch_size"}
+# fields a run may resume with changed: they do not change what it computes (video_backend: the decoders
+# give identical frames; a run saved with "decord" resumes under the default "auto")
+RESUME_FREE_FIELDS = {"num_workers", "output_dir", "device", "allow_cpu", "eval_batch_size", "video_backend"}
 
 
 def run_dir_for(cfg: TrainConfig) -> Path:

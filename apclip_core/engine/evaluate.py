@@ -38,9 +38,10 @@ from typing import Any, Optional, Sequence
 import torch
 
 from apclip_core import atomic
+from apclip_core.data.video_io import BACKENDS
 from apclip_core.data.views import ViewSpec
 from apclip_core.engine import metrics
-from apclip_core.model.similarity import get_similarity, similarity_names
+from apclip_core.model.similarity import frame_features, get_similarity, similarity_names
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
 from apclip_core.prompts.strategies import build_prompt_bank
@@ -88,8 +89,9 @@ def eval_transform_for(model, spatial_crops: int):
 @torch.no_grad()
 def encode_videos(model, dataset, *, batch_size: int = 8, num_workers: int = 0, device: str | torch.device = "cpu",
                   autocast_dtype: Optional[torch.dtype] = None, seed: int = 0, desc: str = "encode videos"):
-    """Frame embeddings of every video: (feats [N, V*T, D] float32 on CPU, labels [N], ok [N], errors {index: str},
-    padded: indices sampled from the decodable start of a damaged file).
+    """Raw (unnormalised) frame embeddings of every video: (feats [N, V*T, D] float32 on CPU, labels [N], ok [N],
+    errors {index: str}, padded: indices sampled from the decodable start of a damaged file). Raw, so that
+    every similarity can be scored from them (`similarity.frame_features` normalises for those that need it).
 
     Videos that fail to decode come back as ok=False (their features are zeros and unused).
     """
@@ -103,7 +105,7 @@ def encode_videos(model, dataset, *, batch_size: int = 8, num_workers: int = 0, 
     for batch in progress(loader, desc=desc, total=len(loader)):
         video = batch["video"].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-            feats.append(model.encode_video(video).float().cpu())
+            feats.append(model.encode_video(video, normalize=False).cpu())
         labels.append(torch.as_tensor(batch["label"]))
         ok = torch.as_tensor(batch["ok"], dtype=torch.bool)
         oks.append(ok)
@@ -122,9 +124,10 @@ def encode_videos(model, dataset, *, batch_size: int = 8, num_workers: int = 0, 
 @torch.no_grad()
 def class_logits(video_feats: torch.Tensor, prompt_feats: torch.Tensor, prompt_mask: Optional[torch.Tensor],
                  similarity: str, *, chunk: int = 256) -> torch.Tensor:
-    """Similarity [N, C] of N videos to C classes, computed in chunks of videos."""
+    """Similarity [N, C] of N videos (raw frame features) to C classes, computed in chunks of videos."""
     fn = get_similarity(similarity)
-    out = [fn(video_feats[i:i + chunk], prompt_feats, prompt_mask) for i in range(0, len(video_feats), chunk)]
+    out = [fn(frame_features(similarity, video_feats[i:i + chunk]), prompt_feats, prompt_mask)
+           for i in range(0, len(video_feats), chunk)]
     return torch.cat(out) if out else torch.zeros(0, prompt_feats.shape[0])
 
 
@@ -161,8 +164,9 @@ def encode_split(model, split, view: ViewSpec, *, batch_size: int = 8, num_worke
     from apclip_core.engine.feature_cache import FrameFeatureCache, visual_fingerprint
 
     cfg = model.config
+    # "frame_features": entries stored before (L2-normalised features) are never read as raw ones
     spec = {"image_size": cfg["image_size"], "mean": list(cfg["mean"]), "std": list(cfg["std"]),
-            "spatial_crops": view.spatial_crops}
+            "spatial_crops": view.spatial_crops, "frame_features": "raw"}
     group = FrameFeatureCache.group_key(visual_fingerprint(model), view, spec)
     keys = [FrameFeatureCache.video_id(Path(split.root) / r.path) for r in records]
     found = feature_cache.get_many(group, keys)
@@ -231,7 +235,7 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view
             "model": model.config.get("model_name"),
             "pretrained": model.config.get("pretrained"),
             "temporal_module": bool(model.config.get("temporal_module", False)),
-            **view.record(), "dataset": split.dataset, "role": split.role,
+            **view.record(r.path for r in split.records), "dataset": split.dataset, "role": split.role,
             "prompt_strategy": bank.strategy, "prompts_per_class": [min(n_prompts), max(n_prompts)],
             "n_prompts": sum(n_prompts), "similarity": similarity,
             "n_classes": len(split.classnames), "n_videos": len(split.records), "split_root": str(split.root),
@@ -371,6 +375,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--short-videos", choices=["fail", "pad"], default="fail",
                         help="a file whose frames stop decoding early: count it as failed (default), or evaluate "
                              "it from the frames that decode (counted as padded in the result)")
+    parser.add_argument("--video-backend", choices=list(BACKENDS), default="auto",
+                        help="decoder: auto (the faster one per container, as `make bench` measured; default), "
+                             "decord or pyav (identical frames)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-workers", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -428,7 +435,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         subset_of = len(full.records) if split is not full else None
         results.append(evaluate(model, split, bank, similarity=args.similarity,
                                 view=ViewSpec(args.frames, args.temporal_views, args.spatial_crops,
-                                              short_videos=args.short_videos),
+                                              args.video_backend, short_videos=args.short_videos),
                                 batch_size=args.batch_size, num_workers=args.num_workers, device=device,
                                 autocast_dtype=autocast_dtype, record={**record, "subset_of": subset_of},
                                 feature_cache=feature_cache))

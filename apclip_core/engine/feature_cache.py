@@ -41,7 +41,8 @@ def visual_fingerprint(model) -> str:
 
 
 class FrameFeatureCache:
-    """Per-video frame features [V*T, D], grouped by (weights, view, transform) and keyed by video file.
+    """Per-video raw frame features [V*T, D] (unnormalised: every similarity can be scored from them),
+    grouped by (weights, view, transform) and keyed by video file.
 
     On disk, each call of put_many writes ONE file (atomically) into its group's folder, so a split
     costs one write, not one fsync per video; a group's files are read together the first time the

@@ -55,7 +55,7 @@ from apclip_core.engine.distributed import (Dist, barrier, gather_objects, param
                                             setup_distributed)
 from apclip_core.engine.evaluate import evaluate_protocol, summarize
 from apclip_core.engine.optim import build_optimizer, build_scheduler, mixup_cutmix, soft_target_cross_entropy
-from apclip_core.model.similarity import get_similarity
+from apclip_core.model.similarity import get_similarity, takes_raw_frames
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
 from apclip_core.prompts.strategies import build_prompt_bank
@@ -75,9 +75,10 @@ class PromptClassifier(nn.Module):
         self.model, self.bank = model, bank
         self.k = prompts_per_step if prompts_per_step > 0 else max(len(p) for p in bank.prompts)
         self.similarity = get_similarity(similarity)
+        self.raw_frames = takes_raw_frames(similarity)
 
     def forward(self, video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        frames = self.model.encode_video(video)                                  # [B, V*T, D]
+        frames = self.model.encode_video(video, normalize=not self.raw_frames)   # [B, V*T, D]
         prompts, mask = self.bank.features_for_training(self.model, self.k, generator)  # [C, k', D]
         sim = self.similarity(frames.float(), prompts.float(), mask)
         return self.model.logit_scale.exp() * sim

@@ -175,7 +175,7 @@ def _load_clip(video, num_frames: int, backend: str, transform):
 
 
 def explain_video(model, video: str | Path, bank, *, encoded=None, num_frames: int = 8, label: Optional[int] = None,
-                  boxes: Optional[np.ndarray] = None, backend: str = "decord") -> VideoExplanation:
+                  boxes: Optional[np.ndarray] = None, backend: str = "auto") -> VideoExplanation:
     """Attention maps, per-frame prompt scores and MAKA's choices for one video file.
 
     Frames: TSN centre frames (``num_frames`` segments), one evaluation centre crop - the view the
@@ -241,7 +241,7 @@ def _attribute_hits(bank, class_attributes: Sequence[dict]) -> np.ndarray:
 @torch.no_grad()
 def measure(model, records: Sequence, root: str | Path, bank, boxes: dict[str, np.ndarray], *,
             class_attributes: Optional[Sequence[dict]] = None, num_frames: int = 8, batch_size: int = 16,
-            groups: Optional[dict[str, Sequence[int]]] = None, backend: str = "decord") -> Measures:
+            groups: Optional[dict[str, Sequence[int]]] = None, backend: str = "auto") -> Measures:
     """The pointing game and the top-1 prompt hit rates of ``model`` on ``records`` (VideoRecord:
     path relative to ``root``, label = index into ``bank.classnames``).
 

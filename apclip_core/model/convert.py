@@ -24,8 +24,8 @@ What each source needs to give the features its authors measured, recorded in th
   which every apclip transform reads;
 - video pooling ("video_pooling", recorded): ViFi-CLIP averages raw frame features then L2-normalises;
   OST L2-normalises each frame then averages; Open-VCLIP/FROSTER average per-frame logits. apclip's
-  "mean" similarity (mean of L2-normalised frames) ranks classes exactly as the last two do; for
-  ViFi-CLIP it differs by weighting frames by their feature norm;
+  "mean" similarity (mean of L2-normalised frames) ranks classes exactly as the last two do; ViFi-CLIP's
+  weighs frames by their feature norm: "mean_raw" (model.similarity.pooled_similarity reads the record);
 - Open-VCLIP/FROSTER's neighbour-frame attention in every visual layer ("expand_temporal_view": the
   frames per clip, fixed at build time as in their code, not stored in their files: --frames, default 8);
 - ViFi-CLIP never trains nor saves the token embedding: it comes from the original CLIP (--base);

@@ -158,8 +158,9 @@ class VideoCLIP(nn.Module):
         self.temporal = NeighbourFrameAttention(len(blocks), visual.transformer.width, window).to(param.device)
         self.config.update(temporal_module=True, temporal_window=window)
 
-    def encode_video(self, video: torch.Tensor) -> torch.Tensor:
-        """video [B, V, T, 3, S, S] -> L2-normalised frame embeddings [B, V*T, D] (view-major)."""
+    def encode_video(self, video: torch.Tensor, *, normalize: bool = True) -> torch.Tensor:
+        """video [B, V, T, 3, S, S] -> L2-normalised frame embeddings [B, V*T, D] (view-major);
+        normalize=False: the image tower's raw outputs (float32), whose norms ViFi-CLIP's pooling uses."""
         if video.ndim != 6:
             raise ValueError(f"video must be [B, V, T, 3, S, S], got shape {tuple(video.shape)}")
         B, V, T = video.shape[:3]
@@ -173,7 +174,8 @@ class VideoCLIP(nn.Module):
             feats = self.clip.encode_image(frames)
         else:
             feats = self._encode_frames_temporal(frames, T)
-        return F.normalize(feats.float(), dim=-1).reshape(B, V * T, -1)
+        feats = F.normalize(feats.float(), dim=-1) if normalize else feats.float()
+        return feats.reshape(B, V * T, -1)
 
     def _encode_frames_temporal(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
         """open_clip's VisionTransformer.forward, with the neighbour-frame branch after each block

@@ -53,6 +53,13 @@ FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail", "quic
 # Config fields that do not change a run's result (left out of its identity).
 _NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size"}
 
+# Fields that do not change a run's result either, but were in its identity when runs were named: they
+# enter it at the value they had then, whatever the config says, so every run keeps its name.
+# video_backend: decord and PyAV decode bit-identical frames (tests/test_video_io.py checks it on every
+# container the project writes), and the default became "auto" (the faster per container) after runs
+# were named with "decord".
+IDENTITY_AS_NAMED = {"video_backend": "decord"}
+
 
 def method_overrides(method: str) -> dict:
     if method not in METHODS:
@@ -65,7 +72,7 @@ def make_config(config: str, method: str, **overrides):
     from apclip_core.engine.config import load_config
 
     cfg = load_config(config, **{**method_overrides(method), **overrides})
-    identity = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY}
+    identity = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY} | IDENTITY_AS_NAMED
     for key, default in FIELDS_ADDED_LATER.items():  # at their default, runs named before them keep their names
         if identity[key] == default:
             del identity[key]
