@@ -1,9 +1,9 @@
 """Importing the peers' checkpoints (apclip_core.model.convert).
 
-The checkpoints are written here, tiny, in each peer's layout as their training scripts save them
-(key names, prefixes, top-level entries, ViFi-CLIP's missing token embedding and its pickled yacs
-config). Each converted model's frame features are compared with a reference forward written below
-from the peers' description, independently of apclip and open_clip: plain frame-wise CLIP for
+The checkpoints are random tiny CLIPs written in each peer's layout as their training scripts save
+them (key names, prefixes, top-level entries, ViFi-CLIP's missing token embedding and its pickled yacs
+config) by apclip_core.embedded.peer_files, the stand-ins the smoke zoo uses too. Each converted
+model's frame features are compared with a reference forward written below from the peers' description, independently of apclip and open_clip: plain frame-wise CLIP for
 ViFi-CLIP/OST/OpenAI, neighbour-frame attention for Open-VCLIP/FROSTER, with and without the
 evaluation-time interpolation.
 """
@@ -13,15 +13,14 @@ import json
 import math
 import pickle
 import sys
-import types
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from apclip_core.embedded import peer_files
 from apclip_core.model import convert as conv
 from apclip_core.model.similarity import frame_features, get_similarity, pooled_similarity
 from apclip_core.model.video_clip import create_model_and_transforms, load_checkpoint
@@ -78,73 +77,18 @@ def fine_tuned(base: dict, seed: int) -> dict:
     return {k: v + 0.1 * torch.randn(v.shape, generator=g) for k, v in base.items()}
 
 
-class FakeYacs:
-    """Registers a stand-in `yacs.config.CfgNode` so the pickle names that class, as ViFi-CLIP's does."""
-
-    def __enter__(self):
-        class CfgNode(dict):
-            def __init__(self, init=None):
-                super().__init__(init or {})
-                self.__dict__["__immutable__"] = False
-                self.__dict__["__deprecated_keys__"] = set()
-                self.__dict__["__renamed_keys__"] = {}
-                self.__dict__["__new_allowed__"] = False
-
-        CfgNode.__module__, CfgNode.__qualname__ = "yacs.config", "CfgNode"
-        self.yacs, self.config = types.ModuleType("yacs"), types.ModuleType("yacs.config")
-        self.config.CfgNode, self.yacs.config = CfgNode, self.config
-        sys.modules["yacs"], sys.modules["yacs.config"] = self.yacs, self.config
-        return CfgNode
-
-    def __exit__(self, *exc):
-        sys.modules.pop("yacs", None)
-        sys.modules.pop("yacs.config", None)
-
-
-def trainer_payload(model: dict, cfg_node) -> dict:
-    """ViFi-CLIP/OST/X-CLIP's save_checkpoint: weights, optimizer, scheduler, accuracy, epoch, config."""
-    cfg = cfg_node({"MODEL": cfg_node({"ARCH": "ViT-B/16"}), "DATA": cfg_node({"NUM_FRAMES": 32})})
-    return {"model": OrderedDict(model), "optimizer": {"state": {}, "param_groups": [{"lr": 8e-6, "params": [0]}]},
-            "lr_scheduler": {"t_initial": 10}, "max_accuracy": 51.3, "epoch": 10, "config": cfg}
-
-
-def vificlip_model(sd: dict, with_tokens: bool) -> dict:
-    out = {}
-    for k, v in sd.items():
-        if k.startswith("visual."):
-            out["module.image_encoder." + k[len("visual."):]] = v
-        elif k == "logit_scale":
-            out["module.logit_scale"] = v
-        elif k != "token_embedding.weight" or with_tokens:
-            out["module.text_encoder." + k] = v
-    return out
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """Base CLIP and one checkpoint per peer, with the state dicts they were made from."""
+    """Base CLIP and one checkpoint per peer (written by the library's stand-in writers, in each peer's
+    layout), with the state dicts they were made from."""
     root = tmp_path_factory.mktemp("peers")
     base = random_clip(0)
     tuned = {name: fine_tuned(base, seed) for seed, name in enumerate(["vificlip", "ost", "openvclip", "froster"], 1)}
-    torch.save(base, root / "ViT-tiny-openai.pt")
-    with FakeYacs() as CfgNode:
-        vifi = vificlip_model(tuned["vificlip"], with_tokens=False)
-        vifi["module.prompt_learner.token_prefix"] = torch.randn(3, 1, TW)   # their loader deletes these
-        vifi["module.prompt_learner.token_suffix"] = torch.randn(3, 5, TW)
-        torch.save(trainer_payload(vifi, CfgNode), root / "vificlip.pth")
-        torch.save(trainer_payload(vificlip_model(tuned["ost"], with_tokens=True), CfgNode), root / "ost.pth")
-        xclip = vificlip_model(tuned["ost"], with_tokens=True)
-        xclip = {k.replace("module.image_encoder.", "module.visual."): v for k, v in xclip.items()}
-        xclip["module.mit.resblocks.0.attn.in_proj_weight"] = torch.randn(3 * EMBED, EMBED)
-        xclip["module.prompts_generator.alpha"] = torch.ones(EMBED)
-        xclip["module.visual.transformer.resblocks.0.message_fc.weight"] = torch.randn(VW, VW)
-        torch.save(trainer_payload(xclip, CfgNode), root / "xclip.pth")
+    peer_files.write_peer_file("openai", base, root / "ViT-tiny-openai.pt")
+    for name, sd in tuned.items():
+        peer_files.write_peer_file(name, sd, root / f"{name}.pth")
+    peer_files.write_peer_file("xclip", tuned["ost"], root / "xclip.pth")
     assert "yacs" not in sys.modules  # conversion must not need it
-    torch.save({"model_state": {"model." + k: v for k, v in tuned["openvclip"].items()}}, root / "openvclip.pth")
-    froster = {"model." + k: v for k, v in tuned["froster"].items()}
-    for p in ("projector_v", "projector_t"):
-        froster[f"{p}.0.weight"], froster[f"{p}.2.weight"] = torch.randn(EMBED, EMBED), torch.randn(EMBED, EMBED)
-    torch.save({"model_state": froster}, root / "froster.pth")
     return {"root": root, "base": base, "tuned": tuned, "base_path": root / "ViT-tiny-openai.pt"}
 
 
@@ -447,8 +391,9 @@ class Gadget:
 
 
 def test_the_unpickler_refuses_any_other_global(files, tmp_path, capsys):
-    with FakeYacs() as CfgNode:  # a yacs file, so that weights_only fails and the restricted unpickler reads it
-        payload = trainer_payload(vificlip_model(files["tuned"]["ost"], with_tokens=True), CfgNode)
+    with peer_files.YacsStandIn() as CfgNode:  # a yacs file: weights_only fails and the restricted unpickler reads it
+        payload = peer_files.trainer_payload(peer_files.vificlip_layout(files["tuned"]["ost"], with_tokens=True),
+                                             CfgNode)
         payload["config"]["HOOK"] = Gadget()
         torch.save(payload, tmp_path / "evil.pth")
     with pytest.raises(conv.ConvertError, match="refused to unpickle the global builtins.print"):
