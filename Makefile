@@ -31,7 +31,7 @@ define papermill
 		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,) $(if $(PARAMS),-f $(PARAMS),)
 endef
 
-.PHONY: help install lock lab demo test test-fast clean reproduce-all run-notebook figures prompts bench-prompts bench gpu-check
+.PHONY: help install lock lab demo test test-fast clean reproduce-all reproduce-table1-zoo run-notebook figures prompts bench-prompts bench gpu-check
 .PHONY: check-data data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
 DATA ?= $(or $(APCLIP_DATA),data)
 
@@ -43,6 +43,8 @@ help:
 	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] [GPUS=N] [PARAMS=file.yaml] - one paper table,"
 	@echo "      ours beside the paper's; PARAMS: parameters on top of the profile (e.g. a local weights file)"
 	@echo "make reproduce-all [PROFILE=...]   - all seven tables"
+	@echo "make reproduce-table1-zoo [PROFILE=smoke|paper] - Table 1's zoo: released models converted by"
+	@echo "      'python -m apclip_core convert' into runs/zoo/, no retraining, 3 prompt strategies x mean/MAKA"
 	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] [MEASURE=1] [PARAMS=..] - every run a table needs:"
 	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run;"
 	@echo "      MEASURE=1 times each run's training step on this machine's GPU first (seconds, cached for later plans)"
@@ -100,6 +102,15 @@ reproduce-table%: $(STAMP)
 	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) $(PARAMS_ARGS) && \
 	 APCLIP_GPUS=$(GPUS) $(MAKE) --no-print-directory run-notebook NB=$$nb && \
 	 $(BIN)/python -m apclip_core report --table $$(basename $$nb .ipynb | cut -d_ -f2-) --notebook $(OUT)/$$(basename $$nb)
+
+# Table 1's zoo (notebook 18): the peers' released models, converted into runs/zoo/, evaluated with no training.
+# An explicit rule, so it wins over reproduce-table% (whose stem would be "1-zoo"); notebook 18 is not
+# matched by that rule's notebooks/1N_tableN_* either.
+reproduce-table1-zoo: $(STAMP)
+	@nb=notebooks/18_table1_zoo.ipynb; \
+	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) $(PARAMS_ARGS) && \
+	 $(MAKE) --no-print-directory run-notebook NB=$$nb && \
+	 $(BIN)/python -m apclip_core report --table table1_zoo --notebook $(OUT)/18_table1_zoo.ipynb
 
 # Every run a table needs, before any starts: torchrun commands, GPU-hours, wall time, disk.
 # make plan-table2 PROFILE=paper GPUS=8 [NODES=2] [SLURM=jobs/] [MEASURE=1]  (SLURM: one batch script per run;

@@ -76,6 +76,60 @@ def missing_videos(split, listing: dict) -> list[str]:
     return missing
 
 
+def video_problems(splits, probe: str = "signature") -> list[str]:
+    """Per split, the videos missing on disk (how many, the first names, the command that fixes it), then the
+    present ones that are not video containers (damaged_videos, checked as far as `probe` says)."""
+    problems, listing, checked = [], {}, []
+    for split in splits:
+        missing = missing_videos(split, listing)
+        checked.append((split, set(missing)))
+        if missing:
+            fix = FIX_DATA.get(split.dataset, "see README 'Getting the datasets ready'")
+            problems.append(f"videos of {split.name}: {len(missing)} of {len(split.records)} missing under {split.root} "
+                            f"(first: {', '.join(missing[:SHOWN])}): {fix}")
+    return problems + damaged_videos(checked, probe)
+
+
+def zoo_problems(params: dict, probe: str = "signature") -> list[str]:
+    """Table 1's zoo trains nothing: it needs its model files (at least one; a missing one is listed in the
+    table as not provided), each dataset's lists, videos and prompt file, and for the paper profile a GPU."""
+    import torch
+
+    from apclip_core.data.protocols import load_protocol
+    from apclip_core.paper import zoo
+    from apclip_core.prompts.bank import resolve_prompt_file
+
+    problems: list[str] = []
+    models = zoo.resolve_models(params["models"]) if params.get("models") else []  # none: the smoke stand-ins
+    if models and not any(m.provided for m in models):
+        problems.append("no model file of the zoo is here (" + ", ".join(f"{m.name}: {m.given_as}" for m in models) +
+                        "): convert the released checkpoints first, `python -m apclip_core convert --from FORMAT SRC DST` "
+                        "(README, 'Importing the peers' checkpoints')")
+    splits = []
+    for name in params.get("datasets") or []:
+        try:
+            ds = zoo.zoo_dataset(name)
+        except ValueError as err:
+            problems.append(str(err))
+            continue
+        prompt_file = (params.get("prompt_files") or {}).get(name, ds.prompt_file)
+        if not Path(resolve_prompt_file(prompt_file)).is_file():
+            problems.append(f"prompt file {prompt_file} is missing: `make prompts DATASET=...` "
+                            "(needs OPENAI_API_KEY or BASE_URL of an OpenAI-compatible server)")
+        if ds.protocol.startswith("bench_"):
+            continue
+        try:
+            splits += load_protocol(ds.protocol, dict(ds.args)).eval
+        except Exception as err:  # lists missing: the protocol's own message says how to get them
+            problems.append(f"protocol {ds.protocol} {ds.args}: {err}")
+    problems += video_problems(splits, probe)
+    if params.get("profile") == "paper" and not torch.cuda.is_available() and not params.get("max_videos"):
+        problems.append("no GPU visible: the paper-profile zoo encodes about 35k videos x 32 frames per ViT-B/16 "
+                        "model, days on a CPU; run it on a GPU (README, 'Importing the peers' checkpoints', for the "
+                        "estimated time), or set max_videos in the parameters for a first look on a subset")
+    return problems
+
+
 def table_runs(notebook: Path, params: dict) -> list[tuple]:
     """Every training the notebook needs: for a table notebook all its methods x seeds (reproduce.table_runs),
     else the notebook's method(s) on its config."""
@@ -145,6 +199,8 @@ def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = (), *,
     from apclip_core.prompts.bank import resolve_prompt_file
 
     params = notebook_parameters(notebook, profile, extra)
+    if Path(notebook).stem.split("_", 1)[-1] == "table1_zoo":
+        return zoo_problems(params, probe)
     if "config" not in params:
         return []
     problems: list[str] = []
@@ -162,16 +218,7 @@ def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = (), *,
             continue
         for split in _splits_of(cfg, problems):  # every list of every seed, each once
             splits.setdefault((split.name, str(split.root), len(split.records)), split)
-    listing: dict = {}
-    checked = []
-    for split in splits.values():
-        missing = missing_videos(split, listing)
-        checked.append((split, set(missing)))
-        if missing:
-            fix = FIX_DATA.get(split.dataset, "see README 'Getting the datasets ready'")
-            problems.append(f"videos of {split.name}: {len(missing)} of {len(split.records)} missing under {split.root} "
-                            f"(first: {', '.join(missing[:SHOWN])}): {fix}")
-    problems += damaged_videos(checked, probe)
+    problems += video_problems(splits.values(), probe)
     for cfg in configs:
         weights = _weights_problem(cfg.model_name, cfg.pretrained)
         if weights and weights not in problems:

@@ -1,0 +1,450 @@
+"""Table 1's zoo: the peers' released models, with no retraining, under every prompt strategy x similarity.
+
+For each model (vanilla CLIP and the peers' checkpoints converted by `python -m apclip_core convert`)
+and each dataset's zero-shot splits, `evaluate_variants` scores the six variants {single, set (Open-VCLIP's
+28 templates), action_conditioned} x {mean, maka} from ONE encoding of every video (per-frame features
+in a FrameFeatureCache, so a rerun or a later prompt set encodes nothing again). We report mean +- std over
+the splits per (model, dataset, prompts, similarity), and beside it:
+
+- the published number of the model, on the row of its own prompts (`OWN_VARIANT`), with the paper and
+  protocol it comes from (`paper_tables/zoo_published.csv`: the protocols differ from ours and between papers);
+- on the action-prompt rows, the gain over the model's own prompts, ours beside the paper's where a paper
+  has one (AP-CLIP's "+ Action prompts": Open-VCLIP 53.9 -> 57.0 on HMDB-51). Action prompts plugged into
+  ViFi-CLIP, FROSTER, OST or vanilla CLIP are rows no paper has: marked "new: no published number".
+
+A model whose file is missing is listed as "not provided", never dropped. Every result records what it
+ran on: the checkpoint files (sha256, image-tower fingerprint, the conversion record), frames and views,
+the splits with their video and class counts, the prompt files.
+
+Smoke profile: the embedded benchmark's novel classes (`bench_zero_shot`), and for models the pretrained
+tiny CLIP written in each peer's file layout (`embedded.peer_files`) and converted by the real importer.
+Every stand-in holds the same tiny CLIP, so their rows differ only by what each peer's format implies
+(pixel normalisation, Open-VCLIP/FROSTER's neighbour-frame attention), and the importer reads the tiny
+CLIP as OpenAI's convention (heads of 64, QuickGELU) where it was trained with heads of 32 and GELU: the
+smoke zoo checks the path from a released file to the table, not any model's accuracy.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pandas as pd
+
+from apclip_core import paths
+from apclip_core.paper import tables
+from apclip_core.paper.reproduce import TableResult
+
+logger = logging.getLogger(__name__)
+
+NAME = "table1_zoo"
+STRATEGIES = ("single", "set", "action_conditioned")
+SIMILARITIES = ("mean", "maka")
+ACTION = "action_conditioned"
+GAIN_SIMILARITY = "maka"   # the headline "+ Action prompts" row: action-conditioned prompts with MAKA (as Table 1's plug-in)
+NEW = "new: no published number"
+
+# Each peer's own way to score, among the zoo's variants: the row its published number belongs beside and
+# the baseline of the action prompts' gain. Vanilla CLIP and ViFi-CLIP score one prompt per class, Open-VCLIP
+# and FROSTER their 28 templates; OST's LLM descriptors with optimal transport are not among the variants, so
+# its baseline is the single prompt. Pooling: "mean" (L2 per frame, then mean) ranks classes as Open-VCLIP,
+# FROSTER and OST pool.
+# TODO(video_pooling): score ViFi-CLIP with its own pooling (mean of raw frame features, then L2) once the
+# checkpoint's recorded video_pooling is a similarity; "mean" here weights its frames equally instead.
+OWN_VARIANT = {"openai": ("single", "mean"), "vificlip": ("single", "mean"), "ost": ("single", "mean"),
+               "openvclip": ("set", "mean"), "froster": ("set", "mean")}
+
+# the smoke profile's stand-ins: model name -> the importer's --from
+BENCH_MODELS = {"Vanilla CLIP": "openai", "ViFi-CLIP": "vificlip", "Open-VCLIP": "openvclip", "FROSTER": "froster",
+                "OST": "ost"}
+CONVERT_HINT = {"Vanilla CLIP": "openai", "ViFi-CLIP": "vificlip", "Open-VCLIP": "openvclip", "FROSTER": "froster",
+                "OST": "ost"}
+
+
+@dataclass(frozen=True)
+class ZooDataset:
+    label: str              # as the paper's tables name it
+    protocol: str           # a registered protocol whose eval splits are the zero-shot splits
+    args: dict
+    prompt_file: str        # the action-conditioned prompts of its classes
+
+
+DATASETS = {
+    "hmdb51": ZooDataset("HMDB-51", "zero_shot", {"dataset": "hmdb51"}, "prompts/hmdb51.json"),
+    "ucf101": ZooDataset("UCF-101", "zero_shot", {"dataset": "ucf101"}, "prompts/ucf101.json"),
+    "k600": ZooDataset("K600", "zero_shot", {"dataset": "k600"}, "prompts/k600_zs.json"),
+    "apclip_bench": ZooDataset("apclip_bench", "bench_zero_shot", {}, "prompts/apclip_bench.json"),
+}
+
+
+def zoo_dataset(name: str) -> ZooDataset:
+    from apclip_core.data.protocols import canonical_dataset
+
+    key = canonical_dataset(name)
+    if key not in DATASETS:
+        raise ValueError(f"the zoo has no zero-shot splits for dataset {name!r}; valid: {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+def published() -> pd.DataFrame:
+    """The peers' published zero-shot numbers (and AP-CLIP's "+ Action prompts"), with source and protocol."""
+    return pd.read_csv(tables.PAPER_TABLES_DIR / "zoo_published.csv")
+
+
+def backbone_of(model_name: Optional[str]) -> str:
+    """'ViT-B-16' -> 'ViT-B/16' (the papers' spelling); other architectures by their own name."""
+    if not model_name:
+        return "?"
+    parts = model_name.split("-")
+    if len(parts) == 3 and parts[0] == "ViT":
+        return f"ViT-{parts[1]}/{parts[2]}"
+    if model_name.startswith("apclip-import-"):  # an architecture read from a file's shapes: without its hash
+        return "ViT-" + "-".join(model_name[len("apclip-import-"):].split("-")[:-1])
+    return model_name
+
+
+# ---- the models ------------------------------------------------------------------------------------------
+@dataclass
+class ZooModel:
+    name: str
+    checkpoint: Optional[Path]           # None or a missing file: "not provided"
+    given_as: str = ""                   # what the parameters said (the README's path)
+
+    @property
+    def provided(self) -> bool:
+        return self.checkpoint is not None and self.checkpoint.is_file()
+
+
+def bench_models(folder: Optional[str | Path] = None) -> dict[str, Path]:
+    """The smoke profile's models: the pretrained tiny CLIP written in each peer's layout (and OpenAI's),
+    converted by the importer as a user would (`--base` the OpenAI-layout file for ViFi-CLIP's token
+    embedding and Open-VCLIP/OST's interpolation). Reused while the tiny CLIP and this code are unchanged."""
+    import hashlib
+    import shutil
+
+    import torch
+
+    from apclip_core import atomic
+    from apclip_core.embedded import peer_files
+    from apclip_core.embedded.pretrain import pretrained_tiny_clip
+    from apclip_core.model import convert
+
+    weights = pretrained_tiny_clip()
+    key = hashlib.sha256(f"{weights.parent.name}:{peer_files.__name__}:v1".encode()).hexdigest()[:12]
+    final = Path(folder) if folder is not None else paths.cache_dir() / "zoo_bench" / key
+    out = {name: final / "converted" / f"{fmt}.pt" for name, fmt in BENCH_MODELS.items()}
+    if all(p.is_file() for p in out.values()):
+        return out
+    final.parent.mkdir(parents=True, exist_ok=True)
+    atomic.remove_stale_temporaries(final.parent)
+    tmp = atomic.temporary_sibling(final)
+    tmp.mkdir()
+    try:
+        sd = torch.load(weights, map_location="cpu", weights_only=True)
+        released = peer_files.write_standins(sd, tmp / "released")
+        base = str(released["openai"])
+        for fmt in BENCH_MODELS.values():
+            convert.convert(released[fmt], tmp / "converted" / f"{fmt}.pt", fmt,
+                            base=base if fmt in ("vificlip", "ost", "openvclip") else None)
+        shutil.rmtree(tmp / "released")  # 25 MB each, rewritten from the tiny CLIP whenever needed
+        atomic.publish(tmp, final, replace=False,
+                       is_complete=lambda path: all((path / "converted" / f"{f}.pt").is_file()
+                                                    for f in BENCH_MODELS.values()))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def resolve_models(models: Optional[dict]) -> list[ZooModel]:
+    """{name: checkpoint path} (relative paths under the project root) -> ZooModels; None or {}: the
+    embedded benchmark's stand-ins."""
+    if not models:
+        return [ZooModel(name, path, given_as=f"embedded stand-in ({BENCH_MODELS[name]})")
+                for name, path in bench_models().items()]
+    out = []
+    for name, given in models.items():
+        path = None
+        if given:
+            path = Path(str(given)).expanduser()
+            if not path.is_absolute() and not path.exists():
+                path = paths.PROJECT_ROOT / path
+        out.append(ZooModel(str(name), path, given_as=str(given or "")))
+    return out
+
+
+def model_record(model: ZooModel, loaded) -> dict:
+    """What a model's rows were computed with: the file, its sha256, the image tower's fingerprint and,
+    for a converted file, the conversion record (source file and sha256, interpolation, pooling...)."""
+    from apclip_core.engine.evaluate import sha256_file
+    from apclip_core.engine.feature_cache import visual_fingerprint
+
+    sidecar = model.checkpoint.with_name(model.checkpoint.name + ".json")
+    converted = json.loads(sidecar.read_text()).get("converted_from") if sidecar.is_file() else None
+    if converted:
+        converted = {**converted, "source": Path(str(converted.get("source", ""))).name}
+        if converted.get("base") and converted["base"] != "openai" and not str(converted["base"]).startswith("openai:"):
+            converted["base"] = Path(str(converted["base"])).name
+    cfg = loaded.config
+    return {"checkpoint": paths.portable(model.checkpoint) if not model.given_as.startswith("embedded")
+            else f"<embedded stand-in>/{model.checkpoint.name}",
+            "sha256": sha256_file(model.checkpoint), "visual_fingerprint": visual_fingerprint(loaded),
+            "model_name": cfg.get("model_name"), "backbone": backbone_of(cfg.get("model_name")),
+            "source_format": cfg.get("source_format"), "expand_temporal_view": cfg.get("expand_temporal_view", 0),
+            "video_pooling": cfg.get("video_pooling"), "interpolation": cfg.get("interpolation"),
+            "mean": cfg.get("mean"), "std": cfg.get("std"), "converted_from": converted}
+
+
+# ---- evaluation ------------------------------------------------------------------------------------------
+@dataclass
+class ZooRun:
+    """Everything the zoo measured: one row per (model, split, prompts, similarity), plus the records."""
+    rows: list[dict] = field(default_factory=list)
+    models: dict = field(default_factory=dict)
+    datasets: dict = field(default_factory=dict)
+    not_provided: dict = field(default_factory=dict)
+    encoded: dict = field(default_factory=dict)       # model -> videos encoded (0 when all came from the cache)
+    seconds: dict = field(default_factory=dict)       # model -> seconds of evaluation (shown, never stored)
+
+
+def _device(device: str):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strategies: Sequence[str] = STRATEGIES,
+                 similarities: Sequence[str] = SIMILARITIES, prompt_files: Optional[dict] = None,
+                 feature_cache: Optional[str | Path] = None, batch_size: int = 8, num_workers: int = 0,
+                 device: str = "auto", max_videos: int = 0) -> ZooRun:
+    """Every provided model on every split of `datasets`, each split's videos encoded once per model
+    (through a FrameFeatureCache: on disk under `feature_cache` when given) and scored with every
+    (strategy, similarity)."""
+    import torch
+
+    from apclip_core.data.protocols import load_protocol
+    from apclip_core.engine.evaluate import eval_subset, evaluate_variants, sha256_file
+    from apclip_core.engine.feature_cache import FrameFeatureCache
+    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.prompts.bank import resolve_prompt_file
+    from apclip_core.prompts.strategies import build_prompt_bank, needs_prompt_file
+
+    device = _device(device)
+    autocast = torch.bfloat16 if device.type == "cuda" else None
+    run = ZooRun()
+    splits = {}
+    for name in datasets:
+        ds = zoo_dataset(name)
+        prompt_file = resolve_prompt_file((prompt_files or {}).get(name, ds.prompt_file))
+        full = load_protocol(ds.protocol, dict(ds.args)).eval
+        chosen = [eval_subset(s, max_videos) for s in full]
+        splits[name] = (ds, prompt_file, chosen)
+        run.datasets[ds.label] = {
+            "protocol": ds.protocol, "args": dict(ds.args),
+            "prompt_file": paths.portable(prompt_file) if any(needs_prompt_file(s) for s in strategies) else None,
+            "prompt_file_sha256": sha256_file(prompt_file) if any(needs_prompt_file(s) for s in strategies) else None,
+            "splits": {s.name: {"videos": len(s.records), "classes": s.num_classes,
+                                **({"subset_of": len(f.records)} if s is not f else {})}
+                       for s, f in zip(chosen, full)}}
+    for model in models:
+        if not model.provided:
+            run.not_provided[model.name] = model.given_as or "no file given"
+            continue
+        began = time.perf_counter()
+        loaded = load_checkpoint(model.checkpoint, device=device)
+        run.models[model.name] = model_record(model, loaded)
+        run.encoded[model.name] = 0
+        for name, (ds, prompt_file, chosen) in splits.items():
+            # one cache per (model, dataset): a split's features are reused by its other variants and by the
+            # dataset's other splits (HMDB-51's and UCF-101's val lists share videos); freed before the next
+            cache = FrameFeatureCache(feature_cache)
+            for split in chosen:
+                banks = {s: build_prompt_bank(s, split.classnames, prompt_file if needs_prompt_file(s) else None)
+                         for s in strategies}
+                variants = [(banks[s], sim) for s in strategies for sim in similarities]
+                results = evaluate_variants(loaded, split, variants, view=view, batch_size=batch_size,
+                                            num_workers=num_workers, device=device, autocast_dtype=autocast,
+                                            feature_cache=cache)
+                run.encoded[model.name] += results[0].protocol["videos_encoded"]
+                for (strategy, sim), r in zip([(s, m) for s in strategies for m in similarities], results):
+                    run.rows.append({"model": model.name, "dataset": ds.label, "split": split.name, "prompts": strategy,
+                                     "similarity": sim, "top1": r.top1, "top5": r.top5, "n_videos": r.n_videos,
+                                     "n_evaluated": r.n_evaluated, "n_failed": r.n_failed, "n_classes": r.n_classes,
+                                     "n_prompts": r.protocol["n_prompts"]})
+        run.seconds[model.name] = time.perf_counter() - began
+        del loaded
+    return run
+
+
+@dataclass
+class ZooResult(TableResult):
+    run: Optional[ZooRun] = None   # the records and timings behind the table (summary_line prints them)
+
+
+# ---- the table ---------------------------------------------------------------------------------------------
+def _published_lookup(pub: pd.DataFrame, model: str, backbone: str, dataset: str) -> Optional[pd.Series]:
+    sel = pub[(pub.model == model) & (pub.backbone == backbone) & (pub.dataset == dataset)]
+    return sel.iloc[0] if len(sel) else None
+
+
+def _none(value):
+    return None if value is None or value != value else float(value)
+
+
+def build_table(run: ZooRun, *, paper_dataset: Optional[str] = None,
+                paper_backbone: Optional[str] = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the display table, the gains). `paper_dataset`, `paper_backbone`: look the published numbers up
+    on that dataset and backbone instead of ours (smoke: ours are the benchmark's with a tiny CLIP, the
+    papers' HMDB-51's with ViT-B/16, so only gains compare)."""
+    pub = published()
+    rows = pd.DataFrame(run.rows)
+    table, gains = [], []
+    if len(rows):
+        agg = rows.groupby(["model", "dataset", "prompts", "similarity"], sort=False)["top1"]
+        summary = agg.mean().to_frame("mean").join(agg.std().rename("std")).join(agg.size().rename("splits"))
+        for (model, dataset, strategy, sim), r in summary.iterrows():
+            record = run.models[model]
+            backbone, source = record["backbone"], record.get("source_format")
+            own = OWN_VARIANT.get(source or "")
+            looked_up, looked_backbone = paper_dataset or dataset, paper_backbone or backbone
+            entry = {"model": model, "backbone": backbone, "dataset": dataset, "prompts": strategy,
+                     "similarity": sim, "top-1 (ours)": float(r["mean"]), "± std (ours)": _none(r["std"]),
+                     "splits": int(r["splits"]), "published": None, "± std (published)": None,
+                     "published by": "", "gain of action prompts (ours)": None, "gain (paper)": None, "note": ""}
+            if own == (strategy, sim):
+                p = _published_lookup(pub, model, looked_backbone, looked_up)
+                if p is not None:
+                    entry.update({"published": float(p["value"]), "± std (published)": _none(p["std"]),
+                                  "published by": f"{p['source']} on {looked_up}: {p['protocol']}",
+                                  "note": "the model's own prompts"})
+            if strategy == ACTION:
+                p = _published_lookup(pub, f"{model} + Action prompts", looked_backbone, looked_up)
+                base = _published_lookup(pub, model, looked_backbone, looked_up)
+                if own is not None and (model, dataset, *own) in summary.index:
+                    own_mean = summary.loc[(model, dataset, *own), "mean"]
+                    entry["gain of action prompts (ours)"] = float(r["mean"]) - float(own_mean)
+                if p is not None:
+                    entry.update({"published": float(p["value"]), "± std (published)": _none(p["std"]),
+                                  "published by": f"{p['source']} on {looked_up}: {p['protocol']}",
+                                  "note": "the AP-CLIP paper's + Action prompts"})
+                    if base is not None:
+                        entry["gain (paper)"] = float(p["value"]) - float(base["value"])
+                else:
+                    entry["note"] = NEW
+                if sim == GAIN_SIMILARITY and entry["gain of action prompts (ours)"] is not None:
+                    gains.append({"comparison": f"{model} + Action prompts - {model}", "dataset": dataset,
+                                  "ours": entry["gain of action prompts (ours)"], "paper": entry["gain (paper)"]})
+            table.append(entry)
+    for model, given in run.not_provided.items():
+        table.append({"model": model, "backbone": "?", "dataset": "", "prompts": "", "similarity": "",
+                      "top-1 (ours)": None, "± std (ours)": None, "splits": None, "published": None,
+                      "± std (published)": None, "published by": "", "gain of action prompts (ours)": None,
+                      "gain (paper)": None, "note": f"not provided: {given} (python -m apclip_core convert "
+                                                     f"--from {CONVERT_HINT.get(model, '...')} SRC DST)"})
+    # a cell without a number is blank ("" prints as nothing in the markdown and the CSV; None would print "nan")
+    table = pd.DataFrame(table).astype(object)
+    table = table.map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else v)
+    return table, pd.DataFrame(gains)
+
+
+def _chart(run: ZooRun, table: pd.DataFrame, gains: pd.DataFrame, *, title: str, profile: str):
+    """Our mean +- std per (dataset, prompts x similarity) and model; beside it the action prompts' gain
+    over each model's own prompts, ours and the paper's where it has one; paper profile: published ticks."""
+    def number(column):
+        return pd.to_numeric(done[column].replace("", None), errors="coerce")
+
+    done = table[table["top-1 (ours)"] != ""]
+    ours = pd.DataFrame({"method": done["model"], "dataset": done["dataset"],
+                         "metric": done["prompts"].str.replace("action_conditioned", "action") + " / " +
+                         done["similarity"], "value": number("top-1 (ours)"), "std": number("± std (ours)")})
+    paper = pd.DataFrame({"method": done["model"], "dataset": done["dataset"], "metric": ours["metric"],
+                          "value": number("published")}).dropna(subset=["value"])
+    shown_gains = gains.assign(metric="top1", paper=gains["paper"].astype(float)) if len(gains) else gains
+    return tables.table_figure(ours, shown_gains, title=title, x="metric", profile=profile, paper=paper,
+                               our_label="top-1 per model (mean ± std over the splits)",
+                               gain_labels={"ours": "ours", "paper": "paper (AP-CLIP, Open-VCLIP)"})
+
+
+def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apclip_bench",), frames: int = 8,
+               temporal_views: int = 2, spatial_crops: int = 2, strategies: Sequence[str] = STRATEGIES,
+               similarities: Sequence[str] = SIMILARITIES, prompt_files: Optional[dict] = None,
+               paper_dataset: Optional[str] = "HMDB-51", profile: str = "smoke",
+               feature_cache: Optional[str] = None, batch_size: int = 8, num_workers: int = 0, device: str = "auto",
+               max_videos: int = 0, backend: str = "decord", figures: Optional[str | Path] = None) -> ZooResult:
+    """The zoo table: evaluate, put the published numbers and gains beside ours, write
+    figures/table1_zoo.{csv,md,png,json}. `models`: {name: converted checkpoint}; empty: the smoke stand-ins.
+    `paper_dataset`: in the smoke profile, whose published numbers stand beside ours (only gains compare)."""
+    from apclip_core.data.views import ViewSpec
+
+    view = ViewSpec(frames, temporal_views, spatial_crops, backend)
+    zoo_models = resolve_models(models)
+    if not any(m.provided for m in zoo_models):
+        raise FileNotFoundError("no model of the zoo is provided: " + "; ".join(
+            f"{m.name}: {m.given_as} not found" for m in zoo_models) + ". Convert the released files first "
+            "(README, 'Importing the peers' checkpoints').")
+    if feature_cache:
+        feature_cache = str(paths.PROJECT_ROOT / feature_cache) if not Path(feature_cache).is_absolute() else feature_cache
+    run = evaluate_zoo(zoo_models, datasets, view=view, strategies=strategies, similarities=similarities,
+                       prompt_files=prompt_files, feature_cache=feature_cache, batch_size=batch_size,
+                       num_workers=num_workers, device=device, max_videos=max_videos)
+    in_paper = profile == "paper"
+    table, gains = build_table(run, paper_dataset=None if in_paper else paper_dataset,
+                               paper_backbone=None if in_paper else "ViT-B/16")
+    names = ", ".join(dict.fromkeys(DATASETS[d].label if d in DATASETS else d for d in datasets))
+    title = f"Table 1 zoo: released models, no retraining ({names})"
+    protocol = {**view.record(), "backend": backend, "strategies": list(strategies),
+                "similarities": list(similarities), "max_videos": max_videos, "device": str(_device(device))}
+    ran_on = "; ".join(f"{name}: {rec['checkpoint']} (sha256 {rec['sha256'][:12]}, {rec['backbone']}, "
+                       f"{rec['source_format'] or 'apclip'})" for name, rec in run.models.items())
+    splits = "; ".join(f"{label}: " + ", ".join(f"{s} ({c['videos']} videos, {c['classes']} classes)"
+                                                for s, c in d["splits"].items()) for label, d in run.datasets.items())
+    notes = (f"Profile: {profile}. Ran on: {ran_on}.\n\n"
+             f"Frames {frames}, {temporal_views} temporal x {spatial_crops} spatial views, every video encoded once "
+             f"per model and scored with every prompt strategy x similarity. Splits: {splits}.\n\n"
+             + (f"Not provided (no numbers): {', '.join(f'{k} ({v})' for k, v in run.not_provided.items())}.\n\n"
+                if run.not_provided else "")
+             + "Published: the number each model's own paper reports, on the row of its own prompts, with that "
+               "paper's protocol (frames, views, prompts), which is not ours; on the action-prompt rows the AP-CLIP "
+               f"paper's + Action prompts (Open-VCLIP only). '{NEW}': action prompts plugged into a model no paper "
+               "has evaluated them with. Gain of action prompts: action-conditioned prompts minus the model's own "
+               "prompts (same similarity row as the own prompts' for the paper; ours per row)."
+             + ("" if in_paper else f"\n\nSmoke profile: ours are the embedded benchmark's novel classes with the "
+                f"tiny CLIP written in each peer's file layout and converted (the same weights in every file); the "
+                f"published numbers are {paper_dataset}'s. Compare the gains, not the absolute numbers."))
+    files = tables.save_table(
+        table, NAME, title=title, notes=notes, figures=figures,
+        chart=lambda _: _chart(run, table, gains, title=title, profile=profile),
+        results={"profile": profile, "protocol": protocol, "models": run.models, "not_provided": run.not_provided,
+                 "datasets": run.datasets, "published_from": "apclip_core/paper/paper_tables/zoo_published.csv",
+                 "gains": gains.to_dict(orient="records"), "raw": run.rows})
+    claims = {}
+    for model in run.models:
+        mine = gains[gains.comparison.str.startswith(f"{model} +")] if len(gains) else gains
+        if len(mine):
+            claims[f"action prompts (MAKA) beat {model}'s own prompts"] = bool((mine["ours"] > 0).all())
+    shown = table.copy()
+    for column in shown.columns:
+        if shown[column].map(lambda v: isinstance(v, float)).any():
+            shown[column] = shown[column].map(lambda v: round(v, 1) if isinstance(v, float) else v)
+    return ZooResult(name=NAME, title=title, table=shown, gains=gains.round(1) if len(gains) else gains,
+                     rows=pd.DataFrame(run.rows), files=files, claims=claims, run=run)
+
+
+def summary_line(result: ZooResult) -> str:
+    """One line on what was computed: models, videos encoded per model, seconds (not stored in any file)."""
+    run = result.run
+    parts = [f"{m}: {run.encoded[m]} videos encoded in {run.seconds[m]:.1f} s" for m in run.models]
+    missing = f"; not provided: {', '.join(run.not_provided)}" if run.not_provided else ""
+    return f"{NAME}: {len(run.rows)} scores from {len(run.models)} models ({'; '.join(parts)}){missing}"
+
+
+def run_zoo(**params) -> ZooResult:
+    """The notebook's call: warnings-only logs (a split's INFO lines would fill the notebook), then the zoo."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    result = table1_zoo(**params)
+    print(summary_line(result))
+    return result
