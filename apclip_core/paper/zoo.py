@@ -35,6 +35,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from apclip_core import paths
+from apclip_core.errors import UserError
 from apclip_core.paper import tables
 from apclip_core.paper.reproduce import TableResult
 
@@ -62,6 +63,10 @@ BENCH_MODELS = {"Vanilla CLIP": "openai", "ViFi-CLIP": "vificlip", "Open-VCLIP":
                 "OST": "ost"}
 CONVERT_HINT = {"Vanilla CLIP": "openai", "ViFi-CLIP": "vificlip", "Open-VCLIP": "openvclip", "FROSTER": "froster",
                 "OST": "ost"}
+
+
+class NoModelError(UserError, FileNotFoundError):
+    """None of the zoo's model files is there: nothing to evaluate."""
 
 
 @dataclass(frozen=True)
@@ -336,7 +341,7 @@ def build_table(run: ZooRun, *, paper_dataset: Optional[str] = None,
                 else:
                     entry["note"] = NEW
                 if sim == GAIN_SIMILARITY and entry["gain of action prompts (ours)"] is not None:
-                    gains.append({"comparison": f"{model} + Action prompts - {model}", "dataset": dataset,
+                    gains.append({"comparison": f"{model}: action - own prompts", "dataset": dataset,
                                   "ours": entry["gain of action prompts (ours)"], "paper": entry["gain (paper)"]})
             table.append(entry)
     for model, given in run.not_provided.items():
@@ -366,7 +371,7 @@ def _chart(run: ZooRun, table: pd.DataFrame, gains: pd.DataFrame, *, title: str,
     shown_gains = gains.assign(metric="top1", paper=gains["paper"].astype(float)) if len(gains) else gains
     return tables.table_figure(ours, shown_gains, title=title, x="metric", profile=profile, paper=paper,
                                our_label="top-1 per model (mean ± std over the splits)",
-                               gain_labels={"ours": "ours", "paper": "paper (AP-CLIP, Open-VCLIP)"})
+                               gain_labels={"ours": "ours", "paper": "paper (AP-CLIP's + Action prompts)"})
 
 
 def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apclip_bench",), frames: int = 8,
@@ -383,7 +388,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
     view = ViewSpec(frames, temporal_views, spatial_crops, backend)
     zoo_models = resolve_models(models)
     if not any(m.provided for m in zoo_models):
-        raise FileNotFoundError("no model of the zoo is provided: " + "; ".join(
+        raise NoModelError("no model of the zoo is provided: " + "; ".join(
             f"{m.name}: {m.given_as} not found" for m in zoo_models) + ". Convert the released files first "
             "(README, 'Importing the peers' checkpoints').")
     if feature_cache:
@@ -423,7 +428,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                  "gains": gains.to_dict(orient="records"), "raw": run.rows})
     claims = {}
     for model in run.models:
-        mine = gains[gains.comparison.str.startswith(f"{model} +")] if len(gains) else gains
+        mine = gains[gains.comparison.str.startswith(f"{model}:")] if len(gains) else gains
         if len(mine):
             claims[f"action prompts (MAKA) beat {model}'s own prompts"] = bool((mine["ours"] > 0).all())
     shown = table.copy()

@@ -1,0 +1,157 @@
+"""Table 1's zoo (apclip_core.paper.zoo) on the embedded benchmark: the tiny CLIP written in each peer's
+file layout, converted by the real importer, evaluated with every prompt strategy x similarity."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from apclip_core.paper import tables, zoo
+
+N_VIDEOS = 24  # an evenly spaced subset of the benchmark's 96 novel-class videos: every class, a fast test
+VARIANTS = {(s, m) for s in zoo.STRATEGIES for m in zoo.SIMILARITIES}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, bench_root):
+    """One smoke zoo (5 models x 6 variants), counting the videos each model's image tower encoded."""
+    from apclip_core.engine.feature_cache import visual_fingerprint
+    from apclip_core.model.video_clip import VideoCLIP
+
+    encoded = Counter()  # image tower (its fingerprint) -> videos it encoded
+    original = VideoCLIP.encode_video
+
+    def counting(self, video):
+        encoded[visual_fingerprint(self)] += video.shape[0]
+        return original(self, video)
+
+    folder = tmp_path_factory.mktemp("zoo")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(VideoCLIP, "encode_video", counting)
+        result = zoo.table1_zoo(temporal_views=1, spatial_crops=1, max_videos=N_VIDEOS, figures=folder / "figures",
+                                feature_cache=str(folder / "frames"))
+    return {"result": result, "encoded": encoded, "folder": folder}
+
+
+def test_every_model_gets_every_variant(smoke):
+    table = smoke["result"].table
+    assert list(dict.fromkeys(table["model"])) == list(zoo.BENCH_MODELS)
+    for model in zoo.BENCH_MODELS:
+        rows = table[table["model"] == model]
+        assert {(p, s) for p, s in zip(rows["prompts"], rows["similarity"])} == VARIANTS
+        assert all(isinstance(v, float) and 0 <= v <= 100 for v in rows["top-1 (ours)"])
+    raw = smoke["result"].rows
+    assert len(raw) == len(zoo.BENCH_MODELS) * len(VARIANTS)
+    assert (raw["n_videos"] == N_VIDEOS).all() and (raw["n_failed"] == 0).all()
+
+
+def test_each_image_tower_encodes_each_video_once(smoke):
+    """Six variants, one encoding: every image tower sees every video of the split exactly once. The stand-ins
+    hold the same tiny CLIP: two that end up with the same image tower (Open-VCLIP's and FROSTER's, where
+    0.5 x w + 0.5 x w is exactly w) share the features in the cache, as their fingerprint says they may."""
+    towers = {m: r["visual_fingerprint"] for m, r in smoke["result"].run.models.items()}
+    assert towers["Open-VCLIP"] == towers["FROSTER"] and len(set(towers.values())) < len(towers)
+    assert smoke["encoded"] == {fingerprint: N_VIDEOS for fingerprint in towers.values()}
+    first = {}
+    for model, fingerprint in towers.items():
+        first.setdefault(fingerprint, model)
+    assert smoke["result"].run.encoded == {m: N_VIDEOS if first[f] == m else 0 for m, f in towers.items()}
+
+
+def test_the_files_say_what_was_run(smoke):
+    files = smoke["result"].files
+    payload = json.loads(files.json.read_text())
+    models = payload["models"]
+    assert set(models) == set(zoo.BENCH_MODELS)
+    assert models["ViFi-CLIP"]["converted_from"]["token_embedding_from_base"] is True
+    assert models["Open-VCLIP"]["expand_temporal_view"] == 8 and models["OST"]["source_format"] == "ost"
+    assert all(len(m["sha256"]) == 64 and len(m["visual_fingerprint"]) == 64 for m in models.values())
+    assert payload["protocol"]["frames"] == 8 and payload["protocol"]["views"] == 1
+    assert payload["datasets"]["apclip_bench"]["splits"]["bench_novel_val"] == {"videos": N_VIDEOS, "classes": 12,
+                                                                                "subset_of": 96}
+    assert files.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "nan" not in files.md.read_text()
+    assert pd.read_csv(files.csv)["model"].nunique() == len(zoo.BENCH_MODELS)
+
+
+def test_a_missing_model_is_listed_not_dropped_and_features_are_reused(smoke, tmp_path):
+    """A second zoo with the same feature cache encodes nothing again; a model without a file is a row."""
+    checkpoints = zoo.bench_models()
+    result = zoo.table1_zoo(models={"Open-VCLIP": str(checkpoints["Open-VCLIP"]), "OST": str(tmp_path / "ost.pt")},
+                            temporal_views=1, spatial_crops=1, max_videos=N_VIDEOS, figures=tmp_path,
+                            feature_cache=str(smoke["folder"] / "frames"))
+    assert result.run.encoded == {"Open-VCLIP": 0}
+    same = smoke["result"].table.query("model == 'Open-VCLIP'")["top-1 (ours)"].tolist()
+    assert result.table.query("model == 'Open-VCLIP'")["top-1 (ours)"].tolist() == same
+    ost = result.table[result.table["model"] == "OST"]
+    assert len(ost) == 1 and ost["top-1 (ours)"].iloc[0] == ""
+    assert ost["note"].iloc[0].startswith(f"not provided: {tmp_path / 'ost.pt'}") and "--from ost" in ost["note"].iloc[0]
+    assert json.loads(result.files.json.read_text())["not_provided"] == {"OST": str(tmp_path / "ost.pt")}
+    with pytest.raises(FileNotFoundError, match="no model of the zoo is provided: OST"):
+        zoo.table1_zoo(models={"OST": str(tmp_path / "ost.pt")}, figures=tmp_path)
+
+
+def _run(records: dict, values: dict) -> zoo.ZooRun:
+    """A ZooRun without evaluating: {model: (source_format, backbone)}, {(model, prompts, similarity): [top1 per split]}."""
+    run = zoo.ZooRun(models={m: {"source_format": f, "backbone": b} for m, (f, b) in records.items()})
+    for (model, prompts, sim), per_split in values.items():
+        for i, v in enumerate(per_split, 1):
+            run.rows.append({"model": model, "dataset": "HMDB-51", "split": f"hmdb51_val{i}", "prompts": prompts,
+                             "similarity": sim, "top1": v})
+    return run
+
+
+def test_published_numbers_gains_and_new_marks():
+    run = _run({"Open-VCLIP": ("openvclip", "ViT-B/16"), "FROSTER": ("froster", "ViT-B/16"),
+                "OST": ("ost", "ViT-B/16"), "Big Open-VCLIP": ("openvclip", "ViT-L/14")},
+               {("Open-VCLIP", "set", "mean"): [50.0, 52.0, 54.0], ("Open-VCLIP", "action_conditioned", "maka"): [55, 56, 57],
+                ("FROSTER", "set", "mean"): [54.0, 54.0, 54.0], ("FROSTER", "action_conditioned", "maka"): [56, 56, 56],
+                ("OST", "single", "mean"): [55.0, 56.0, 57.0], ("OST", "action_conditioned", "mean"): [50, 50, 50],
+                ("Big Open-VCLIP", "set", "mean"): [60.0, 60.0, 60.0]})
+    table, gains = zoo.build_table(run)
+    row = {(r["model"], r["prompts"], r["similarity"]): r for _, r in table.iterrows()}
+    own = row["Open-VCLIP", "set", "mean"]
+    assert (own["top-1 (ours)"], own["± std (ours)"], own["splits"]) == (52.0, 2.0, 3)
+    assert (own["published"], own["± std (published)"]) == (53.9, 1.2) and "Open-VCLIP (ICML'23)" in own["published by"]
+    plugged = row["Open-VCLIP", "action_conditioned", "maka"]
+    assert plugged["published"] == 57.0 and plugged["gain (paper)"] == pytest.approx(3.1)
+    assert plugged["gain of action prompts (ours)"] == pytest.approx(4.0) and plugged["note"] != zoo.NEW
+    assert row["FROSTER", "set", "mean"]["published"] == 54.8
+    frost = row["FROSTER", "action_conditioned", "maka"]
+    assert frost["note"] == zoo.NEW and frost["published"] == "" and frost["gain (paper)"] == ""
+    assert frost["gain of action prompts (ours)"] == pytest.approx(2.0)
+    ost_own = row["OST", "single", "mean"]
+    assert ost_own["published"] == 55.9 and ost_own["± std (published)"] == ""  # OST reports no std
+    assert row["OST", "action_conditioned", "mean"]["note"] == zoo.NEW
+    assert row["Big Open-VCLIP", "set", "mean"]["published"] == ""  # not a name any paper reports
+    assert gains.set_index("comparison")["ours"].round(1).to_dict() == {"Open-VCLIP: action - own prompts": 4.0,
+                                                                        "FROSTER: action - own prompts": 2.0}
+    # the smoke profile puts the papers' HMDB-51 ViT-B/16 numbers beside rows of another dataset and backbone
+    small = _run({"Open-VCLIP": ("openvclip", "ViT-w128-l4-p8-i64")}, {("Open-VCLIP", "set", "mean"): [10.0]})
+    small.rows[0]["dataset"] = "apclip_bench"
+    table, _ = zoo.build_table(small, paper_dataset="HMDB-51", paper_backbone="ViT-B/16")
+    assert table["published"].tolist() == [53.9] and "on HMDB-51" in table["published by"].iloc[0]
+
+
+def test_published_numbers_agree_with_table1_where_both_have_them():
+    zoo_numbers = zoo.published().rename(columns={"model": "method"})
+    t1 = tables.paper_table("table1_zero_shot")
+    both = zoo_numbers.merge(t1, on=["method", "backbone", "dataset"], suffixes=("", "_t1"))
+    assert len(both) == 18  # vanilla CLIP, ViFi-CLIP, Open-VCLIP (B/16, L/14) and its + Action prompts, 3 datasets
+    assert (both["value"] == both["value_t1"]).all() and (both["std"] == both["std_t1"]).all()
+    assert {"FROSTER", "OST"} <= set(zoo_numbers["method"])
+    assert zoo_numbers["protocol"].str.len().min() > 10  # every number says which protocol it was measured with
+
+
+def test_preflight_of_the_paper_profile_says_what_is_missing(tmp_path):
+    from apclip_core.paper.preflight import zoo_problems
+
+    problems = zoo_problems({"profile": "paper", "models": {"OST": str(tmp_path / "ost.pt")},
+                             "datasets": ["hmdb51", "imagenet"], "max_videos": 5,
+                             "prompt_files": {"hmdb51": str(tmp_path / "none.json")}})
+    text = "\n".join(problems)
+    assert "no model file of the zoo is here (OST:" in text and "convert --from" in text
+    assert "no zero-shot splits for dataset 'imagenet'" in text and "none.json is missing" in text
+    assert "no GPU" not in text  # max_videos: a first look on a subset is fine on a CPU
