@@ -119,7 +119,7 @@ def zoo_problems(params: dict, probe: str = "signature") -> list[str]:
         if ds.protocol.startswith("bench_"):
             continue
         try:
-            splits += load_protocol(ds.protocol, dict(ds.args)).eval
+            splits += load_protocol(ds.protocol, zoo.protocol_args(ds, name, params.get("video_roots"))).eval
         except Exception as err:  # lists missing: the protocol's own message says how to get them
             problems.append(f"protocol {ds.protocol} {ds.args}: {err}")
     problems += video_problems(splits, probe)

@@ -94,6 +94,13 @@ def zoo_dataset(name: str) -> ZooDataset:
     return DATASETS[key]
 
 
+def protocol_args(ds: ZooDataset, name: str, video_roots: Optional[dict] = None) -> dict:
+    """The dataset's protocol arguments, with its videos under video_roots[name] when given (e.g. Kinetics-600
+    re-encoded to short side 256 by `python -m apclip_core data reencode`, a folder under the data dir)."""
+    root = (video_roots or {}).get(name)
+    return {**ds.args, **({"video_root": root} if root else {})}
+
+
 def published() -> pd.DataFrame:
     """The peers' published zero-shot numbers (and AP-CLIP's "+ Action prompts"), with source and protocol."""
     return pd.read_csv(tables.PAPER_TABLES_DIR / "zoo_published.csv")
@@ -224,6 +231,7 @@ def _device(device: str):
 
 def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strategies: Sequence[str] = STRATEGIES,
                  similarities: Sequence[str] = SIMILARITIES, prompt_files: Optional[dict] = None,
+                 video_roots: Optional[dict] = None,
                  feature_cache: Optional[str | Path] = None, batch_size: int = 8, num_workers: int = 0,
                  device: str = "auto", max_videos: int = 0) -> ZooRun:
     """Every provided model on every split of `datasets`, each split's videos encoded once per model
@@ -245,11 +253,11 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
     for name in datasets:
         ds = zoo_dataset(name)
         prompt_file = resolve_prompt_file((prompt_files or {}).get(name, ds.prompt_file))
-        full = load_protocol(ds.protocol, dict(ds.args)).eval
+        full = load_protocol(ds.protocol, protocol_args(ds, name, video_roots)).eval
         chosen = [eval_subset(s, max_videos) for s in full]
         splits[name] = (ds, prompt_file, chosen)
         run.datasets[ds.label] = {
-            "protocol": ds.protocol, "args": dict(ds.args),
+            "protocol": ds.protocol, "args": protocol_args(ds, name, video_roots),
             "prompt_file": paths.portable(prompt_file) if any(needs_prompt_file(s) for s in strategies) else None,
             "prompt_file_sha256": sha256_file(prompt_file) if any(needs_prompt_file(s) for s in strategies) else None,
             "splits": {s.name: {"videos": len(s.records), "classes": s.num_classes,
@@ -377,7 +385,7 @@ def _chart(run: ZooRun, table: pd.DataFrame, gains: pd.DataFrame, *, title: str,
 def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apclip_bench",), frames: int = 8,
                temporal_views: int = 2, spatial_crops: int = 2, strategies: Sequence[str] = STRATEGIES,
                similarities: Sequence[str] = SIMILARITIES, prompt_files: Optional[dict] = None,
-               paper_dataset: Optional[str] = "HMDB-51", profile: str = "smoke",
+               video_roots: Optional[dict] = None, paper_dataset: Optional[str] = "HMDB-51", profile: str = "smoke",
                feature_cache: Optional[str] = None, batch_size: int = 8, num_workers: int = 0, device: str = "auto",
                max_videos: int = 0, backend: str = "decord", figures: Optional[str | Path] = None) -> ZooResult:
     """The zoo table: evaluate, put the published numbers and gains beside ours, write
@@ -394,7 +402,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
     if feature_cache:
         feature_cache = str(paths.PROJECT_ROOT / feature_cache) if not Path(feature_cache).is_absolute() else feature_cache
     run = evaluate_zoo(zoo_models, datasets, view=view, strategies=strategies, similarities=similarities,
-                       prompt_files=prompt_files, feature_cache=feature_cache, batch_size=batch_size,
+                       prompt_files=prompt_files, video_roots=video_roots, feature_cache=feature_cache, batch_size=batch_size,
                        num_workers=num_workers, device=device, max_videos=max_videos)
     in_paper = profile == "paper"
     table, gains = build_table(run, paper_dataset=None if in_paper else paper_dataset,
