@@ -53,16 +53,13 @@ NEW = "new: no published number"
 # and FROSTER their 28 templates; OST's LLM descriptors with optimal transport are not among the variants, so
 # its baseline is the single prompt. Pooling: "mean" (L2 per frame, then mean) ranks classes as Open-VCLIP,
 # FROSTER and OST pool.
-# TODO(video_pooling): score ViFi-CLIP with its own pooling (mean of raw frame features, then L2) once the
-# checkpoint's recorded video_pooling is a similarity; "mean" here weights its frames equally instead.
+# TODO(video_pooling): ViFi-CLIP's own row with its recorded video_pooling (mean of raw frames) once a similarity.
 OWN_VARIANT = {"openai": ("single", "mean"), "vificlip": ("single", "mean"), "ost": ("single", "mean"),
                "openvclip": ("set", "mean"), "froster": ("set", "mean")}
 
-# the smoke profile's stand-ins: model name -> the importer's --from
-BENCH_MODELS = {"Vanilla CLIP": "openai", "ViFi-CLIP": "vificlip", "Open-VCLIP": "openvclip", "FROSTER": "froster",
-                "OST": "ost"}
-CONVERT_HINT = {"Vanilla CLIP": "openai", "ViFi-CLIP": "vificlip", "Open-VCLIP": "openvclip", "FROSTER": "froster",
-                "OST": "ost"}
+# the zoo's models and the importer's --from of each (the smoke profile writes a stand-in of each file)
+SOURCE_FORMATS = {"Vanilla CLIP": "openai", "ViFi-CLIP": "vificlip", "Open-VCLIP": "openvclip", "FROSTER": "froster",
+                  "OST": "ost"}
 
 
 class NoModelError(UserError, FileNotFoundError):
@@ -124,6 +121,7 @@ class ZooModel:
     name: str
     checkpoint: Optional[Path]           # None or a missing file: "not provided"
     given_as: str = ""                   # what the parameters said (the README's path)
+    stand_in: bool = False               # the smoke profile's file, rewritten on each machine
 
     @property
     def provided(self) -> bool:
@@ -147,7 +145,7 @@ def bench_models(folder: Optional[str | Path] = None) -> dict[str, Path]:
     weights = pretrained_tiny_clip()
     key = hashlib.sha256(f"{weights.parent.name}:{peer_files.__name__}:v1".encode()).hexdigest()[:12]
     final = Path(folder) if folder is not None else paths.cache_dir() / "zoo_bench" / key
-    out = {name: final / "converted" / f"{fmt}.pt" for name, fmt in BENCH_MODELS.items()}
+    out = {name: final / "converted" / f"{fmt}.pt" for name, fmt in SOURCE_FORMATS.items()}
     if all(p.is_file() for p in out.values()):
         return out
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -158,13 +156,13 @@ def bench_models(folder: Optional[str | Path] = None) -> dict[str, Path]:
         sd = torch.load(weights, map_location="cpu", weights_only=True)
         released = peer_files.write_standins(sd, tmp / "released")
         base = str(released["openai"])
-        for fmt in BENCH_MODELS.values():
+        for fmt in SOURCE_FORMATS.values():
             convert.convert(released[fmt], tmp / "converted" / f"{fmt}.pt", fmt,
                             base=base if fmt in ("vificlip", "ost", "openvclip") else None)
         shutil.rmtree(tmp / "released")  # 25 MB each, rewritten from the tiny CLIP whenever needed
         atomic.publish(tmp, final, replace=False,
                        is_complete=lambda path: all((path / "converted" / f"{f}.pt").is_file()
-                                                    for f in BENCH_MODELS.values()))
+                                                    for f in SOURCE_FORMATS.values()))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -174,7 +172,7 @@ def resolve_models(models: Optional[dict]) -> list[ZooModel]:
     """{name: checkpoint path} (relative paths under the project root) -> ZooModels; None or {}: the
     embedded benchmark's stand-ins."""
     if not models:
-        return [ZooModel(name, path, given_as=f"embedded stand-in ({BENCH_MODELS[name]})")
+        return [ZooModel(name, path, given_as=f"embedded stand-in ({SOURCE_FORMATS[name]})", stand_in=True)
                 for name, path in bench_models().items()]
     out = []
     for name, given in models.items():
@@ -195,14 +193,17 @@ def model_record(model: ZooModel, loaded) -> dict:
 
     sidecar = model.checkpoint.with_name(model.checkpoint.name + ".json")
     converted = json.loads(sidecar.read_text()).get("converted_from") if sidecar.is_file() else None
-    if converted:
+    if converted:  # the files' names (where they were is the user's machine), and their hashes
         converted = {**converted, "source": Path(str(converted.get("source", ""))).name}
-        if converted.get("base") and converted["base"] != "openai" and not str(converted["base"]).startswith("openai:"):
+        if converted.get("base") and not str(converted["base"]).startswith("openai"):
             converted["base"] = Path(str(converted["base"])).name
+        if model.stand_in:  # torch.save stamps each file with a fresh id: only the tensors' fingerprint repeats
+            converted = {k: v for k, v in converted.items() if not k.endswith("sha256")}
     cfg = loaded.config
-    return {"checkpoint": paths.portable(model.checkpoint) if not model.given_as.startswith("embedded")
-            else f"<embedded stand-in>/{model.checkpoint.name}",
-            "sha256": sha256_file(model.checkpoint), "visual_fingerprint": visual_fingerprint(loaded),
+    return {"checkpoint": f"<embedded stand-in>/{model.checkpoint.name}" if model.stand_in
+            else paths.portable(model.checkpoint),
+            "sha256": None if model.stand_in else sha256_file(model.checkpoint),
+            "visual_fingerprint": visual_fingerprint(loaded),
             "model_name": cfg.get("model_name"), "backbone": backbone_of(cfg.get("model_name")),
             "source_format": cfg.get("source_format"), "expand_temporal_view": cfg.get("expand_temporal_view", 0),
             "video_pooling": cfg.get("video_pooling"), "interpolation": cfg.get("interpolation"),
@@ -357,7 +358,7 @@ def build_table(run: ZooRun, *, paper_dataset: Optional[str] = None,
                       "top-1 (ours)": None, "± std (ours)": None, "splits": None, "published": None,
                       "± std (published)": None, "published by": "", "gain of action prompts (ours)": None,
                       "gain (paper)": None, "note": f"not provided: {given} (python -m apclip_core convert "
-                                                     f"--from {CONVERT_HINT.get(model, '...')} SRC DST)"})
+                                                     f"--from {SOURCE_FORMATS.get(model, '...')} SRC DST)"})
     # a cell without a number is blank ("" prints as nothing in the markdown and the CSV; None would print "nan")
     table = pd.DataFrame(table).astype(object)
     table = table.map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else v)
@@ -411,8 +412,9 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
     title = f"Table 1 zoo: released models, no retraining ({names})"
     protocol = {**view.record(), "backend": backend, "strategies": list(strategies),
                 "similarities": list(similarities), "max_videos": max_videos, "device": str(_device(device))}
-    ran_on = "; ".join(f"{name}: {rec['checkpoint']} (sha256 {rec['sha256'][:12]}, {rec['backbone']}, "
-                       f"{rec['source_format'] or 'apclip'})" for name, rec in run.models.items())
+    ran_on = "; ".join(f"{name}: {rec['checkpoint']} ("
+                       + (f"sha256 {rec['sha256'][:12]}" if rec["sha256"] else f"image tower {rec['visual_fingerprint'][:12]}")
+                       + f", {rec['backbone']}, {rec['source_format'] or 'apclip'})" for name, rec in run.models.items())
     splits = "; ".join(f"{label}: " + ", ".join(f"{s} ({c['videos']} videos, {c['classes']} classes)"
                                                 for s, c in d["splits"].items()) for label, d in run.datasets.items())
     notes = (f"Profile: {profile}. Ran on: {ran_on}.\n\n"
@@ -423,8 +425,8 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
              + "Published: the number each model's own paper reports, on the row of its own prompts, with that "
                "paper's protocol (frames, views, prompts), which is not ours; on the action-prompt rows the AP-CLIP "
                f"paper's + Action prompts (Open-VCLIP only). '{NEW}': action prompts plugged into a model no paper "
-               "has evaluated them with. Gain of action prompts: action-conditioned prompts minus the model's own "
-               "prompts (same similarity row as the own prompts' for the paper; ours per row)."
+               "has evaluated them with. Gain of action prompts, ours: the row minus the model's own-prompt row; "
+               "the paper's: AP-CLIP's + Action prompts minus Open-VCLIP's published number."
              + ("" if in_paper else f"\n\nSmoke profile: ours are the embedded benchmark's novel classes with the "
                 f"tiny CLIP written in each peer's file layout and converted (the same weights in every file); the "
                 f"published numbers are {paper_dataset}'s. Compare the gains, not the absolute numbers."))
