@@ -131,8 +131,8 @@ def test_published_numbers_gains_and_new_marks():
     assert ost_own["published"] == 55.9 and ost_own["± std (published)"] == ""  # OST reports no std
     assert row["OST", "action_conditioned", "mean"]["note"] == zoo.NEW
     assert row["Big Open-VCLIP", "set", "mean"]["published"] == ""  # not a name any paper reports
-    assert gains.set_index("comparison")["ours"].round(1).to_dict() == {"Open-VCLIP: action - own prompts": 4.0,
-                                                                        "FROSTER: action - own prompts": 2.0}
+    assert gains.set_index("comparison")["ours"].round(1).to_dict() == {"Open-VCLIP + action prompts": 4.0,
+                                                                        "FROSTER + action prompts": 2.0}
     # the smoke profile puts the papers' HMDB-51 ViT-B/16 numbers beside rows of another dataset and backbone
     small = _run({"Open-VCLIP": ("openvclip", "ViT-w128-l4-p8-i64")}, {("Open-VCLIP", "set", "mean"): [10.0]})
     small.rows[0]["dataset"] = "apclip_bench"
