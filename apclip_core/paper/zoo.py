@@ -53,7 +53,7 @@ NEW = "new: no published number"
 # and FROSTER their 28 templates; OST's LLM descriptors with optimal transport are not among the variants, so
 # its baseline is the single prompt. Pooling: "mean" (L2 per frame, then mean) ranks classes as Open-VCLIP,
 # FROSTER and OST pool.
-# TODO(video_pooling): ViFi-CLIP's own row with its recorded video_pooling (mean of raw frames) once a similarity.
+# TODO(video_pooling): ViFi-CLIP's own row: similarity.pooled_similarity(its config) ("mean_raw") instead of "mean".
 OWN_VARIANT = {"openai": ("single", "mean"), "vificlip": ("single", "mean"), "ost": ("single", "mean"),
                "openvclip": ("set", "mean"), "froster": ("set", "mean")}
 
@@ -396,7 +396,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                similarities: Sequence[str] = SIMILARITIES, prompt_files: Optional[dict] = None,
                video_roots: Optional[dict] = None, paper_dataset: Optional[str] = "HMDB-51", profile: str = "smoke",
                feature_cache: Optional[str] = None, batch_size: int = 8, num_workers: int = 0, device: str = "auto",
-               max_videos: int = 0, backend: str = "decord", figures: Optional[str | Path] = None) -> ZooResult:
+               max_videos: int = 0, backend: str = "auto", figures: Optional[str | Path] = None) -> ZooResult:
     """The zoo table: evaluate, put the published numbers and gains beside ours, write
     figures/table1_zoo.{csv,md,png,json}. `models`: {name: converted checkpoint}; empty: the smoke stand-ins.
     `paper_dataset`: in the smoke profile, whose published numbers stand beside ours (only gains compare)."""
