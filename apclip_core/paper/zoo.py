@@ -418,7 +418,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                                paper_backbone=None if in_paper else "ViT-B/16")
     names = ", ".join(dict.fromkeys(DATASETS[d].label if d in DATASETS else d for d in datasets))
     title = f"Table 1 zoo: released models, no retraining ({names})"
-    protocol = {**view.record(), "backend": backend, "strategies": list(strategies),
+    protocol = {**view.record(), "strategies": list(strategies),
                 "similarities": list(similarities), "max_videos": max_videos, "device": str(_device(device))}
     ran_on = "; ".join(f"{name}: {rec['checkpoint']} ("
                        + (f"sha256 {rec['sha256'][:12]}" if rec["sha256"] else f"image tower {rec['visual_fingerprint'][:12]}")
