@@ -34,7 +34,7 @@ class Step:
 
     def __init__(self, model, bank, similarity: str, k: int, video: torch.Tensor, labels: torch.Tensor,
                  optimizer, *, autocast_dtype: Optional[torch.dtype] = None, seed: int = 0):
-        from apclip_core.engine.train import PromptClassifier
+        from apclip_core.engine.step import PromptClassifier
 
         self.clf = PromptClassifier(model, bank, similarity, k)
         self.video, self.labels, self.optimizer = video, labels, optimizer

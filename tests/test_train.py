@@ -214,10 +214,12 @@ def test_eval_subset_is_evenly_spaced_and_leaves_small_splits_alone(tmp_path):
 
 def test_the_training_bank_drops_the_attribute_groups_the_config_drops():
     """Table 5's "w/o Body" trains without the Body descriptions, not only evaluates without them."""
+    from apclip_core.engine.step import training_bank
+
     names = ["blorping", "chorving"]
-    full = T.training_bank(C.load_config("bench_base2novel"), names)
+    full = training_bank(C.load_config("bench_base2novel"), names)
     cfg = C.load_config("bench_base2novel", drop_attribute_groups=["body"])
-    without = T.training_bank(cfg, names)
+    without = training_bank(cfg, names)
     assert any(a.startswith("body.") for attrs in full.attributes for a in attrs)
     assert not any(a.startswith("body.") for attrs in without.attributes for a in attrs)
     assert without.counts == [n * 2 // 3 for n in full.counts]  # 12 of 36 per class are Body

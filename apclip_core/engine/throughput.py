@@ -111,7 +111,7 @@ def training_classnames(cfg: TrainConfig) -> tuple[list[str], str]:
 
 
 def _bank(cfg: TrainConfig, classnames: list[str]):
-    from apclip_core.engine.train import training_bank
+    from apclip_core.engine.step import training_bank
 
     try:
         return training_bank(cfg, classnames)
@@ -163,7 +163,7 @@ def measure(cfg: TrainConfig, device: str | torch.device = "auto") -> Measuremen
     import torch.nn.functional as F
 
     from apclip_core.engine.optim import build_optimizer
-    from apclip_core.engine.train import PromptClassifier, autocast_dtype
+    from apclip_core.engine.step import PromptClassifier, autocast_dtype
     from apclip_core.model.video_clip import create_model
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if str(device) == "auto" else device)

@@ -54,34 +54,12 @@ from apclip_core.engine.cost import check_device, requirements
 from apclip_core.engine.distributed import (Dist, barrier, gather_objects, params_checksum, rng_state, set_rng_state,
                                             setup_distributed)
 from apclip_core.engine.evaluate import evaluate_protocol, summarize
+from apclip_core.engine.step import PromptClassifier, autocast_dtype, training_bank
 from apclip_core.engine.optim import build_optimizer, build_scheduler, mixup_cutmix, soft_target_cross_entropy
-from apclip_core.model.similarity import get_similarity, takes_raw_frames
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
-from apclip_core.prompts.strategies import build_prompt_bank
 
 logger = logging.getLogger("apclip_core.engine.train")  # not "__main__" under torchrun -m
-
-
-class PromptClassifier(nn.Module):
-    """logits = logit_scale.exp() * similarity(video frames, prompt set of each class).
-
-    A module (not a function) so DDP wraps the whole step: the text tower runs inside forward and
-    its gradients are synchronised like the visual tower's.
-    """
-
-    def __init__(self, model: nn.Module, bank, similarity: str, prompts_per_step: int):
-        super().__init__()
-        self.model, self.bank = model, bank
-        self.k = prompts_per_step if prompts_per_step > 0 else max(len(p) for p in bank.prompts)
-        self.similarity = get_similarity(similarity)
-        self.raw_frames = takes_raw_frames(similarity)
-
-    def forward(self, video: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        frames = self.model.encode_video(video, normalize=not self.raw_frames)   # [B, V*T, D]
-        prompts, mask = self.bank.features_for_training(self.model, self.k, generator)  # [C, k', D]
-        sim = self.similarity(frames.float(), prompts.float(), mask)
-        return self.model.logit_scale.exp() * sim
 
 
 def micro_step_rngs(cfg: TrainConfig, epoch: int, micro_step: int, rank: int):
@@ -98,12 +76,6 @@ def resolve_device(cfg: TrainConfig, d: Dist) -> torch.device:
     if cfg.device == "cuda":
         return torch.device(f"cuda:{d.local_rank}")
     return torch.device(cfg.device)
-
-
-def autocast_dtype(cfg: TrainConfig, device: torch.device) -> Optional[torch.dtype]:
-    if cfg.precision == "fp32" or (cfg.precision == "auto" and device.type == "cpu"):
-        return None
-    return torch.float16 if cfg.precision == "fp16" else torch.bfloat16
 
 
 def resolve_pretrained(cfg: TrainConfig, d: Dist) -> Optional[str]:
@@ -152,13 +124,6 @@ def close_logging() -> None:
             root.removeHandler(h)
             h.close()
     root.propagate = True
-
-
-def training_bank(cfg: TrainConfig, classnames: list[str]):
-    """The prompts the run trains with: the config's strategy, prompt file and dropped attribute groups
-    (evaluation builds its banks the same way, per split: engine.evaluate.evaluate_protocol)."""
-    return build_prompt_bank(cfg.prompt_strategy, classnames, resolve_prompt_file(cfg.prompt_file),
-                             drop_groups=cfg.drop_attribute_groups)
 
 
 @dataclass
