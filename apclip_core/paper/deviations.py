@@ -35,7 +35,9 @@ def model_is_papers(model: dict) -> bool:
 
 def _model_text(model: dict) -> str:
     activation = {True: ", QuickGELU", False: ", GELU"}.get(model.get("quick_gelu"), "")
-    return f"{model.get('model_name')} with weights {model.get('pretrained')}{activation}"
+    weights = model.get("pretrained")
+    weights = "no pretrained weights (random init)" if weights in (None, "") else f"weights {weights}"
+    return f"{model.get('model_name')} with {weights}{activation}"
 
 
 def _counts(values: Sequence[int]) -> str:

@@ -127,6 +127,9 @@ def run_record(run_dir: Path) -> dict:
     epochs = metrics.get("epochs") or []
     train = dict(metrics.get("train_data") or {"split": None, "listed": None, "skipped": 0, "first_skipped": [],
                                                 "subset_of": None, "used": None})
+    for key in ("list_file", "root"):  # recorded in tables: relative to the project, as run folders are
+        if train.get(key):
+            train[key] = paths.portable(train[key])
     train.update(role="train", epochs=len(epochs),
                  replaced=sum(int(e.get("replaced_videos", 0)) for e in epochs),
                  padded=sum(int(e.get("padded_videos", 0)) for e in epochs))
@@ -135,7 +138,8 @@ def run_record(run_dir: Path) -> dict:
         protocol = r.get("protocol") or {}
         # results from before partial data existed: their list is the subset's source, or what was tried
         listed = r.get("n_listed") or protocol.get("subset_of") or r["n_videos"]
-        splits.append({"split": r["split"], "role": "eval", "list_file": protocol.get("list_file"),
+        list_file = protocol.get("list_file")
+        splits.append({"split": r["split"], "role": "eval", "list_file": list_file and paths.portable(list_file),
                        "listed": listed, "evaluated": r["n_evaluated"],
                        "failed": r["n_failed"], "first_failed": [f["path"] for f in r.get("failed", [])[:SHOWN]],
                        "skipped": int(r.get("n_skipped", 0)), "first_skipped": list(r.get("skipped", []))[:SHOWN],
