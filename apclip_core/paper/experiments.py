@@ -125,8 +125,7 @@ def run_record(run_dir: Path) -> dict:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     cfg = metrics.get("config") or {}
     epochs = metrics.get("epochs") or []
-    train = dict(metrics.get("train_data") or {"split": None, "listed": None, "skipped": 0, "first_skipped": [],
-                                                "subset_of": None, "used": None})
+    train = dict(metrics.get("train_data") or _train_data_before_partial(cfg))
     for key in ("list_file", "root"):  # recorded in tables: relative to the project, as run folders are
         if train.get(key):
             train[key] = paths.portable(train[key])
@@ -146,10 +145,26 @@ def run_record(run_dir: Path) -> dict:
                        "padded": int(r.get("n_padded", 0)), "subset_of": protocol.get("subset_of")})
     return {"run_dir": paths.portable(run_dir),
             "model": {k: cfg.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
-            **{k: cfg.get(k) for k in ("frames", "temporal_views", "spatial_crops", "missing_videos",
-                                       "max_videos_per_split", "eval_max_videos", "seed", "protocol",
-                                       "protocol_args")},
+            **{k: cfg.get(k) for k in ("frames", "temporal_views", "spatial_crops", "eval_max_videos", "seed",
+                                       "protocol", "protocol_args")},
+            # runs from before these options existed ran with their defaults
+            **{k: cfg.get(k, FIELDS_ADDED_LATER[k]) for k in ("missing_videos", "max_videos_per_split")},
             "splits": splits}
+
+
+def _train_data_before_partial(cfg: dict) -> dict:
+    """The training list of a run trained before runs recorded it (metrics.json without train_data): read
+    again from its protocol (such a run used every listed video, a missing one replaced like a broken one,
+    and counted in replaced_videos); None counts when the lists cannot be read here."""
+    from apclip_core.engine.config import TrainConfig, load_protocols
+
+    try:
+        split = load_protocols(TrainConfig(**cfg)).train[0]
+        listed, name, list_file = len(split.records), split.name, split.list_file
+    except Exception:  # lists moved or not downloaded here: the record says it does not know
+        listed, name, list_file = None, None, None
+    return {"split": name, "list_file": str(list_file) if list_file else None, "listed": listed, "skipped": 0,
+            "first_skipped": [], "subset_of": None, "used": listed}
 
 
 def train_command(preset: str, cfg, overrides: dict, *, gpus_per_node: int, nodes: int = 1,
