@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 # ---- evaluation: skipped before decoding, counted; nothing evaluated is an error -------------------------
 @pytest.fixture()
 def partly_missing(tmp_path, bench_root):
-    """6 real benchmark videos (3 classes) and 3 listed files that are not on disk, list file recorded."""
+    """6 real benchmark videos (3 classes), 3 listed files that are not on disk and an empty one (a download
+    that never started), list file recorded."""
     source = bench_base_to_novel(bench_root).eval[1]
     records = []
     for label in range(3):
@@ -37,6 +38,8 @@ def partly_missing(tmp_path, bench_root):
             shutil.copy(source.root / r.path, tmp_path / r.path)
             records.append(VideoRecord(r.path, label))
         records.append(VideoRecord(f"videos/gone_{label}.mp4", label))
+    (tmp_path / "videos" / "gone_3.mp4").write_bytes(b"")
+    records.append(VideoRecord("videos/gone_3.mp4", 0))
     (tmp_path / "val.txt").write_text("".join(f"{r.path} {r.label}\n" for r in records))
     return Split("tiny_val", records, source.classnames[:3], tmp_path, list_file=tmp_path / "val.txt")
 
@@ -49,9 +52,9 @@ class CountingEncoder:
         self._encode = model.encode_video
 
     def __enter__(self):
-        def encode(video):
+        def encode(video, *args, **kwargs):
             self.clips.extend(video.detach().flatten(1))
-            return self._encode(video)
+            return self._encode(video, *args, **kwargs)
         self.model.encode_video = encode
         return self
 
@@ -74,15 +77,15 @@ def test_skip_leaves_missing_videos_out_before_the_model_and_counts_them(tiny_mo
         prepared = prepare_split(partly_missing, missing_videos="skip")
         result = evaluate(tiny_model, prepared.split, bank, prepared=prepared, **kw)
     assert len(seen.clips) == 6 and all(bool(c.abs().sum() > 0) for c in seen.clips)  # no zero clip
-    assert (result.n_listed, result.n_skipped, result.n_videos, result.n_evaluated, result.n_failed) == (9, 3, 6, 6, 0)
-    assert result.skipped == [f"videos/gone_{label}.mp4" for label in range(3)]
+    assert (result.n_listed, result.n_skipped, result.n_videos, result.n_evaluated, result.n_failed) == (10, 4, 6, 6, 0)
+    assert result.skipped == [f"videos/gone_{i}.mp4" for i in range(4)]
     assert result.protocol["missing_videos"] == "skip" and result.protocol["list_file"].endswith("val.txt")
     json.dumps(result.to_json())
 
     with CountingEncoder(tiny_model) as seen:  # the default: each missing file is a failed video, at full cost
         stop = evaluate(tiny_model, partly_missing, bank, **kw)
-    assert len(seen.clips) == 9 and sum(bool(c.abs().sum() == 0) for c in seen.clips) == 3
-    assert (stop.n_videos, stop.n_evaluated, stop.n_failed, stop.n_skipped) == (9, 6, 3, 0)
+    assert len(seen.clips) == 10 and sum(bool(c.abs().sum() == 0) for c in seen.clips) == 4
+    assert (stop.n_videos, stop.n_evaluated, stop.n_failed, stop.n_skipped) == (10, 6, 4, 0)
     assert stop.top1 == result.top1  # the same six videos entered the accuracy
 
 
@@ -91,10 +94,10 @@ def test_a_split_with_no_evaluated_video_is_an_error_naming_split_and_list(tiny_
                          partly_missing.classnames, partly_missing.root, list_file=partly_missing.list_file)
     bank = build_prompt_bank("single", only_missing.classnames)
     kw = dict(similarity="mean", view=ViewSpec(2))
-    with pytest.raises(UserError, match=r"split tiny_val: none of the 3 videos listed in .*val\.txt.*3 failed"):
+    with pytest.raises(UserError, match=r"split tiny_val: none of the 4 videos listed in .*val\.txt.*4 failed"):
         evaluate(tiny_model, only_missing, bank, **kw)  # decoded as failures: never an accuracy of nan
     prepared = prepare_split(only_missing, missing_videos="skip")
-    with pytest.raises(UserError, match=r"split tiny_val: none of the 3 videos .*3 not on disk \(skipped"):
+    with pytest.raises(UserError, match=r"split tiny_val: none of the 4 videos .*4 skipped, not on disk or not a video"):
         evaluate(tiny_model, prepared.split, bank, prepared=prepared, **kw)
 
 
@@ -106,13 +109,13 @@ def test_training_skips_missing_videos_and_records_them(partly_missing):
     used, record = training_videos(partly_missing, cfg)
     assert all("gone" not in r.path for r in used.records) and len(used.records) == 4
     assert {k: record[k] for k in ("listed", "skipped", "subset_of", "used")} == \
-        {"listed": 9, "skipped": 3, "subset_of": 6, "used": 4}
+        {"listed": 10, "skipped": 4, "subset_of": 6, "used": 4}
     assert record["first_skipped"] == ["videos/gone_0.mp4", "videos/gone_1.mp4", "videos/gone_2.mp4"]
     same, record = training_videos(partly_missing, load_config("bench_base2novel"))  # stop: the list as it is
     assert same is partly_missing and record["skipped"] == 0
     nothing = Split("x_train", [r for r in partly_missing.records if "gone" in r.path], partly_missing.classnames,
                     partly_missing.root, list_file=partly_missing.list_file)
-    with pytest.raises(UserError, match=r"training split x_train: none of the 3 videos listed in .*val\.txt"):
+    with pytest.raises(UserError, match=r"training split x_train: none of the 4 videos listed in .*val\.txt"):
         training_videos(nothing, cfg)
 
 
@@ -149,9 +152,9 @@ def record(**changes) -> dict:
 
 @pytest.mark.parametrize("run, expected", [
     (record(train={"skipped": 400, "used": 16}),
-     "training videos skipped as missing (not on disk): hmdb51_fs_base_s1_train 400 of 416"),
+     "training videos skipped (not on disk, or not a video file): hmdb51_fs_base_s1_train 400 of 416"),
     (record(eval={"skipped": 775, "evaluated": 5}),
-     "evaluation videos skipped as missing (not on disk): hmdb51_base_val 775 of 780"),
+     "evaluation videos skipped (not on disk, or not a video file): hmdb51_base_val 775 of 780"),
     (record(eval={"failed": 9, "evaluated": 771}),
      "evaluation videos that failed to decode (left out of the accuracy): hmdb51_base_val 9 of 780"),
     (record(train={"replaced": 22}),
@@ -287,9 +290,9 @@ def test_a_paper_profile_table_on_partial_data_lists_what_it_skipped(tmp_path, m
     text = reproduce.checked_text(result)
     assert "Profile: paper. Deviates from the paper's protocol:" in text and "same protocol" not in text
     train, base, novel = protocol.train[0], *protocol.eval
-    for line in (f"- training videos skipped as missing (not on disk): {train.name} {expected[train.name][1]} of "
+    for line in (f"- training videos skipped (not on disk, or not a video file): {train.name} {expected[train.name][1]} of "
                  f"{expected[train.name][0]}",
-                 f"- evaluation videos skipped as missing (not on disk): {base.name} {expected[base.name][1]} of "
+                 f"- evaluation videos skipped (not on disk, or not a video file): {base.name} {expected[base.name][1]} of "
                  f"{expected[base.name][0]}; {novel.name} {expected[novel.name][1]} of {expected[novel.name][0]}",
                  f"- a subset of the lists (max_videos_per_split / eval_max_videos): {train.name} 8 of "
                  f"{expected[train.name][0] - expected[train.name][1]} trained on",
@@ -315,12 +318,15 @@ def test_preflight_partial_reports_missing_videos_as_notices_and_stops_on_empty_
     for name, n in present.items():
         for rec in read_video_list(b2n / name)[:n]:
             (tmp_path / "hmdb51" / rec.path).parent.mkdir(parents=True, exist_ok=True)
-            (tmp_path / "hmdb51" / rec.path).write_bytes(b"")
+            (tmp_path / "hmdb51" / rec.path).write_bytes(b"RIFF\0\0\0\0AVI LIST")  # starts like an AVI
             written.add(rec.path)
+    empty = read_video_list(b2n / "novel_val.txt")[2].path  # a download that never started: present, 0 bytes
+    (tmp_path / "hmdb51" / empty).write_bytes(b"")
+    written.add(empty)
     notebook = REPO / "notebooks" / "12_table2_base_to_novel.ipynb"
     stopped = check(notebook, "paper")
-    assert sum(p.startswith("videos of") for p in stopped) == 5
-    assert all("(or PARTIAL=1: run on the videos present" in p for p in stopped if p.startswith("videos of"))
+    assert sum(" missing under " in p for p in stopped) == 5 and sum("present but unreadable" in p for p in stopped) == 1
+    assert all("(or PARTIAL=1: run on the videos present" in p for p in stopped if " missing under " in p)
     notices: list[str] = []
     problems = check(notebook, "paper", partial=True, notices=notices)
     assert not any(p.startswith("videos of") for p in problems)
@@ -329,7 +335,8 @@ def test_preflight_partial_reports_missing_videos_as_notices_and_stops_on_empty_
     said = {m.group(1): (int(m.group(2)), int(m.group(3)))
             for n in notices if (m := re.match(r"videos of hmdb51_(\S+): (\d+) of (\d+) missing", n))}
     assert said == {name: (sum(r.path not in written for r in recs), len(recs)) for name, recs in lists.items()}
-    assert all("skipped (PARTIAL=1)" in n for n in notices)
+    assert all("skipped (PARTIAL=1)" in n for n in notices if " missing under " in n)
+    assert [n for n in notices if "present but unreadable" in n][0].startswith("videos of hmdb51_novel_val: 1 of 750")
 
     (tmp_path / "hmdb51").rename(tmp_path / "elsewhere")  # nothing at all: even PARTIAL has nothing to run on
     problems = check(notebook, "paper", partial=True, notices=[])

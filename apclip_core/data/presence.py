@@ -1,8 +1,9 @@
 """Which listed videos are on disk, and a split cut down to them or to a subset: the partial data a run
 may be asked to use (`missing_videos: skip`, `max_videos_per_split`), said by count, never silently.
 
-A run on partial data leaves the missing files out *before* the model sees them: no all-zero clip goes
-through the image tower, no training sample is replaced by another. What was left out is returned,
+A run on partial data leaves the missing files (and the present ones that are empty or not a video
+container) out *before* the model sees them: no all-zero clip goes through the image tower, no training
+sample is replaced by another. What was left out is returned,
 so evaluation results and training metrics can record it per list.
 """
 from __future__ import annotations
@@ -32,12 +33,18 @@ def missing_videos(split, listing: Optional[dict] = None) -> list[str]:
 
 
 def present_only(split, listing: Optional[dict] = None):
-    """(the split without its missing videos, the missing paths in list order)."""
-    missing = missing_videos(split, listing)
-    if not missing:
+    """(the split without the videos a run cannot use, their paths in list order): files not on disk, and
+    present files that are empty or do not start like a video container (data.container_check's signature
+    check: 12 bytes read per file, cached by path, size and mtime, as the preflight reports them)."""
+    from apclip_core.data.container_check import unreadable
+
+    gone = set(missing_videos(split, listing))
+    present = {os.path.join(str(split.root), r.path): r.path for r in split.records if r.path not in gone}
+    gone |= {present[f] for f in unreadable(present, level="signature")}
+    if not gone:
         return split, []
-    gone = set(missing)
-    return dataclasses.replace(split, records=[r for r in split.records if r.path not in gone]), missing
+    return (dataclasses.replace(split, records=[r for r in split.records if r.path not in gone]),
+            [r.path for r in split.records if r.path in gone])
 
 
 def subset(split, max_videos: int):

@@ -46,7 +46,8 @@ class TrainConfig:
                                              # replaced in training) | pad (its decodable start; counted as padded)
     missing_videos: str = "stop"             # a listed video not on disk: stop (preflight stops the run; inside a run
                                              # it fails like a broken file) | skip (left out before the model sees
-                                             # it, counted per split: `make reproduce-tableN PARTIAL=1`)
+                                             # it, as are empty and non-video files; counted per split:
+                                             # `make reproduce-tableN PARTIAL=1`)
     max_videos_per_split: int = 0            # >0: an evenly spaced subset of every training and evaluation list
                                              # (a partial reproduction; recorded, and the paper tables say so)
     num_workers: int = 2

@@ -340,14 +340,15 @@ class PreparedSplit:
 
 
 def prepare_split(full, *, missing_videos: str = "stop", max_videos: int = 0) -> PreparedSplit:
-    """The videos an evaluation of `full` will decode: with missing_videos="skip" the files not on disk
-    are left out first (before any decoding, so no all-zero clip reaches the model), then a subset of
+    """The videos an evaluation of `full` will decode: with missing_videos="skip" the files not on disk (or
+    empty, or not a video container) are left out first (before any decoding, so no all-zero clip reaches the
+    model), then a subset of
     `max_videos` is drawn from what is left. Both are recorded in the results."""
     from apclip_core.data.presence import present_only
 
     present, skipped = present_only(full) if missing_videos == "skip" else (full, [])
     if skipped:
-        logger.warning("%s: %d of its %d listed videos are not on disk; skipped (missing_videos=skip)",
+        logger.warning("%s: %d of its %d listed videos are not on disk or not video files; skipped (missing_videos=skip)",
                        full.name, len(skipped), len(full.records))
     split = eval_subset(present, max_videos) if present.records else present
     return PreparedSplit(split, len(full.records), skipped,
@@ -361,7 +362,8 @@ def no_video_evaluated(split, prepared: PreparedSplit, errors: dict):
 
     why = []
     if prepared.skipped:
-        why.append(f"{len(prepared.skipped)} not on disk (skipped; first: {', '.join(prepared.skipped[:SHOWN])})")
+        why.append(f"{len(prepared.skipped)} skipped, not on disk or not a video file (first: "
+                   f"{', '.join(prepared.skipped[:SHOWN])})")
     if errors:
         first = errors[min(errors)]
         why.append(f"{len(errors)} failed to decode (first: {split.records[min(errors)].path}: {first})")

@@ -222,20 +222,22 @@ def write_metrics(run_dir: Path, cfg: TrainConfig, history: list, **extra) -> No
 
 def training_videos(split, cfg: TrainConfig):
     """The training list as the run will see it, and its record for metrics.json (`train_data`): with
-    missing_videos=skip the files not on disk are left out before any decoding (never replaced by
-    another sample, never a zero clip through the model), then max_videos_per_split draws a subset."""
+    missing_videos=skip the files not on disk, empty or not a video container are left out before any
+    decoding (never replaced by another sample, never a zero clip through the model), then
+    max_videos_per_split draws a subset."""
     from apclip_core.data.presence import SHOWN, list_name, present_only, subset
     from apclip_core.errors import UserError
 
     present, skipped = present_only(split) if cfg.missing_videos == "skip" else (split, [])
     if not present.records:
         raise UserError(f"training split {split.name}: none of the {len(split.records)} videos listed in "
-                        f"{list_name(split)} is on disk under {split.root} (first: {', '.join(skipped[:SHOWN])}). "
+                        f"{list_name(split)} is a video file on disk under {split.root} (first: "
+                        f"{', '.join(skipped[:SHOWN])}). "
                         f"Get the videos (`python -m apclip_core data check {split.dataset} --root {split.root}`) "
                         f"or point the dataset root at them (APCLIP_DATA)")
     if skipped:
-        logger.warning("training split %s: %d of its %d listed videos are not on disk; skipped (missing_videos=skip; "
-                       "first: %s)", split.name, len(skipped), len(split.records), ", ".join(skipped[:SHOWN]))
+        logger.warning("training split %s: %d of its %d listed videos are not on disk or not video files; skipped "
+                       "(missing_videos=skip; first: %s)", split.name, len(skipped), len(split.records), ", ".join(skipped[:SHOWN]))
     used, subset_of = subset(present, cfg.max_videos_per_split)
     if subset_of is not None:
         logger.warning("training on %d of the %d videos of %s (max_videos_per_split)", len(used.records), subset_of,
@@ -316,7 +318,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     amp_dtype = autocast_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    logger.info("%d training videos (%d listed, %d skipped as missing), %d classes | batch %d x %d process(es) x %d accumulation = %d | "
+    logger.info("%d training videos (%d listed, %d skipped: missing or not a video file), %d classes | batch %d x %d process(es) x %d accumulation = %d | "
                 "%d optimizer steps/epoch | autocast %s | prompts %s (%s), %d per class per step, similarity %s",
                 len(train_split.records), train_data["listed"], train_data["skipped"], len(classnames), cfg.batch_size, d.world_size, accum,
                 cfg.batch_size * d.world_size * accum, steps_per_epoch, amp_dtype, cfg.prompt_strategy,

@@ -2,7 +2,7 @@
 the same protocol" is said only when nothing deviates; otherwise every deviation is listed with its counts.
 
 The evidence is what the runs recorded (experiments.run_record: their config, metrics.json and per-split
-results), never the disk as it is now. A deviation is any of: a video skipped as missing, failed to
+results), never the disk as it is now. A deviation is any of: a video skipped (missing or not a video file), failed to
 decode, replaced in training or decoded in part; a subset of a list; fewer seeds (or shots) than the
 paper's; other frames or views than the paper's preset; another model than ViT-B/16 with OpenAI's
 weights; a run whose record cannot be read (then nothing about it can be vouched for).
@@ -74,8 +74,8 @@ def split_totals(runs: Sequence[dict]) -> list[dict]:
 
 def _data_lines(totals: list[dict]) -> list[str]:
     kinds = [  # (role, field, what it says)
-        ("train", "skipped", "training videos skipped as missing (not on disk)"),
-        ("eval", "skipped", "evaluation videos skipped as missing (not on disk)"),
+        ("train", "skipped", "training videos skipped (not on disk, or not a video file)"),
+        ("eval", "skipped", "evaluation videos skipped (not on disk, or not a video file)"),
         ("eval", "failed", "evaluation videos that failed to decode (left out of the accuracy)"),
         ("train", "replaced", "training samples replaced by another video (failed to decode)"),
         ("train", "padded", "training samples decoded in part (short_videos: pad)"),
