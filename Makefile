@@ -28,8 +28,13 @@ PARAMS_ARGS = $(if $(PARAMS),--params $(PARAMS),)
 define papermill
 	@mkdir -p $(OUT)
 	@$(BIN)/python -m apclip_core notebook $(1) $(OUT)/$(notdir $(1)) --kernel $(KERNEL) $(if $(2),--stage $(2),) \
-		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,) $(if $(PARAMS),-f $(PARAMS),)
+		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,) $(if $(PARAMS),-f $(PARAMS),) \
+		$(PARTIAL_FLAG)
 endef
+# PARTIAL=1: run on the videos present. The preflight reports the missing ones (counts per list) instead of
+# stopping, the runs skip them before the model sees them (config missing_videos: skip), and the table lists
+# every deviation from the paper's protocol instead of saying "same protocol".
+PARTIAL_FLAG := $(if $(filter 1 yes true,$(PARTIAL)),--partial,)
 
 .PHONY: help install lock lab demo test test-fast clean reproduce-all reproduce-table1-zoo run-notebook figures prompts bench-prompts bench gpu-check
 .PHONY: check-data data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
@@ -40,12 +45,13 @@ help:
 	@echo "make test    - unit tests + every notebook under nbval (smoke profile)"
 	@echo "make install - create .venv from the pinned lock (done automatically on first use)"
 	@echo "make lab     - JupyterLab on the project's kernel ($(KERNEL))"
-	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] [GPUS=N] [PARAMS=file.yaml] - one paper table,"
-	@echo "      ours beside the paper's; PARAMS: parameters on top of the profile (e.g. a local weights file)"
+	@echo "make reproduce-table1 ... reproduce-table7 [PROFILE=smoke|paper] [GPUS=N] [PARAMS=file.yaml] [PARTIAL=1] - one paper"
+	@echo "      table, ours beside the paper's; PARAMS: parameters on top of the profile (e.g. a local weights file);"
+	@echo "      PARTIAL=1: run on the videos present, the table lists what deviates from the paper's protocol"
 	@echo "make reproduce-all [PROFILE=...]   - all seven tables"
 	@echo "make reproduce-table1-zoo [PROFILE=smoke|paper] - Table 1's zoo: released models converted by"
 	@echo "      'python -m apclip_core convert' into runs/zoo/, no retraining, 3 prompt strategies x mean/MAKA"
-	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] [MEASURE=1] [PARAMS=..] - every run a table needs:"
+	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] [MEASURE=1] [PARAMS=..] [PARTIAL=1] - every run a table needs:"
 	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run;"
 	@echo "      MEASURE=1 times each run's training step on this machine's GPU first (seconds, cached for later plans)"
 	@echo "make figures                       - Figure 5: attention maps and per-frame top-5 prompts"
@@ -99,7 +105,7 @@ demo: $(STAMP)
 reproduce-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
-	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) $(PARAMS_ARGS) && \
+	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) $(PARAMS_ARGS) $(PARTIAL_FLAG) && \
 	 APCLIP_GPUS=$(GPUS) $(MAKE) --no-print-directory run-notebook NB=$$nb && \
 	 $(BIN)/python -m apclip_core report --table $$(basename $$nb .ipynb | cut -d_ -f2-) --notebook $(OUT)/$$(basename $$nb)
 
@@ -119,7 +125,7 @@ NODES ?= 1
 plan-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
-	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) $(PARAMS_ARGS) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
+	 APCLIP_PARTIAL=$(if $(PARTIAL_FLAG),1,) $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) $(PARAMS_ARGS) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
 
 reproduce-all: $(foreach t,1 2 3 4 5 6 7,reproduce-table$(t))
 

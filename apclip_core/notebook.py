@@ -54,12 +54,16 @@ def read_parameters(files: Sequence[Path]) -> dict:
 
 
 def run(notebook: Path, output: Path, *, parameters_files: Sequence[Path] = (), cwd: Path | None = None,
-        kernel: str = KERNEL) -> Path:
+        kernel: str = KERNEL, partial: bool = False) -> Path:
+    """partial: the notebook parameter `partial_data: true` (`make ... PARTIAL=1`): a table runs on the videos
+    present, skipping the missing ones, and says so."""
     import nbformat
     import papermill
     from jupyter_client.manager import KernelManager
 
     parameters = read_parameters(parameters_files)
+    if partial:
+        parameters["partial_data"] = True
     output.parent.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(notebook, as_version=4)
     # recorded in the output, so a system Jupyter or VS Code reopens it on the project's environment
@@ -85,15 +89,19 @@ def main(argv: list[str]) -> int:
                         help="YAML of parameters (the paper profile); repeated, each on top of the ones before")
     parser.add_argument("--stage", default="", help="'i/n': this notebook's place in a longer job")
     parser.add_argument("--kernel", default=KERNEL, help="Jupyter kernel (default: %(default)s)")
+    parser.add_argument("--partial", action="store_true",
+                        help="notebook parameter partial_data=True: run on the videos present (missing ones skipped "
+                             "and counted; the table lists what deviates from the paper's protocol)")
     args = parser.parse_args(argv)
     index, _, total = args.stage.partition("/")
     files = ", ".join(map(str, args.parameters_file))
     profile = f" [parameters: {files}]" if files else ""
+    profile += " [partial data]" if args.partial else ""
     print(">> " + stage_line(args.notebook, int(index or 0), int(total or 0)) + profile, flush=True)
     if not os.environ.get("APCLIP_TERMINAL"):
         print("   (no live progress: not run from a terminal)", flush=True)
     start = time.monotonic()
-    run(args.notebook, args.output, parameters_files=args.parameters_file, kernel=args.kernel)
+    run(args.notebook, args.output, parameters_files=args.parameters_file, kernel=args.kernel, partial=args.partial)
     print(f">> {args.notebook.stem}: done in {time.monotonic() - start:.0f} s -> {args.output}", flush=True)
     return 0
 

@@ -45,7 +45,7 @@ RENDERED_PER_CLASS = 2                                 # videos rendered per cla
 # False (main today): after the preflight has stopped on the partial data (b), every missing listed video is made
 # a link to a rendered video of its class, so the runs and the notebook (c-e) go through without PARTIAL.
 # True: no links; the runs skip the missing videos (missing_videos: skip) and the notebook runs with PARTIAL=1.
-PARTIAL_DATA_MERGED = False
+PARTIAL_DATA_MERGED = True
 
 
 def make_ready(env: dict) -> bool:

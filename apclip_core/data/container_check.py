@@ -84,7 +84,7 @@ def _load_cache(path: Path) -> dict:
 
 def unreadable(files: Iterable[str | Path], *, level: str = "signature", jobs: Optional[int] = None) -> dict[str, str]:
     """{path: why} for every file that is empty or fails the check of `level` (LEVELS); absent files are
-    the caller's to report (preflight.missing_videos). Cached by (path, size, mtime, level)."""
+    the caller's to report (data.presence.missing_videos). Cached by (path, size, mtime, level)."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     rank = LEVELS.index(level)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from apclip_core import paths
 from apclip_core.data.annotations import VideoRecord, read_labels, read_video_list
@@ -58,6 +59,7 @@ class Split:
     root: Path
     dataset: str = ""
     role: str = ""
+    list_file: Optional[Path] = None   # the list it was read from (said in messages about its videos)
 
     def __post_init__(self):
         self.dataset = self.dataset or self.name.split("_", 1)[0]
@@ -199,7 +201,8 @@ def _split(name: str, list_path: Path, labels_path: Path, root: Path) -> Split:
                 f"{what} {p} not found. Get the protocol lists with `python -m apclip_core data download-splits` "
                 f"(or point APCLIP_SPLITS / splits_root at a copy).")
     classnames = read_labels(labels_path)
-    return Split(name, read_video_list(list_path, num_classes=len(classnames)), classnames, Path(root))
+    return Split(name, read_video_list(list_path, num_classes=len(classnames)), classnames, Path(root),
+                 list_file=Path(list_path))
 
 
 def _roots(dataset: str, splits_root, video_root) -> tuple[Path, Path]:
@@ -339,7 +342,7 @@ def bench_zero_shot(root=None) -> Protocol:
     if missing:
         raise ValueError(f"{r / 'base_labels.csv'} names classes absent from labels.csv: {missing}")
     records = [VideoRecord(rec.path, to_base[rec.label]) for rec in full.records if rec.label in to_base]
-    train = Split("bench_base_train", records, base, r)
+    train = Split("bench_base_train", records, base, r, list_file=full.list_file)
     ev = _split("bench_novel_val", r / "splits/base2novel/novel_val.txt", r / "novel_labels.csv", r)
     return Protocol([train], [ev], name="bench/zero_shot")
 

@@ -20,6 +20,7 @@ from apclip_core.prompts.strategies import needs_prompt_file, strategy_names
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+MISSING_VIDEOS = ("stop", "skip")
 
 
 @dataclass
@@ -43,6 +44,12 @@ class TrainConfig:
     video_backend: str = "auto"              # auto (the faster decoder per container) | decord | pyav
     short_videos: str = "fail"               # a file whose frames stop decoding early: fail (counted as failed;
                                              # replaced in training) | pad (its decodable start; counted as padded)
+    missing_videos: str = "stop"             # a listed video not on disk: stop (preflight stops the run; inside a run
+                                             # it fails like a broken file) | skip (left out before the model sees
+                                             # it, as are empty and non-video files; counted per split:
+                                             # `make reproduce-tableN PARTIAL=1`)
+    max_videos_per_split: int = 0            # >0: an evenly spaced subset of every training and evaluation list
+                                             # (a partial reproduction; recorded, and the paper tables say so)
     num_workers: int = 2
     # prompts and similarity
     prompt_strategy: str = "single"          # single | set | action_conditioned | customized | llm_direct
@@ -92,7 +99,7 @@ class TrainConfig:
         self.eval_prompt_files = dict(self.eval_prompt_files or {})
         self.drop_attribute_groups = list(self.drop_attribute_groups or [])
         choices = {"prompt_strategy": strategy_names(), "similarity": similarity_names(), "precision": PRECISIONS,
-                   "device": ("auto", "cpu", "cuda")}
+                   "device": ("auto", "cpu", "cuda"), "missing_videos": MISSING_VIDEOS}
         for key, valid in choices.items():
             value = getattr(self, key)
             if value not in valid and not (key == "device" and str(value).startswith("cuda:")):
@@ -102,6 +109,8 @@ class TrainConfig:
         for key in ("epochs", "frames", "temporal_views", "spatial_crops", "batch_size", "effective_batch_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.max_videos_per_split < 0:
+            raise ValueError(f"max_videos_per_split must be >= 0 (0: every video), got {self.max_videos_per_split}")
 
     @property
     def lr_min(self) -> float:

@@ -6,7 +6,10 @@ Each video is decoded as `temporal_views` clips of `frames` frames (TSN centre f
 never means averaging class scores of separate forward passes.
 
 Nothing is dropped silently: the loader keeps the last partial batch, and a video that fails to
-decode is reported by path and reason, counted in `n_failed`, and excluded from the accuracy.
+decode is reported by path and reason, counted in `n_failed`, and excluded from the accuracy. A run on
+partial data (`missing_videos: skip`) leaves missing files out before decoding and counts them in
+`n_skipped`; a subset (`max_videos_per_split`, `eval_max_videos`) is recorded as `subset_of`. A split
+with no evaluated video is an error (UserError), never an accuracy of `nan`.
 Every result records how it was obtained (model, checkpoint sha256, frames, views, prompts,
 similarity, class and video counts), so a JSON file on its own says what was measured.
 
@@ -24,7 +27,6 @@ CLI (a fine-tuned checkpoint, or any open_clip model and weights as they are):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import logging
@@ -55,7 +57,7 @@ class EvalResult:
     split: str
     top1: float
     top5: float
-    n_videos: int                 # videos in the split list (all of them, failed ones included)
+    n_videos: int                 # videos this evaluation tried (evaluated + failed; skipped ones not included)
     n_evaluated: int              # videos that decoded and entered the accuracy
     n_failed: int
     failed: list[dict]            # [{"path", "error"}] in list order
@@ -64,6 +66,9 @@ class EvalResult:
     protocol: dict = field(default_factory=dict)
     n_padded: int = 0             # evaluated from the decodable start of a damaged file (policy short_videos=pad)
     padded: list[str] = field(default_factory=list)
+    n_listed: Optional[int] = None  # videos in the split's list file (None: as n_videos, before partial data existed)
+    n_skipped: int = 0            # listed but not on disk, left out before decoding (missing_videos=skip)
+    skipped: list[str] = field(default_factory=list)   # their paths, in list order
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -198,22 +203,30 @@ def encode_split(model, split, view: ViewSpec, *, batch_size: int = 8, num_worke
 def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view: ViewSpec, batch_size: int = 8,
                       num_workers: int = 0, device: str | torch.device = "cpu",
                       autocast_dtype: Optional[torch.dtype] = None, cache_prompts: bool = False,
-                      record: Optional[dict] = None, feature_cache=None) -> list[EvalResult]:
+                      record: Optional[dict] = None, feature_cache=None,
+                      prepared: Optional["PreparedSplit"] = None) -> list[EvalResult]:
     """Accuracy of `model` on one split for several (PromptBank, similarity) pairs, from ONE encoding
     of the videos: decoding and the image tower dominate, prompts and similarities are cheap.
 
     record: extra fields for each result's protocol record (e.g. checkpoint path and sha256).
     feature_cache: a FrameFeatureCache, so that a later call (other prompts, another process) reuses it.
+    prepared: how `split` was cut from its list (prepare_split: missing videos skipped, a subset), recorded
+    in each result; without it, `split` is its whole list.
     """
     for bank, _ in variants:
         if list(bank.classnames) != list(split.classnames):
             raise ValueError(f"the prompt bank's classes do not match split {split.name!r} "
                              f"({len(bank.classnames)} vs {len(split.classnames)} classes, or a different order)")
+    prepared = prepared or PreparedSplit(split, len(split.records))
+    if not split.records:  # every listed video skipped: nothing to decode
+        raise no_video_evaluated(split, prepared, {})
     start = time.perf_counter()
     feats, labels, ok, errors, padded, n_encoded = encode_split(model, split, view, batch_size=batch_size,
                                                         num_workers=num_workers, device=device,
                                                         autocast_dtype=autocast_dtype, feature_cache=feature_cache)
     encode_seconds = time.perf_counter() - start
+    if not bool(ok.any()):
+        raise no_video_evaluated(split, prepared, errors)
     failed = [{"path": split.records[i].path, "error": errors[i]} for i in sorted(errors)]
     for item in failed:
         logger.warning("split %s: %s failed to decode (%s); excluded from the accuracy", split.name,
@@ -242,9 +255,13 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view
             "seconds": None, "videos_encoded": n_encoded, "encoding_shared_by": len(variants),
             **(record or {}),
         }
+        protocol.setdefault("subset_of", prepared.subset_of)
+        protocol["missing_videos"] = prepared.missing_videos
+        protocol["list_file"] = str(split.list_file) if split.list_file else None
         result = score(split.name, split.classnames, logits, labels, ok, failed, protocol)
         result.padded = [split.records[i].path for i in padded]
         result.n_padded = len(padded)
+        result.n_listed, result.skipped, result.n_skipped = prepared.listed, list(prepared.skipped), len(prepared.skipped)
         # this variant's own time plus the shared encoding (counted in full for each: what one run would cost)
         result.protocol["seconds"] = round(encode_seconds + time.perf_counter() - began, 2)
         logger.info("%s: top1 %.2f top5 %.2f (%d videos, %d failed, %d classes, %s prompts, %s)", split.name,
@@ -256,15 +273,18 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view
 
 def evaluate(model, split, bank, *, similarity: str, view: ViewSpec, batch_size: int = 8, num_workers: int = 0,
              device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
-             cache_prompts: bool = False, record: Optional[dict] = None, feature_cache=None) -> EvalResult:
+             cache_prompts: bool = False, record: Optional[dict] = None, feature_cache=None,
+             prepared: Optional["PreparedSplit"] = None) -> EvalResult:
     """Accuracy of `model` on one protocol split (name, records, classnames, root) with a PromptBank.
 
     record: extra fields for the result's protocol record (e.g. checkpoint path and sha256).
     feature_cache: a FrameFeatureCache (engine.feature_cache): videos already encoded are not again.
+    prepared: how `split` was cut from its list (prepare_split), recorded in the result.
     """
     return evaluate_variants(model, split, [(bank, similarity)], view=view, batch_size=batch_size,
                              num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
-                             cache_prompts=cache_prompts, record=record, feature_cache=feature_cache)[0]
+                             cache_prompts=cache_prompts, record=record, feature_cache=feature_cache,
+                             prepared=prepared)[0]
 
 
 def summarize(results: Sequence[EvalResult]) -> dict[str, Any]:
@@ -301,28 +321,75 @@ def eval_prompt_file(cfg, split) -> Optional[str]:
 
 def eval_subset(split, max_videos: int):
     """max_videos > 0: an evenly spaced subset of the split's videos (smoke runs); else the split itself."""
-    if not max_videos or len(split.records) <= max_videos:
-        return split
-    stride = len(split.records) / max_videos
-    records = [split.records[int(i * stride)] for i in range(max_videos)]
-    logger.warning("evaluating %d of the %d videos of %s (eval_max_videos)", len(records), len(split.records),
-                   split.name)
-    return dataclasses.replace(split, records=records)
+    from apclip_core.data.presence import subset
+
+    part, subset_of = subset(split, max_videos)
+    if subset_of is not None:
+        logger.warning("evaluating %d of the %d videos of %s (a subset)", len(part.records), subset_of, split.name)
+    return part
+
+
+@dataclass
+class PreparedSplit:
+    """A split as an evaluation will see it, and how it was cut from its list file."""
+    split: Any
+    listed: int                   # videos in the list file
+    skipped: list[str] = field(default_factory=list)   # missing on disk, left out (missing_videos=skip)
+    subset_of: Optional[int] = None                     # a subset drawn from this many present videos
+    missing_videos: str = "stop"
+
+
+def prepare_split(full, *, missing_videos: str = "stop", max_videos: int = 0) -> PreparedSplit:
+    """The videos an evaluation of `full` will decode: with missing_videos="skip" the files not on disk (or
+    empty, or not a video container) are left out first (before any decoding, so no all-zero clip reaches the
+    model), then a subset of
+    `max_videos` is drawn from what is left. Both are recorded in the results."""
+    from apclip_core.data.presence import present_only
+
+    present, skipped = present_only(full) if missing_videos == "skip" else (full, [])
+    if skipped:
+        logger.warning("%s: %d of its %d listed videos are not on disk or not video files; skipped (missing_videos=skip)",
+                       full.name, len(skipped), len(full.records))
+    split = eval_subset(present, max_videos) if present.records else present
+    return PreparedSplit(split, len(full.records), skipped,
+                         len(present.records) if split is not present else None, missing_videos)
+
+
+def no_video_evaluated(split, prepared: PreparedSplit, errors: dict):
+    """The error for a split none of whose videos could be evaluated: an accuracy over nothing is no number."""
+    from apclip_core.data.presence import SHOWN, list_name
+    from apclip_core.errors import UserError
+
+    why = []
+    if prepared.skipped:
+        why.append(f"{len(prepared.skipped)} skipped, not on disk or not a video file (first: "
+                   f"{', '.join(prepared.skipped[:SHOWN])})")
+    if errors:
+        first = errors[min(errors)]
+        why.append(f"{len(errors)} failed to decode (first: {split.records[min(errors)].path}: {first})")
+    return UserError(
+        f"split {split.name}: none of the {prepared.listed} videos listed in {list_name(split)} could be evaluated "
+        f"under {split.root} ({'; '.join(why) or 'no video left'}). Get the videos (`python -m apclip_core data "
+        f"check {split.dataset} --root {split.root}` lists what is wrong), point the dataset root at them "
+        f"(APCLIP_DATA), or leave this split out of the protocol")
 
 
 def evaluate_protocol(model, splits, cfg, *, device: str | torch.device = "cpu",
                       autocast_dtype: Optional[torch.dtype] = None, record: Optional[dict] = None) -> list:
     """Evaluate every eval split of a protocol as ``cfg`` says: its prompt strategy and files (one bank
-    per split), similarity, frames, views and ``eval_max_videos`` (a subset is recorded as subset_of)."""
+    per split), similarity, frames, views, ``missing_videos`` (skip: left out before decoding, counted) and
+    ``eval_max_videos`` / ``max_videos_per_split`` (a subset, recorded as subset_of)."""
+    caps = [n for n in (cfg.eval_max_videos, getattr(cfg, "max_videos_per_split", 0)) if n]
     results = []
     for full in splits:
-        split = eval_subset(full, cfg.eval_max_videos)
+        prepared = prepare_split(full, missing_videos=getattr(cfg, "missing_videos", "stop"),
+                                 max_videos=min(caps) if caps else 0)
+        split = prepared.split
         bank = build_prompt_bank(cfg.prompt_strategy, split.classnames, eval_prompt_file(cfg, split),
                                  drop_groups=cfg.drop_attribute_groups)
-        subset_of = len(full.records) if split is not full else None
         results.append(evaluate(model, split, bank, similarity=cfg.similarity, view=cfg.view(),
                                 batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers, device=device,
-                                autocast_dtype=autocast_dtype, record={**(record or {}), "subset_of": subset_of}))
+                                autocast_dtype=autocast_dtype, record=dict(record or {}), prepared=prepared))
     return results
 
 
@@ -383,6 +450,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--max-videos", type=int, default=0,
                         help="evaluate an evenly spaced subset of N videos per split (recorded as subset_of; smoke runs)")
+    parser.add_argument("--missing-videos", choices=["stop", "skip"], default="stop",
+                        help="listed videos not on disk: counted as failed (stop, the default), or left out before "
+                             "decoding and counted as skipped (skip: a run on partial data, recorded per split)")
     parser.add_argument("--out", default=None, help="result JSON (default: next to the checkpoint)")
     parser.add_argument("--feature-cache", default=None, metavar="DIR",
                         help="keep per-frame video features here: a later run with other prompts or another "
@@ -430,15 +500,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     feature_cache = FrameFeatureCache(args.feature_cache) if args.feature_cache else None
     results = []
     for full in protocol.eval:
-        split = eval_subset(full, args.max_videos)
+        prepared = prepare_split(full, missing_videos=args.missing_videos, max_videos=args.max_videos)
+        split = prepared.split
         bank = build_prompt_bank(strategy, split.classnames, prompt_file)
-        subset_of = len(full.records) if split is not full else None
         results.append(evaluate(model, split, bank, similarity=args.similarity,
                                 view=ViewSpec(args.frames, args.temporal_views, args.spatial_crops,
                                               args.video_backend, short_videos=args.short_videos),
                                 batch_size=args.batch_size, num_workers=args.num_workers, device=device,
-                                autocast_dtype=autocast_dtype, record={**record, "subset_of": subset_of},
-                                feature_cache=feature_cache))
+                                autocast_dtype=autocast_dtype, record=dict(record), feature_cache=feature_cache,
+                                prepared=prepared))
     summary = summarize(results)
     name = default_result_name(args.protocol, protocol_args, protocol.eval, strategy, args.similarity)
     if not args.checkpoint:  # no run folder to sit beside: under runs/, named after the model too

@@ -185,6 +185,35 @@ def write_metrics(run_dir: Path, cfg: TrainConfig, history: list, **extra) -> No
     atomic.write_json(run_dir / "metrics.json", {"config": asdict(cfg), "epochs": history, **extra})
 
 
+def training_videos(split, cfg: TrainConfig):
+    """The training list as the run will see it, and its record for metrics.json (`train_data`): with
+    missing_videos=skip the files not on disk, empty or not a video container are left out before any
+    decoding (never replaced by another sample, never a zero clip through the model), then
+    max_videos_per_split draws a subset."""
+    from apclip_core.data.presence import SHOWN, list_name, present_only, subset
+    from apclip_core.errors import UserError
+
+    present, skipped = present_only(split) if cfg.missing_videos == "skip" else (split, [])
+    if not present.records:
+        raise UserError(f"training split {split.name}: none of the {len(split.records)} videos listed in "
+                        f"{list_name(split)} is a video file on disk under {split.root} (first: "
+                        f"{', '.join(skipped[:SHOWN])}). "
+                        f"Get the videos (`python -m apclip_core data check {split.dataset} --root {split.root}`) "
+                        f"or point the dataset root at them (APCLIP_DATA)")
+    if skipped:
+        logger.warning("training split %s: %d of its %d listed videos are not on disk or not video files; skipped "
+                       "(missing_videos=skip; first: %s)", split.name, len(skipped), len(split.records), ", ".join(skipped[:SHOWN]))
+    used, subset_of = subset(present, cfg.max_videos_per_split)
+    if subset_of is not None:
+        logger.warning("training on %d of the %d videos of %s (max_videos_per_split)", len(used.records), subset_of,
+                       split.name)
+    record = {"split": split.name, "list_file": str(split.list_file) if split.list_file else None,
+              "root": str(split.root), "listed": len(split.records), "skipped": len(skipped),
+              "first_skipped": skipped[:SHOWN], "subset_of": subset_of, "used": len(used.records),
+              "missing_videos": cfg.missing_videos}
+    return used, record
+
+
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     """Fine-tune per cfg; returns the run folder (checkpoint.pt + .json, last.pt, metrics.json, train.log)."""
     d = setup_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
@@ -218,7 +247,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         protocol = load_protocols(cfg)
     if len(protocol.train) != 1:
         raise ValueError(f"protocol {cfg.protocol} has {len(protocol.train)} training splits; pick one with protocol_args")
-    train_split = protocol.train[0]
+    train_split, train_data = training_videos(protocol.train[0], cfg)
     classnames = list(train_split.classnames)
 
     # ---- model, prompts ----
@@ -254,9 +283,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     scheduler = build_scheduler(optimizer, cfg, steps_per_epoch)
     amp_dtype = autocast_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
-    logger.info("%d training videos, %d classes | batch %d x %d process(es) x %d accumulation = %d | "
+    logger.info("%d training videos (%d listed, %d skipped: missing or not a video file), %d classes | batch %d x %d process(es) x %d accumulation = %d | "
                 "%d optimizer steps/epoch | autocast %s | prompts %s (%s), %d per class per step, similarity %s",
-                len(train_split.records), len(classnames), cfg.batch_size, d.world_size, accum,
+                len(train_split.records), train_data["listed"], train_data["skipped"], len(classnames), cfg.batch_size, d.world_size, accum,
                 cfg.batch_size * d.world_size * accum, steps_per_epoch, amp_dtype, cfg.prompt_strategy,
                 prompt_file if cfg.prompt_strategy not in ("single", "set") else "templates",
                 cfg.prompts_per_class_per_step, cfg.similarity)
@@ -347,7 +376,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         if d.main:
             save_checkpoint(model, run_dir / "checkpoint.pt", train_config=asdict(cfg), epoch=state.epoch,
                             global_step=state.global_step, metrics=state.history[-1])
-            write_metrics(run_dir, cfg, state.history)
+            write_metrics(run_dir, cfg, state.history, train_data=train_data)
         barrier(d)
         save_loop_state(state_path, **save)
         evals = " ".join(f"{k} {v:.2f}" for k, v in entry.get("eval", {}).items())
@@ -359,7 +388,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if d.main:
         logger.info("parameter checksums per rank: %s", " ".join(f"rank{r}={c}" for r, c in enumerate(checksums)))
         # written last of all: `complete` is what says the run finished (experiments.finished_summary)
-        write_metrics(run_dir, cfg, state.history, param_checksums=checksums, world_size=d.world_size, complete=True)
+        write_metrics(run_dir, cfg, state.history, train_data=train_data, param_checksums=checksums,
+                      world_size=d.world_size, complete=True)
         logger.info("done: %s", run_dir)
     barrier(d)
     if d.enabled:

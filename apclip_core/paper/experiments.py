@@ -48,7 +48,8 @@ METHODS["Base(ViFi-CLIP)"] = METHODS["ViFi-CLIP"]
 
 # Config fields added after runs were named, with their defaults: left out of a run's identity at that
 # default, so the names of runs trained before they existed stay valid (and those runs are reused).
-FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail", "quick_gelu": None}
+FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail", "quick_gelu": None,
+                      "missing_videos": "stop", "max_videos_per_split": 0}
 
 # Config fields that do not change a run's result (left out of its identity).
 _NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size"}
@@ -96,10 +97,74 @@ def finished_summary(run_dir: Path) -> Optional[dict]:
     if not (metrics.get("complete") or "param_checksums" in metrics) or not metrics.get("epochs"):
         return None
     summary = dict(metrics["epochs"][-1].get("eval") or {})
-    for result in sorted(run_dir.glob("eval_*.json")):
-        record = json.loads(result.read_text())
+    for record in _split_results(run_dir):
         summary[f"{record['split']}_top5"] = record["top5"]
     return summary
+
+
+def _split_results(run_dir: Path) -> list[dict]:
+    """The run's own per-split results (eval_<split>.json, written by training). `evaluate --checkpoint`
+    writes its result beside the checkpoint too (eval_<dataset>_<protocol>_..., a summary over splits):
+    that one is not a split of the run and is left alone."""
+    out = []
+    for path in sorted(run_dir.glob("eval_*.json")):
+        record = json.loads(path.read_text())
+        if isinstance(record, dict) and "split" in record and "top5" in record:
+            out.append(record)
+    return out
+
+
+SHOWN = 3  # names recorded per list (the first skipped or failed videos)
+
+
+def run_record(run_dir: Path) -> dict:
+    """What a finished run ran on, read from its folder: model and weights, frames and views, and per list
+    the videos listed, used, skipped (not on disk), failed, replaced (training) and padded. A table records
+    this for every run it used, and the paper profile's deviations are computed from it."""
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    cfg = metrics.get("config") or {}
+    epochs = metrics.get("epochs") or []
+    train = dict(metrics.get("train_data") or _train_data_before_partial(cfg))
+    for key in ("list_file", "root"):  # recorded in tables: relative to the project, as run folders are
+        if train.get(key):
+            train[key] = paths.portable(train[key])
+    train.update(role="train", epochs=len(epochs),
+                 replaced=sum(int(e.get("replaced_videos", 0)) for e in epochs),
+                 padded=sum(int(e.get("padded_videos", 0)) for e in epochs))
+    splits = [train]
+    for r in _split_results(run_dir):
+        protocol = r.get("protocol") or {}
+        # results from before partial data existed: their list is the subset's source, or what was tried
+        listed = r.get("n_listed") or protocol.get("subset_of") or r["n_videos"]
+        list_file = protocol.get("list_file")
+        splits.append({"split": r["split"], "role": "eval", "list_file": list_file and paths.portable(list_file),
+                       "listed": listed, "evaluated": r["n_evaluated"],
+                       "failed": r["n_failed"], "first_failed": [f["path"] for f in r.get("failed", [])[:SHOWN]],
+                       "skipped": int(r.get("n_skipped", 0)), "first_skipped": list(r.get("skipped", []))[:SHOWN],
+                       "padded": int(r.get("n_padded", 0)), "subset_of": protocol.get("subset_of")})
+    return {"run_dir": paths.portable(run_dir),
+            "model": {k: cfg.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
+            **{k: cfg.get(k) for k in ("frames", "temporal_views", "spatial_crops", "eval_max_videos", "seed",
+                                       "protocol", "protocol_args")},
+            # runs from before these options existed ran with their defaults
+            **{k: cfg.get(k, FIELDS_ADDED_LATER[k]) for k in ("missing_videos", "max_videos_per_split")},
+            "splits": splits}
+
+
+def _train_data_before_partial(cfg: dict) -> dict:
+    """The training list of a run trained before runs recorded it (metrics.json without train_data): read
+    again from its protocol (such a run used every listed video, a missing one replaced like a broken one,
+    and counted in replaced_videos); None counts when the lists cannot be read here."""
+    from apclip_core.engine.config import TrainConfig, load_protocols
+
+    try:
+        split = load_protocols(TrainConfig(**cfg)).train[0]
+        listed, name, list_file = len(split.records), split.name, split.list_file
+    except Exception:  # lists moved or not downloaded here: the record says it does not know
+        listed, name, list_file = None, None, None
+    return {"split": name, "list_file": str(list_file) if list_file else None, "listed": listed, "skipped": 0,
+            "first_skipped": [], "subset_of": None, "used": listed}
 
 
 def train_command(preset: str, cfg, overrides: dict, *, gpus_per_node: int, nodes: int = 1,

@@ -7,22 +7,39 @@ Every listed video is checked for existence, and every present one for being a v
 each container header too (about 0.5-1 ms per file per core: ~30 s for Table 1's 50k videos on 2
 cores), --probe deep demuxes whole files (finds files cut short; reads every byte). Answers are cached
 by (path, size, mtime): a second preflight re-checks only changed files.
+
+`--partial` (`make reproduce-tableN PARTIAL=1`): missing and damaged videos are notices, with their counts
+per list, and do not stop the run, which leaves them out before the model sees them (config
+`missing_videos: skip`) and lists them in its table as deviations from the paper's protocol; a list with
+no video at all, missing weights or prompt files still stop it.
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from apclip_core import paths
+# the listed videos not on disk: the same check a run on partial data uses to skip them (SHOWN: names per list)
+from apclip_core.data.presence import SHOWN, missing_videos
 
 NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"
 
 
-def notebook_parameters(notebook: Path, profile: str, extra: Sequence[Path] = ()) -> dict:
+def partial_requested() -> bool:
+    """APCLIP_PARTIAL=1 (`make plan-tableN PARTIAL=1`): the runs on partial data, as `--partial` asks."""
+    import os
+
+    return os.environ.get("APCLIP_PARTIAL", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def notebook_parameters(notebook: Path, profile: str, extra: Sequence[Path] = (), *,
+                        partial: Optional[bool] = None) -> dict:
     """The notebook's `parameters` cell defaults, overlaid by notebooks/params/<stem>.<profile>.yaml and then
-    the `extra` YAML files (`make ... PARAMS=file`): what papermill gives the notebook (notebook.read_parameters)."""
+    the `extra` YAML files (`make ... PARAMS=file`): what papermill gives the notebook (notebook.read_parameters).
+    partial (default: APCLIP_PARTIAL): the parameter `partial_data: true`, as `notebook --partial` passes it, so
+    the runs named here are the ones the notebook will look for."""
     from apclip_core.notebook import read_parameters
 
     nb = json.loads(Path(notebook).read_text())
@@ -34,6 +51,8 @@ def notebook_parameters(notebook: Path, profile: str, extra: Sequence[Path] = ()
     if profile != "smoke" and not overlay.exists():
         raise FileNotFoundError(f"no {profile} profile for {Path(notebook).name}: {overlay} is missing")
     values.update(read_parameters(([overlay] if profile != "smoke" else []) + list(extra)))
+    if partial_requested() if partial is None else partial:
+        values["partial_data"] = True
     return values
 
 
@@ -53,41 +72,37 @@ def _weights_problem(model_name: str, pretrained: str | None) -> str | None:
 
 FIX_DATA = {"hmdb51": "make data-hmdb51", "ucf101": "make data-ucf101", "k400": "make data-check-k400",
             "k600": "make data-check-k600", "ssv2": "make data-check-ssv2"}
-SHOWN = 3  # missing names shown per list
-FIX_DAMAGED = ("delete them and download or extract them again ({fix}), or leave them out of the run (PARTIAL: "
-               "skipped before the model sees them, and said so in the table)")
+FIX_DAMAGED = ("delete them and download or extract them again ({fix}), or leave them out of the run (PARTIAL=1: "
+               "empty files and non-videos are skipped before the model sees them, files that fail to decode are "
+               "counted; the table says so)")
 
 
-def missing_videos(split, listing: dict) -> list[str]:
-    """The split's videos that are not on disk. One directory listing per folder (cached in `listing`,
-    shared by every list under the same root), not one stat per video: seconds for Kinetics' 240k."""
-    import os
-
-    missing = []
-    for record in split.records:
-        folder = os.path.join(str(split.root), os.path.dirname(record.path))
-        if folder not in listing:
-            try:
-                listing[folder] = set(os.listdir(folder))
-            except OSError:
-                listing[folder] = set()
-        if os.path.basename(record.path) not in listing[folder]:
-            missing.append(record.path)
-    return missing
-
-
-def video_problems(splits, probe: str = "signature") -> list[str]:
+def video_problems(splits, probe: str = "signature", *, partial: bool = False,
+                   notices: Optional[list[str]] = None) -> list[str]:
     """Per split, the videos missing on disk (how many, the first names, the command that fixes it), then the
-    present ones that are not video containers (damaged_videos, checked as far as `probe` says)."""
+    present ones that are not video containers (damaged_videos, checked as far as `probe` says). partial: what
+    a run on the videos present skips goes to `notices` instead; a list with none present is still a problem."""
+    notices = [] if notices is None else notices
     problems, listing, checked = [], {}, []
     for split in splits:
         missing = missing_videos(split, listing)
         checked.append((split, set(missing)))
-        if missing:
-            fix = FIX_DATA.get(split.dataset, "see README 'Getting the datasets ready'")
-            problems.append(f"videos of {split.name}: {len(missing)} of {len(split.records)} missing under {split.root} "
-                            f"(first: {', '.join(missing[:SHOWN])}): {fix}")
-    return problems + damaged_videos(checked, probe)
+        if not missing:
+            continue
+        fix = FIX_DATA.get(split.dataset, "see README 'Getting the datasets ready'")
+        said = (f"videos of {split.name}: {len(missing)} of {len(split.records)} missing under {split.root} "
+                f"(first: {', '.join(missing[:SHOWN])})")
+        if not partial:
+            some = len(missing) < len(split.records)  # then running on those present is an option
+            problems.append(f"{said}: {fix}" + (" (or PARTIAL=1: run on the videos present, the table says what "
+                                                "deviates)" if some else ""))
+        elif len(missing) == len(split.records):
+            problems.append(f"{said}: none is present, so even PARTIAL=1 has nothing to run on: {fix}, or leave "
+                            "its run out (a training list: fewer seeds or shots in the notebook's parameters)")
+        else:
+            notices.append(f"{said}: skipped (PARTIAL=1); all of them: {fix}")
+    (notices if partial else problems).extend(damaged_videos(checked, probe))
+    return problems
 
 
 def zoo_problems(params: dict, probe: str = "signature") -> list[str]:
@@ -138,6 +153,7 @@ def table_runs(notebook: Path, params: dict) -> list[tuple]:
     table = Path(notebook).stem.split("_", 1)[-1]
     if table in reproduce.TABLES:
         return reproduce.table_runs(table, **params)
+    params = reproduce.with_partial_data(params)
     methods = params.get("methods") or ([params["method"]] if "method" in params else list(experiments.METHODS)[:2])
     return [(m, (None, None), params["config"], dict(params.get("overrides") or {})) for m in methods]
 
@@ -189,16 +205,19 @@ def damaged_videos(checked: list[tuple], level: str) -> list[str]:
 
 
 def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = (), *,
-          probe: str = "signature") -> list[str]:
+          probe: str = "signature", partial: bool = False, notices: Optional[list] = None) -> list[str]:
     """Every problem that would stop the notebook's runs, all of them at once; [] when it can start.
-    probe: how far present videos are checked (data.container_check.LEVELS)."""
+    probe: how far present videos are checked (data.container_check.LEVELS). partial: missing and damaged
+    videos go to `notices` (the run leaves them out or counts them) instead of stopping it, unless a list has
+    none of its videos at all."""
     import torch
 
     from apclip_core.paper import experiments
     from apclip_core.engine.cost import count_train_videos, cpu_estimate
     from apclip_core.prompts.bank import resolve_prompt_file
 
-    params = notebook_parameters(notebook, profile, extra)
+    notices = [] if notices is None else notices
+    params = notebook_parameters(notebook, profile, extra, partial=partial)
     if Path(notebook).stem.split("_", 1)[-1] == "table1_zoo":
         return zoo_problems(params, probe)
     if "config" not in params:
@@ -218,7 +237,7 @@ def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = (), *,
             continue
         for split in _splits_of(cfg, problems):  # every list of every seed, each once
             splits.setdefault((split.name, str(split.root), len(split.records)), split)
-    problems += video_problems(splits.values(), probe)
+    problems += video_problems(splits.values(), probe, partial=partial, notices=notices)
     for cfg in configs:
         weights = _weights_problem(cfg.model_name, cfg.pretrained)
         if weights and weights not in problems:
@@ -242,8 +261,17 @@ def main(argv: list[str]) -> int:
                              "or demux whole files (deep: finds files cut short; reads every byte); cached")
     parser.add_argument("--params", type=Path, action="append", default=[],
                         help="YAML of parameters on top of the profile (make PARAMS=file), as the notebook gets them")
+    parser.add_argument("--partial", action="store_true",
+                        help="run on the videos present: missing or damaged videos are a notice (with counts), not "
+                             "a stop; the run leaves them out (or counts them) and its table says so")
     args = parser.parse_args(argv)
-    problems = check(args.notebook, args.profile, args.params, probe=args.probe)
+    notices: list[str] = []
+    problems = check(args.notebook, args.profile, args.params, probe=args.probe, partial=args.partial, notices=notices)
+    if notices:
+        print(f"{args.notebook.name} ({args.profile} profile, partial data): running without these videos; the table "
+              "will list them as deviations from the paper's protocol:")
+        for n in notices:
+            print(f"  - {n}")
     if problems:
         print(f"{args.notebook.name} ({args.profile} profile) cannot start:")
         for p in problems:

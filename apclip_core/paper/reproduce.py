@@ -6,7 +6,13 @@ use the base-to-novel runs and score the novel classes, which no model trained o
 tables share trainings. Our absolute numbers are
 not comparable with the paper's (another dataset, another model), but the *gains* of one method over
 another are the paper's claims, so every table reports ours and the paper's gain side by side.
-Paper profile: the paper's dataset and ViT-B/16; ours and the paper's numbers are directly comparable.
+Paper profile: the paper's dataset and ViT-B/16; ours and the paper's numbers are directly comparable
+when nothing deviates from the paper's protocol. Every table records, per list, the videos listed, used,
+skipped, failed, replaced and padded, the seeds run against the paper's, the model and its weights
+(paper.deviations); a paper-profile table says "same protocol" only when none of that deviates, and
+otherwise lists each deviation, in the notebook, the markdown, the JSON and the PNG. `partial_data=True`
+(`make reproduce-tableN PROFILE=paper PARTIAL=1`) runs on the videos present: missing files are skipped
+before the model sees them (config `missing_videos: skip`) and the table says so.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from typing import Iterable, Optional, Sequence
 import pandas as pd
 
 from apclip_core import paths
-from apclip_core.paper import experiments, tables
+from apclip_core.paper import deviations, experiments, tables
 
 DATASET_NAMES = {"hmdb": "HMDB-51", "ucf": "UCF-101", "k600": "K600", "k400": "K-400", "ssv2": "SSv2"}
 
@@ -30,6 +36,13 @@ class TableResult:
     rows: pd.DataFrame           # every number we computed, long format (with run folders)
     files: tables.TableFiles
     claims: dict[str, bool] = field(default_factory=dict)
+    profile: str = "smoke"
+    protocol_check: dict = field(default_factory=dict)   # what the runs ran on, and what deviates from the paper
+
+    @property
+    def protocol_statement(self) -> str:
+        """Paper profile: "Profile: paper." and the same-protocol sentence, or every deviation (one line each)."""
+        return f"Profile: {self.profile}. {self.protocol_check.get('statement', '')}".strip()
 
     def summary(self) -> str:
         """Stable text for notebook checks: the shape of the result and its claims, not raw numbers."""
@@ -132,10 +145,49 @@ def _gain_table(ours: pd.DataFrame, paper: pd.DataFrame, pairs: Sequence[tuple],
     return table.dropna(subset=["ours"]) if "ours" in table else table
 
 
+SMOKE_DEVIATION = "smoke profile: the embedded benchmark and a tiny CLIP, not the paper's data or model"
+
+
+def protocol_check(rows: pd.DataFrame, *, profile: str, preset: Optional[str] = None,
+                   seeds: Optional[tuple] = None) -> dict:
+    """What the table's runs ran on (experiments.run_record of each run folder in `rows`), per list and per
+    run, and the deviations from the paper's protocol: `preset` gives the paper's frames and views (the
+    table's paper-profile preset), `seeds` is (label, seeds run, the paper's seeds)."""
+    from pathlib import Path
+
+    from apclip_core.engine.config import load_config
+
+    runs, unreadable = [], []
+    for run_dir in dict.fromkeys(rows["run_dir"].dropna()) if "run_dir" in rows else ():
+        try:
+            runs.append(experiments.run_record(Path(run_dir)))
+        except (OSError, ValueError, KeyError):
+            unreadable.append(paths.portable(run_dir))
+    reference = None
+    if profile == "paper" and preset:
+        paper_cfg = load_config(preset)
+        reference = {k: getattr(paper_cfg, k) for k in ("frames", "temporal_views", "spatial_crops")}
+    lines = deviations.deviations(runs, reference=reference, seeds=seeds, unreadable=unreadable)
+    if profile != "paper":
+        lines = [SMOKE_DEVIATION, *lines]
+    models = list({json_key(r["model"]): r["model"] for r in runs}.values())
+    return {"profile": profile, "same_as_paper": not lines, "deviations": lines,
+            "statement": deviations.statement(lines) if profile == "paper" else "",
+            "seeds": {"label": seeds[0], "run": list(seeds[1]), "paper": list(seeds[2])} if seeds else None,
+            "models": models, "splits": deviations.public_totals(runs), "runs": runs}
+
+
+def json_key(value) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: pd.DataFrame,
           pairs: Sequence[tuple], *, profile: str, claims: dict[str, bool], chart_x: str = "metric",
           index: tuple[str, ...] = ("dataset", "metric"), protocol: Optional[dict] = None,
-          file_dataset: str = SMOKE_DATASET) -> TableResult:
+          file_dataset: str = SMOKE_DATASET, seeds: Optional[tuple] = None) -> TableResult:
+    check = protocol_check(rows, profile=profile, preset=(protocol or {}).get("config"), seeds=seeds)
     gains = _gain_table(ours, paper, pairs, index=index)
     our_data = rows["dataset"].iloc[0] if len(rows) else "?"
     if profile != "paper" and not gains.empty:
@@ -148,7 +200,7 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
         table = ours.pivot_table(index="method", columns=list(index[1:]) or None, values="value", sort=False)
         table = table.reset_index() if isinstance(table, pd.DataFrame) else table.to_frame().reset_index()
         table.columns = [c if isinstance(c, str) else " ".join(map(str, c)).strip() for c in table.columns]
-    notes = (f"Profile: {profile}. " + ("Ours and the paper's numbers are on the same protocol."
+    notes = (f"Profile: {profile}. " + (check["statement"]
              if profile == "paper" else "Ours: the embedded benchmark with the tiny CLIP; compare the gains, "
              "not the absolute numbers.") + "\n\n" +
              (f"Gains (method - baseline), ours beside the paper's:\n\n{gains.to_markdown(index=False, floatfmt='+.1f')}"
@@ -161,14 +213,16 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
     gain_labels = {"ours": "ours", "paper": "paper"} if profile == "paper" else \
         {"ours": f"ours ({our_data})", "paper": f"paper ({paper_data})"}
     chart = lambda _: tables.table_figure(ours, gains, title=title, x=chart_x, profile=profile, paper=paper,  # noqa: E731
-                                          our_label=our_label, gain_labels=gain_labels)
+                                          our_label=our_label, gain_labels=gain_labels,
+                                          protocol_lines=check["statement"].splitlines())
     files = tables.save_table(table, table_file_name(name, file_dataset), title=title, notes=notes, chart=chart,
                               results={"profile": profile, "dataset": file_dataset, "protocol": protocol or {},
+                                       "protocol_check": check,
                                        "gains": gains.to_dict(orient="records"), "claims": claims,
                                        "raw": _portable_runs(rows).to_dict(orient="records")})
     # shown rounded (41.666666 reads as noise); the files and `rows` keep every digit
     return TableResult(name=name, title=title, table=table.round(1), gains=gains.round(1), rows=rows, files=files,
-                       claims=claims)
+                       claims=claims, profile=profile, protocol_check=check)
 
 
 def _portable_runs(rows: pd.DataFrame) -> pd.DataFrame:
@@ -205,7 +259,7 @@ def table2_base_to_novel(*, config: str = "bench_base2novel", dataset: str = "ap
                  ours.drop(columns="dataset").assign(dataset=paper_dataset) if profile != "paper" else ours,
                  paper.drop(columns="init"), [("AP-CLIP", "ViFi-CLIP")], profile=profile, claims=claims,
                  protocol={"config": config, "seeds": list(seeds), "overrides": overrides or {}},
-                 file_dataset=run_dataset(overrides, dataset))
+                 file_dataset=run_dataset(overrides, dataset), seeds=("seeds", list(seeds), deviations.PAPER_SEEDS))
 
 
 # ---- Table 1: zero-shot (+ the action prompts plugged into another trained model) ---------------------
@@ -249,6 +303,7 @@ def table3_few_shot(*, config: str = "bench_few_shot", dataset: str = "apclip_be
     ours = _long(rows, dataset)
     ours = ours[ours.metric == "top1"].assign(dataset=paper_dataset)[["method", "dataset", "shots", "metric", "value"]]
     paper = tables.paper_table("table3_few_shot").query("init == @init and dataset == @paper_dataset and method in @methods")
+    paper_shots = sorted(int(k) for k in paper["shots"].unique())
     claims = {f"AP-CLIP ahead of ViFi-CLIP at K={k}":
               float(ours.query("method == 'AP-CLIP' and shots == @k")["value"].mean()) >
               float(ours.query("method == 'ViFi-CLIP' and shots == @k")["value"].mean()) for k in shots}
@@ -256,7 +311,7 @@ def table3_few_shot(*, config: str = "bench_few_shot", dataset: str = "apclip_be
                  paper.drop(columns="init"), [("AP-CLIP", "ViFi-CLIP")], profile=profile, claims=claims,
                  chart_x="shots", index=("dataset", "shots", "metric"),
                  protocol={"config": config, "shots": list(shots), "overrides": overrides or {}},
-                 file_dataset=run_dataset(overrides, dataset))
+                 file_dataset=run_dataset(overrides, dataset), seeds=("shots (K)", list(shots), paper_shots))
 
 
 # ---- Table 4: fully supervised -----------------------------------------------------------------------
@@ -291,7 +346,7 @@ def table5_temporal(*, config: str = "bench_base2novel", dataset: str = "apclip_
     return _save("table5_temporal", f"Table 5: temporal module ({dataset})", rows, ours, paper,
                  [("Ours+TM", "Ours"), ("Base+TM", "Base(ViFi-CLIP)"), ("Ours+TM", "Ours+TM w/o Body")],
                  profile=profile, claims=claims, protocol={"config": config, "seeds": list(seeds)},
-                 file_dataset=run_dataset(overrides, dataset))
+                 file_dataset=run_dataset(overrides, dataset), seeds=("seeds", list(seeds), deviations.PAPER_SEEDS))
 
 
 # ---- Tables 6 and 7: prompting strategies and the MAKA ablation (zero-shot protocol) --------------------
@@ -341,6 +396,16 @@ TABLES = {"table1_zero_shot": table1_zero_shot, "table2_base_to_novel": table2_b
           "table7_maka_ablation": table7_maka_ablation}
 
 
+def with_partial_data(params: dict) -> dict:
+    """The notebook's parameters with `partial_data` (`make ... PARTIAL=1`) turned into the config option it
+    means, `missing_videos: skip`, in the runs' overrides: the table, the plan and the preflight then name the
+    same runs, and a run on partial data never shares a name (or a cached result) with a run on every video."""
+    params = dict(params)
+    if params.pop("partial_data", False):
+        params["overrides"] = {**(params.get("overrides") or {}), "missing_videos": "skip"}
+    return params
+
+
 def table_runs(name: str, **params) -> list[tuple[str, tuple[str, Optional[int]], str, dict]]:
     """(method, (varied protocol argument, its value), preset, overrides of experiments.run) for every training table `name` needs with the
     notebook's `params`, read from the table function's own defaults: what `plan` prints and launches
@@ -349,6 +414,7 @@ def table_runs(name: str, **params) -> list[tuple[str, tuple[str, Optional[int]]
 
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
+    params = with_partial_data(params)
     defaults = {k: p.default for k, p in inspect.signature(TABLES[name]).parameters.items()}
     values = {**defaults, **{k: v for k, v in params.items() if k in defaults}}
     config, methods = values["config"], list(values["methods"])
@@ -362,14 +428,15 @@ def table_runs(name: str, **params) -> list[tuple[str, tuple[str, Optional[int]]
 
 def run_table(name: str, **params) -> TableResult:
     """A table notebook's run: warnings-only logs in the notebook (a run's INFO goes to its train.log),
-    then the table function `name` with the notebook's parameters."""
+    then the table function `name` with the notebook's parameters (`partial_data=True`: on the videos
+    present, see with_partial_data)."""
     import logging
 
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     since = len(experiments.RUN_LOG)
-    result = TABLES[name](**params)
+    result = TABLES[name](**with_partial_data(params))
     print(f"{name}: {experiments.run_log_summary(since)}")  # the one line a notebook shows of the runs
     return result
 
@@ -411,6 +478,8 @@ def checked_text(result: TableResult, *, claims: Sequence[str] = ()) -> str:
     files = sorted(p.suffix for p in (result.files.csv, result.files.md, result.files.png, result.files.json))
     lines = [result.table.to_markdown(index=False, floatfmt=".1f"), "files: " + " ".join(files)]
     lines += [f"{claim}: {result.claims[claim]}" for claim in claims]
+    if result.profile == "paper":  # the smoke profile never claims the paper's protocol (and its text stays put)
+        lines.append(result.protocol_statement)
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import pandas as pd
 
@@ -222,12 +222,14 @@ def _grouped_bars(ax, df: pd.DataFrame, *, categories: list[str], cat_col: str, 
 
 def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str = "metric",
                  profile: str = "smoke", paper: Optional[pd.DataFrame] = None,
-                 our_label: str = "ours", paper_label: str = "paper", gain_labels: Optional[dict] = None):
+                 our_label: str = "ours", paper_label: str = "paper", gain_labels: Optional[dict] = None,
+                 protocol_lines: Sequence[str] = ()):
     """A paper table as a reader of the paper expects it: our numbers per method (mean +- std where seeds
     or splits were averaged: column `std`), and beside them each claimed gain, ours next to the paper's.
     `gain_labels` names the two sides of the gains in the legend (e.g. {"paper": "paper (K-400)"}).
     `paper` (long, like `ours`) adds the paper's numbers as black ticks on our bars; it is drawn only in
-    the paper profile, where both are on the same protocol. Legends sit below the axes, notes below them."""
+    the paper profile. `protocol_lines` (paper profile): the same-protocol sentence, or what deviates from the
+    paper's protocol, drawn first among the notes. Legends sit below the axes, notes below them."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -308,6 +310,12 @@ def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str 
     if has_gains:
         _legend_below(gx, 2)
 
+    if profile == "paper" and protocol_lines:
+        import textwrap
+
+        # long deviation lines (every list with its counts) wrapped to the figure's width, indented under "- "
+        width = max(60, int(fig.get_figwidth() * 15))
+        notes += [textwrap.fill(line, width, subsequent_indent="   ") for line in protocol_lines]
     if profile != "paper":
         notes.append("Smoke profile: compare gains, not absolute numbers (ours: the embedded benchmark and a tiny "
                      "CLIP; the paper: its dataset and ViT-B/16).")

@@ -1,0 +1,155 @@
+"""What a paper-profile table ran on, against the paper's protocol: "Ours and the paper's numbers are on
+the same protocol" is said only when nothing deviates; otherwise every deviation is listed with its counts.
+
+The evidence is what the runs recorded (experiments.run_record: their config, metrics.json and per-split
+results), never the disk as it is now. A deviation is any of: a video skipped (missing or not a video file), failed to
+decode, replaced in training or decoded in part; a subset of a list; fewer seeds (or shots) than the
+paper's; other frames or views than the paper's preset; another model than ViT-B/16 with OpenAI's
+weights; a run whose record cannot be read (then nothing about it can be vouched for).
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+SAME = "Ours and the paper's numbers are on the same protocol."
+DEVIATES = "Deviates from the paper's protocol:"
+
+# The paper's model: CLIP ViT-B/16 with OpenAI's weights (QuickGELU). open_clip names it either way.
+PAPER_MODEL_NAMES = ("ViT-B-16", "ViT-B-16-quickgelu")
+PAPER_MODEL = "ViT-B/16 with OpenAI's weights (QuickGELU)"
+# The three 16-shot base samples the paper averages over (base-to-novel, Tables 2 and 5).
+PAPER_SEEDS = (1, 2, 3)
+
+
+def model_is_papers(model: dict) -> bool:
+    """ViT-B/16 with the `openai` tag, or a local weights file stated as QuickGELU (OpenAI's weights
+    saved locally, README "CLIP weights"); anything else (another model, another tag, GELU) is not."""
+    name, pretrained, quick_gelu = model.get("model_name"), model.get("pretrained"), model.get("quick_gelu")
+    if name not in PAPER_MODEL_NAMES or quick_gelu is False:
+        return False
+    if pretrained == "openai":
+        return True
+    local = isinstance(pretrained, str) and ("/" in pretrained or pretrained.endswith((".pt", ".pth", ".bin")))
+    return local and quick_gelu is True
+
+
+def _model_text(model: dict) -> str:
+    activation = {True: ", QuickGELU", False: ", GELU"}.get(model.get("quick_gelu"), "")
+    weights = model.get("pretrained")
+    weights = "no pretrained weights (random init)" if weights in (None, "") else f"weights {weights}"
+    return f"{model.get('model_name')} with {weights}{activation}"
+
+
+def _counts(values: Sequence[int]) -> str:
+    """One number when every run agrees, else the range over runs."""
+    lo, hi = min(values), max(values)
+    return f"{lo}" if lo == hi else f"{lo}-{hi} (over runs)"
+
+
+def split_totals(runs: Sequence[dict]) -> list[dict]:
+    """Per list (role, split), the counts every run recorded, in first-seen order: listed, used/evaluated,
+    skipped, failed, replaced, padded, subset_of, and the runs that used it."""
+    merged: dict[tuple, dict] = {}
+    for run in runs:
+        for s in run.get("splits", []):
+            key = (s.get("role"), s.get("split"))
+            entry = merged.setdefault(key, {"role": key[0], "split": key[1], "list_file": s.get("list_file"),
+                                            "runs": 0, "values": {}})
+            entry["runs"] += 1
+            for field in ("listed", "used", "evaluated", "skipped", "failed", "replaced", "padded", "subset_of",
+                          "epochs"):
+                if s.get(field) is not None:
+                    entry["values"].setdefault(field, []).append(int(s[field]))
+            for field in ("first_skipped", "first_failed"):
+                if s.get(field) and field not in entry:
+                    entry[field] = list(s[field])
+    out = []
+    for entry in merged.values():
+        values = entry.pop("values")
+        entry.update({k: (v[0] if min(v) == max(v) else [min(v), max(v)]) for k, v in values.items()})
+        entry["_values"] = values
+        out.append(entry)
+    return out
+
+
+def _data_lines(totals: list[dict]) -> list[str]:
+    kinds = [  # (role, field, what it says)
+        ("train", "skipped", "training videos skipped (not on disk, or not a video file)"),
+        ("eval", "skipped", "evaluation videos skipped (not on disk, or not a video file)"),
+        ("eval", "failed", "evaluation videos that failed to decode (left out of the accuracy)"),
+        ("train", "replaced", "training samples replaced by another video (failed to decode)"),
+        ("train", "padded", "training samples decoded in part (short_videos: pad)"),
+        ("eval", "padded", "evaluation videos decoded in part (short_videos: pad)"),
+    ]
+    lines = []
+    for role, field, what in kinds:
+        parts = []
+        for t in totals:
+            counts = t["_values"].get(field, [])
+            if t["role"] != role or not any(counts):
+                continue
+            listed = t["_values"].get("listed")
+            if field in ("replaced", "padded") and role == "train":
+                epochs = t["_values"].get("epochs")
+                parts.append(f"{t['split']} {_counts(counts)}" + (f" over {_counts(epochs)} epoch(s)" if epochs else ""))
+            else:
+                parts.append(f"{t['split']} {_counts(counts)}" + (f" of {_counts(listed)}" if listed else ""))
+        if parts:
+            lines.append(f"{what}: {'; '.join(parts)}")
+    subsets = []
+    for t in totals:
+        drawn = t["_values"].get("subset_of")
+        if not drawn:
+            continue
+        used = t["_values"].get("used" if t["role"] == "train" else "evaluated", [])
+        tried = [e + f for e, f in zip(used, t["_values"].get("failed", [0] * len(used)))] if t["role"] == "eval" else used
+        parts_of = f"{_counts(tried)} of {_counts(drawn)}" if tried else f"of {_counts(drawn)}"
+        subsets.append(f"{t['split']} {parts_of} {'trained on' if t['role'] == 'train' else 'evaluated'}")
+    if subsets:
+        lines.append("a subset of the lists (max_videos_per_split / eval_max_videos): " + "; ".join(subsets))
+    return lines
+
+
+def deviations(runs: Sequence[dict], *, reference: Optional[dict] = None, seeds: Optional[tuple] = None,
+               unreadable: Sequence[str] = ()) -> list[str]:
+    """Every way these runs differ from the paper's protocol, one line each with its counts ([] when none).
+
+    runs: experiments.run_record of each run the table used; reference: the paper's frames and views
+    ({frames, temporal_views, spatial_crops}: the table's paper preset); seeds: (label, run, paper's), e.g.
+    ("seeds", [1], [1, 2, 3]); unreadable: run folders whose record could not be read."""
+    lines = _data_lines(split_totals(runs))
+    if seeds is not None:
+        label, ran, papers = seeds
+        if set(papers) - set(ran):
+            lines.append(f"{label}: {sorted(ran)} of the paper's {sorted(papers)}")
+    if reference:
+        views = {(r.get("frames"), r.get("temporal_views"), r.get("spatial_crops")) for r in runs}
+        paper_view = (reference.get("frames"), reference.get("temporal_views"), reference.get("spatial_crops"))
+        other = sorted(v for v in views if v != paper_view and None not in v)
+        if other:
+            said = ", ".join(f"{f} frames, {t} x {s} views at test" for f, t, s in other)
+            lines.append(f"frames and views: {said} (the paper: {paper_view[0]} frames, "
+                         f"{paper_view[1]} x {paper_view[2]} views)")
+    models = []
+    for r in runs:
+        text = _model_text(r.get("model") or {})
+        if not model_is_papers(r.get("model") or {}) and text not in models:
+            models.append(text)
+    if models:
+        lines.append(f"model: {'; '.join(models)} (the paper: {PAPER_MODEL})")
+    if unreadable:
+        lines.append(f"no record of what {len(unreadable)} run(s) ran on (metrics.json not readable): "
+                     f"{', '.join(unreadable[:3])}")
+    return lines
+
+
+def statement(lines: Sequence[str]) -> str:
+    """The sentence a paper-profile table prints: the same protocol, or what deviates (one `- ` line each)."""
+    if not lines:
+        return SAME
+    return "\n".join([DEVIATES, *(f"- {line}" for line in lines)])
+
+
+def public_totals(runs: Sequence[dict]) -> list[dict]:
+    """split_totals without its working lists: what a table's JSON records per list."""
+    return [{k: v for k, v in t.items() if not k.startswith("_")} for t in split_totals(runs)]
