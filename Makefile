@@ -125,7 +125,7 @@ NODES ?= 1
 plan-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
-	 APCLIP_PARTIAL=$(if $(PARTIAL_FLAG),1,) $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) $(PARAMS_ARGS) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
+	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) $(PARAMS_ARGS) $(PARTIAL_FLAG) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
 
 reproduce-all: $(foreach t,1 2 3 4 5 6 7,reproduce-table$(t))
 

@@ -352,9 +352,8 @@ def test_partial_data_reaches_the_notebook_plan_and_runs_under_one_name(monkeypa
     table2 = REPO / "notebooks" / "12_table2_base_to_novel.ipynb"
     params = notebook_parameters(table2, "smoke")
     assert params["partial_data"] is False  # a parameter of the notebook, off by default
-    monkeypatch.setenv("APCLIP_PARTIAL", "1")  # make plan-tableN PARTIAL=1
-    assert notebook_parameters(table2, "smoke")["partial_data"] is True
-    runs = reproduce.table_runs("table2_base_to_novel", **notebook_parameters(table2, "smoke"))
+    assert notebook_parameters(table2, "smoke", partial=True)["partial_data"] is True  # plan --partial
+    runs = reproduce.table_runs("table2_base_to_novel", **notebook_parameters(table2, "smoke", partial=True))
     assert {overrides["missing_videos"] for *_, overrides in runs} == {"skip"}
     named = {experiments.make_config(preset, method, **o).name for method, _, preset, o in runs}
     plain = {experiments.make_config(preset, method, **o).name for method, _, preset, o in

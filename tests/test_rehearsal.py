@@ -7,7 +7,7 @@ quick_gelu stated), through the make targets a user types:
   b. `make reproduce-table2 PROFILE=paper`: the preflight stops at once with the exact missing count per list
      (counted here independently, from the real lists and the files this test wrote);
   c. the plan's own printed command for a run, started by hand: 2 gloo processes (torchrun) on CPU;
-  d. `make reproduce-table2 PROFILE=paper GPUS=2`: the notebook reuses that run (nothing trained twice) and
+  d. `make reproduce-table2 PROFILE=paper GPUS=2 PARTIAL=1`: on the videos present, the notebook reuses that run (nothing trained twice) and
      launches the other with the plan's command over 2 processes itself;
   e. the table under a scratch APCLIP_FIGURES, saying what it ran on (and what deviates from the paper's protocol).
 
@@ -39,14 +39,6 @@ TABLE2 = "notebooks/12_table2_base_to_novel.ipynb"
 HMDB_B2N = Path("datasets_splits") / "base2novel_splits" / "hmdb_splits"
 LISTS = ("fs_base_s1_train", "base_val", "novel_val")  # what seed 1 of Table 2 reads
 RENDERED_PER_CLASS = 2                                 # videos rendered per class and list; the rest are missing
-
-# ---- switch on after merging branch 'partial' (issue 13 part 3: PARTIAL=1, preflight --partial, notebook
-# parameter partial_data, config missing_videos: skip, "Deviates from the paper's protocol:") ----------------
-# False (main today): after the preflight has stopped on the partial data (b), every missing listed video is made
-# a link to a rendered video of its class, so the runs and the notebook (c-e) go through without PARTIAL.
-# True: no links; the runs skip the missing videos (missing_videos: skip) and the notebook runs with PARTIAL=1.
-PARTIAL_DATA_MERGED = True
-
 
 def make_ready(env: dict) -> bool:
     """make's venv stamp is up to date (CI runs `make test`), so its targets run without reinstalling."""
@@ -134,15 +126,6 @@ def render_partial_hmdb51(splits_root: Path, video_root: Path) -> tuple[dict, di
     return listed, missing, written
 
 
-def link_missing_videos(listed: dict, written: dict, video_root: Path) -> None:
-    """main without PARTIAL: every missing listed video becomes a link to a rendered video of its class."""
-    for name, records in listed.items():
-        for record in records:
-            path = video_root / record.path
-            if not path.exists():
-                path.symlink_to(written[name, record.label][0])
-
-
 def tiny_weights(path: Path) -> Path:
     """A local open_clip weights file for apclip's tiny config: stands in for OpenAI's ViT-B/16 file."""
     import open_clip
@@ -176,14 +159,11 @@ def rehearsal(splits_root, tmp_path_factory) -> Rehearsal:
            "APCLIP_FIGURES": str(root / "figures"), "APCLIP_PROGRESS": "0", "APCLIP_TERMINAL": "",
            "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
     video_root = root / "data" / "hmdb51"
-    listed, missing, written = render_partial_hmdb51(splits_root, video_root)
+    listed, missing, _ = render_partial_hmdb51(splits_root, video_root)
     overrides = {"model_name": "apclip-tiny", "pretrained": str(tiny_weights(root / "tiny_quickgelu.pt")),
                  "quick_gelu": True, "epochs": 1, "max_steps_per_epoch": 2, "batch_size": 2, "effective_batch_size": 4,
                  "warmup_epochs": 0, "frames": 2, "temporal_views": 1, "spatial_crops": 1, "num_workers": 0}
-    if PARTIAL_DATA_MERGED:
-        overrides["missing_videos"] = "skip"   # stated here too, so the plan prints the runs PARTIAL=1 trains
-    else:
-        overrides["eval_max_videos"] = 8       # the linked copies add nothing to evaluate
+    overrides["missing_videos"] = "skip"   # stated here too, so the plan prints the runs PARTIAL=1 trains
     params = root / "rehearsal.yaml"
     params.write_text(yaml.safe_dump({"seeds": [1], "overrides": overrides}))
     r = Rehearsal(root, env, {k: [v.path for v in recs] for k, recs in listed.items()}, missing)
@@ -201,8 +181,6 @@ def rehearsal(splits_root, tmp_path_factory) -> Rehearsal:
     # b. the table's target on the partial data: its preflight stops
     step("preflight", lambda: run_target("reproduce-table2", env, GPUS=2, OUT=root / "notebooks", **common))
     r.folders_after_preflight = sorted(p.name for p in r.runs.glob("*") if p.is_dir())
-    if not PARTIAL_DATA_MERGED:
-        link_missing_videos(listed, written, video_root)
     if not r.planned:
         return r  # the plan printed no run: test_a says why; the later steps need its commands
     # c. the first run, started by hand with the plan's printed command (torchrun is python -m torch.distributed.run)
@@ -212,8 +190,7 @@ def rehearsal(splits_root, tmp_path_factory) -> Rehearsal:
     for checkpoint in r.runs.glob("*/*.pt"):
         r.stamps[str(checkpoint)] = checkpoint.stat().st_mtime_ns
     # d + e. the table's target again: the notebook reuses the run above, launches the other, writes the table
-    partial = dict(PARTIAL=1) if PARTIAL_DATA_MERGED else {}
-    step("reproduce", lambda: run_target("reproduce-table2", env, GPUS=2, OUT=root / "notebooks", **common, **partial))
+    step("reproduce", lambda: run_target("reproduce-table2", env, GPUS=2, OUT=root / "notebooks", PARTIAL=1, **common))
     r.seconds["total"] = time.monotonic() - start
     print(f"rehearsal timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r.seconds.items()))
     return r
@@ -287,14 +264,11 @@ def test_e_the_table_is_stamped_with_what_it_ran_on(rehearsal):
     assert "written:" in rehearsal.steps["reproduce"].stdout  # make's report names the files
 
 
-@pytest.mark.xfail(not PARTIAL_DATA_MERGED, strict=True,
-                   reason="main says 'same protocol' for a tiny model and one seed (issue 13 part 3, branch 'partial')")
 def test_e_the_table_says_what_deviates_from_the_papers_protocol(rehearsal):
     markdown = (rehearsal.figures / "table2_base_to_novel.md").read_text()
     executed = (rehearsal.root / "notebooks" / "12_table2_base_to_novel.ipynb").read_text()
     for text in (markdown, executed):
         assert "Ours and the paper's numbers are on the same protocol." not in text
         assert "Deviates from the paper's protocol:" in text
-    if PARTIAL_DATA_MERGED:  # the skipped videos are counted per list
-        for name in ("base_val", "novel_val"):
-            assert re.search(rf"hmdb51_{name}\D+{rehearsal.missing[name]}\b", markdown), name
+    for name in ("base_val", "novel_val"):  # the skipped videos are counted per list
+        assert re.search(rf"hmdb51_{name}\D+{rehearsal.missing[name]}\b", markdown), name

@@ -276,6 +276,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--slurm", type=Path, help="write one SLURM batch script per run into this folder")
     parser.add_argument("--params", type=Path, action="append", default=[],
                         help="YAML of parameters on top of the profile (make PARAMS=file), as the notebook gets them")
+    parser.add_argument("--partial", action="store_true",
+                        help="the runs on the videos present (make PARTIAL=1), as the notebook will name them")
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument("--measure", action="store_true",
                         help="measure training and evaluation throughput of each run's shape on this machine's "
@@ -285,7 +287,7 @@ def main(argv: list[str]) -> int:
     if args.gpus < 1 or args.nodes < 1:
         parser.error("--gpus and --nodes must be >= 1")
     table = args.notebook.stem.split("_", 1)[1] if "_" in args.notebook.stem else args.notebook.stem
-    params = notebook_parameters(args.notebook, args.profile, args.params)
+    params = notebook_parameters(args.notebook, args.profile, args.params, partial=args.partial)
     runs = plan_runs(table, params, gpus_per_node=args.gpus, nodes=args.nodes, measure=args.measure,
                      device=args.device)
     if args.json:

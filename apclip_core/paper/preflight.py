@@ -27,19 +27,12 @@ from apclip_core.data.presence import SHOWN, missing_videos
 NOTEBOOKS = paths.PROJECT_ROOT / "notebooks"
 
 
-def partial_requested() -> bool:
-    """APCLIP_PARTIAL=1 (`make plan-tableN PARTIAL=1`): the runs on partial data, as `--partial` asks."""
-    import os
-
-    return os.environ.get("APCLIP_PARTIAL", "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def notebook_parameters(notebook: Path, profile: str, extra: Sequence[Path] = (), *,
-                        partial: Optional[bool] = None) -> dict:
+                        partial: bool = False) -> dict:
     """The notebook's `parameters` cell defaults, overlaid by notebooks/params/<stem>.<profile>.yaml and then
     the `extra` YAML files (`make ... PARAMS=file`): what papermill gives the notebook (notebook.read_parameters).
-    partial (default: APCLIP_PARTIAL): the parameter `partial_data: true`, as `notebook --partial` passes it, so
-    the runs named here are the ones the notebook will look for."""
+    partial (`--partial`, make's PARTIAL=1): the parameter `partial_data: true`, as `notebook --partial` passes it,
+    so the runs named here are the ones the notebook will look for."""
     from apclip_core.notebook import read_parameters
 
     nb = json.loads(Path(notebook).read_text())
@@ -51,7 +44,7 @@ def notebook_parameters(notebook: Path, profile: str, extra: Sequence[Path] = ()
     if profile != "smoke" and not overlay.exists():
         raise FileNotFoundError(f"no {profile} profile for {Path(notebook).name}: {overlay} is missing")
     values.update(read_parameters(([overlay] if profile != "smoke" else []) + list(extra)))
-    if partial_requested() if partial is None else partial:
+    if partial:
         values["partial_data"] = True
     return values
 
