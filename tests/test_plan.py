@@ -156,3 +156,16 @@ def test_measured_throughput_is_cached_reused_and_scales_the_costs(splits_root, 
     assert source.startswith("measured on cpu")
     big = experiments.make_config(tiny["config"], "AP-CLIP", model_name="ViT-B-16", pretrained=None)
     assert cost.cpu_estimate(big, 416)[1].startswith("ASSUMED")  # never measured: the stated constant
+
+
+def test_run_names_say_the_dataset_seed_and_shots_they_ran_and_keep_their_identity_hash():
+    """`ls runs/` tells Table 5's SSv2 seed 3 from Table 2's HMDB-51 seed 1; only the readable part changes."""
+    ssv2 = experiments.make_config("base2novel", "AP-CLIP", protocol_args={"dataset": "ssv2", "seed": 3})
+    hmdb = experiments.make_config("base2novel", "AP-CLIP", protocol_args={"dataset": "hmdb51", "seed": 3})
+    assert ssv2.name.startswith("base2novel_ssv2_s3-") and hmdb.name.startswith("base2novel_hmdb51_s3-")
+    assert ssv2.name.split("-")[-1] != hmdb.name.split("-")[-1]
+    assert experiments.make_config("few_shot", "AP-CLIP", protocol_args={"dataset": "ucf101", "k": 8}
+                                   ).name.startswith("few_shot_ucf101_k8-")
+    assert experiments.make_config("bench_base2novel", "AP-CLIP", protocol_args={"seed": 2}
+                                   ).name.startswith("bench_base2novel-")   # a name without such tokens stays
+    assert experiments.make_config("base2novel", "AP-CLIP", name="mine").name.startswith("mine-")

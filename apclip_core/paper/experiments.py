@@ -68,11 +68,29 @@ def method_overrides(method: str) -> dict:
     return dict(METHODS[method])
 
 
+# Tokens of a preset's name that say its protocol arguments (base2novel_hmdb51_s1: dataset hmdb51, seed 1):
+# a run with other arguments gets them in its name too (seed 3 on SSv2: base2novel_ssv2_s3-<hash>), so
+# `ls runs/` tells the runs apart without reading their configs. The hash alone carries the identity.
+NAME_TOKENS = {"dataset": "{}", "seed": "s{}", "k": "k{}"}
+
+
+def readable_name(preset_name: str, preset_args: dict, args: dict) -> str:
+    parts = preset_name.split("_")
+    for key, form in NAME_TOKENS.items():
+        old, new = preset_args.get(key), args.get(key)
+        if old is not None and new is not None and old != new and form.format(old) in parts:
+            parts[parts.index(form.format(old))] = form.format(new)
+    return "_".join(parts)
+
+
 def make_config(config: str, method: str, **overrides):
-    """The TrainConfig of `method` on preset `config`, named by its identity hash."""
-    from apclip_core.engine.config import load_config
+    """The TrainConfig of `method` on preset `config`, named by its protocol arguments and identity hash."""
+    from apclip_core.engine.config import load_config, preset_values
 
     cfg = load_config(config, **{**method_overrides(method), **overrides})
+    if "name" not in overrides:
+        cfg = replace(cfg, name=readable_name(cfg.name, preset_values(config).get("protocol_args") or {},
+                                              cfg.protocol_args))
     identity = {k: v for k, v in asdict(cfg).items() if k not in _NOT_IDENTITY} | IDENTITY_AS_NAMED
     for key, default in FIELDS_ADDED_LATER.items():  # at their default, runs named before them keep their names
         if identity[key] == default:
