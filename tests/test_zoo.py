@@ -160,3 +160,11 @@ def test_preflight_of_the_paper_profile_says_what_is_missing(tmp_path):
     assert "no model file of the zoo is here (OST:" in text and "convert --from" in text
     assert "no zero-shot splits for dataset 'imagenet'" in text and "none.json is missing" in text
     assert "no GPU" not in text  # max_videos: a first look on a subset is fine on a CPU
+
+
+def test_each_model_is_pooled_as_its_authors_pool(smoke):
+    """ViFi-CLIP's "mean" rows average its raw frame features (the pooling its converted checkpoint records);
+    the others L2-normalise each frame first. Recorded beside each model."""
+    used = {m: r["similarities"] for m, r in smoke["result"].run.models.items()}
+    assert used["ViFi-CLIP"] == {"mean": "mean_raw", "maka": "maka"}
+    assert all(u == {"mean": "mean", "maka": "maka"} for m, u in used.items() if m != "ViFi-CLIP")

@@ -51,9 +51,9 @@ NEW = "new: no published number"
 # Each peer's own way to score, among the zoo's variants: the row its published number belongs beside and
 # the baseline of the action prompts' gain. Vanilla CLIP and ViFi-CLIP score one prompt per class, Open-VCLIP
 # and FROSTER their 28 templates; OST's LLM descriptors with optimal transport are not among the variants, so
-# its baseline is the single prompt. Pooling: "mean" (L2 per frame, then mean) ranks classes as Open-VCLIP,
-# FROSTER and OST pool.
-# TODO(video_pooling): ViFi-CLIP's own row: similarity.pooled_similarity(its config) ("mean_raw") instead of "mean".
+# its baseline is the single prompt. Pooling: a model's "mean" rows pool frames as its authors do, by the
+# pooling its checkpoint records (model.similarity.pooled_similarity): L2 per frame then mean ranks classes as
+# Open-VCLIP, FROSTER and OST pool; ViFi-CLIP's rows average its raw frame features ("mean_raw").
 OWN_VARIANT = {"openai": ("single", "mean"), "vificlip": ("single", "mean"), "ost": ("single", "mean"),
                "openvclip": ("set", "mean"), "froster": ("set", "mean")}
 
@@ -243,6 +243,7 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
     from apclip_core.data.protocols import load_protocol
     from apclip_core.engine.evaluate import eval_subset, evaluate_variants, sha256_file
     from apclip_core.engine.feature_cache import FrameFeatureCache
+    from apclip_core.model.similarity import pooled_similarity
     from apclip_core.model.video_clip import load_checkpoint
     from apclip_core.prompts.bank import resolve_prompt_file
     from apclip_core.prompts.strategies import build_prompt_bank, needs_prompt_file
@@ -272,6 +273,9 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
         loaded = load_checkpoint(model.checkpoint, device=device)
         run.models[model.name] = model_record(model, loaded)
         run.encoded[model.name] = 0
+        # the "mean" variant is the model's own pooling (recorded beside the model)
+        scored_by = {sim: pooled_similarity(loaded.config) if sim == "mean" else sim for sim in similarities}
+        run.models[model.name]["similarities"] = scored_by
         for name, (ds, prompt_file, chosen) in splits.items():
             # one cache per (model, dataset): a split's features are reused by its other variants and by the
             # dataset's other splits (HMDB-51's and UCF-101's val lists share videos); freed before the next
@@ -279,7 +283,7 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
             for split in chosen:
                 banks = {s: build_prompt_bank(s, split.classnames, prompt_file if needs_prompt_file(s) else None)
                          for s in strategies}
-                variants = [(banks[s], sim) for s in strategies for sim in similarities]
+                variants = [(banks[s], scored_by[sim]) for s in strategies for sim in similarities]
                 results = evaluate_variants(loaded, split, variants, view=view, batch_size=batch_size,
                                             num_workers=num_workers, device=device, autocast_dtype=autocast,
                                             feature_cache=cache)
