@@ -40,6 +40,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from apclip_core import atomic
+from apclip_core.device import pick as pick_device
 from apclip_core.data.video_io import BACKENDS
 from apclip_core.data.views import ViewSpec
 from apclip_core.engine import metrics
@@ -466,8 +467,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     from apclip_core.data.protocols import load_protocol
     from apclip_core.errors import ActivationUnstated
 
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
-                          "cpu" if args.device == "auto" else args.device)
+    device = pick_device(args.device)
     # the model first: a wrong spec (activation, weights) is said before any list or video is read
     if args.checkpoint:
         model = load_checkpoint(args.checkpoint, device=device)

@@ -28,6 +28,7 @@ from typing import Optional
 import torch
 
 from apclip_core import atomic, paths
+from apclip_core.device import pick as pick_device
 from apclip_core.engine.config import TrainConfig
 
 CACHE_NAME = "throughput.json"
@@ -166,7 +167,7 @@ def measure(cfg: TrainConfig, device: str | torch.device = "auto") -> Measuremen
     from apclip_core.engine.step import PromptClassifier, autocast_dtype
     from apclip_core.model.video_clip import create_model
 
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if str(device) == "auto" else device)
+    device = pick_device(device)
     start = time.perf_counter()
     if device.type == "cuda":
         torch.cuda.set_device(device)

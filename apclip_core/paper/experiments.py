@@ -21,6 +21,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from apclip_core import atomic, paths
+from apclip_core.data.presence import SHOWN  # names recorded per list (the first skipped or failed videos)
 from apclip_core.progress import say
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,6 @@ def _split_results(run_dir: Path) -> list[dict]:
         if isinstance(record, dict) and "split" in record and "top5" in record:
             out.append(record)
     return out
-
-
-SHOWN = 3  # names recorded per list (the first skipped or failed videos)
 
 
 def run_record(run_dir: Path) -> dict:

@@ -35,6 +35,7 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from apclip_core import paths
+from apclip_core.device import pick as pick_device
 from apclip_core.errors import UserError
 from apclip_core.paper import tables
 from apclip_core.paper.reproduce import TableResult
@@ -222,14 +223,6 @@ class ZooRun:
     seconds: dict = field(default_factory=dict)       # model -> seconds of evaluation (shown, never stored)
 
 
-def _device(device: str):
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strategies: Sequence[str] = STRATEGIES,
                  similarities: Sequence[str] = SIMILARITIES, prompt_files: Optional[dict] = None,
                  video_roots: Optional[dict] = None,
@@ -248,7 +241,7 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
     from apclip_core.prompts.bank import resolve_prompt_file
     from apclip_core.prompts.strategies import build_prompt_bank, needs_prompt_file
 
-    device = _device(device)
+    device = pick_device(device)
     autocast = torch.bfloat16 if device.type == "cuda" else None
     run = ZooRun()
     splits = {}
@@ -423,7 +416,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
     names = ", ".join(dict.fromkeys(DATASETS[d].label if d in DATASETS else d for d in datasets))
     title = f"Table 1 zoo: released models, no retraining ({names})"
     protocol = {**view.record(), "strategies": list(strategies),
-                "similarities": list(similarities), "max_videos": max_videos, "device": str(_device(device))}
+                "similarities": list(similarities), "max_videos": max_videos, "device": str(pick_device(device))}
     ran_on = "; ".join(f"{name}: {rec['checkpoint']} ("
                        + (f"sha256 {rec['sha256'][:12]}" if rec["sha256"] else f"image tower {rec['visual_fingerprint'][:12]}")
                        + f", {rec['backbone']}, {rec['source_format'] or 'apclip'})" for name, rec in run.models.items())
