@@ -88,8 +88,21 @@ def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path, bench_root):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "apclip_core", "train", "--config", "bench_base2novel", "--set", *SMALL,
            "epochs=1", "effective_batch_size=8", f"output_dir={out}"]
-    done = subprocess.run(cmd, env=_env(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # Normally ~10 s. A hang (seen once in a full CI run, during rank 0's evaluation; never reproduced in 31
+    # runs alone) fails within 4 minutes with every thread's Python stack of both ranks: SIGABRT to the process
+    # group makes faulthandler (PYTHONFAULTHANDLER) print them into the captured stderr.
+    proc = subprocess.Popen(cmd, env={**_env(tmp_path), "PYTHONFAULTHANDLER": "1"}, cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        ranks = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")  # torchrun starts them in their own session
+        for rank in (ranks.read_text().split() if ranks.exists() else []):
+            os.kill(int(rank), signal.SIGABRT)
+        os.killpg(proc.pid, signal.SIGABRT)
+        _, stderr = proc.communicate()
+        pytest.fail(f"2-process training hung for 240 s; stacks:\n{stderr[-12000:]}")
+    assert proc.returncode == 0, stderr[-3000:]
     summary = json.loads((out / "metrics.json").read_text())
     assert summary["world_size"] == 2
     checksums = summary["param_checksums"]
