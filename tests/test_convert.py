@@ -460,3 +460,26 @@ def test_classify_and_evaluate_accept_a_converted_checkpoint(converted, bench_ro
     scored = evaluate(load_checkpoint(path), split, build_prompt_bank("single", split.classnames), similarity="maka",
                       view=ViewSpec(FRAMES, 1, 1))
     assert scored.n_evaluated == 3 and scored.n_failed == 0
+
+
+def test_heads_and_activation_default_to_openais_and_can_be_stated(files, converted, tmp_path, capsys):
+    """Shapes cannot tell the head count nor the activation: OpenAI's convention (heads of 64, QuickGELU) unless
+    --heads / --no-quick-gelu state another (a CLIP that is not OpenAI's); either way recorded in DST.json."""
+    from apclip_core.__main__ import main
+
+    _, path = converted("openai")
+    record = json.loads(Path(str(path) + ".json").read_text())["converted_from"]
+    assert (record["heads"], record["quick_gelu"], record["heads_and_activation_stated"]) == ([VW // 64, TW // 64], True, False)
+    src, dst = str(files["base_path"]), tmp_path / "stated.pt"
+    assert main(["convert", "--from", "openai", src, str(dst), "--heads", "2,4", "--no-quick-gelu"]) == 0
+    assert "heads 2/4, GELU" in capsys.readouterr().out
+    stated = load_checkpoint(dst)
+    assert stated.config["quick_gelu"] is False
+    assert [stated.clip.visual.transformer.resblocks[0].attn.num_heads,
+            stated.clip.transformer.resblocks[0].attn.num_heads] == [2, 4]
+    assert json.loads(Path(str(dst) + ".json").read_text())["converted_from"]["heads"] == [2, 4]
+    with pytest.raises(conv.ConvertUsageError, match="width 64 does not split into 3 heads"):
+        conv.convert(files["base_path"], tmp_path / "x.pt", "openai", heads=3)
+    with pytest.raises(SystemExit):
+        main(["convert", "--from", "openai", src, str(tmp_path / "x.pt"), "--heads", "two"])
+    assert "--heads: expected N or N,M" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Import the peers' released checkpoints as regular apclip checkpoints.
 
     python -m apclip_core convert --from {openai,vificlip,openvclip,froster,ost} SRC DST [--base ORIGINAL_CLIP]
-                                  [--no-interpolate] [--frames T]
+                                  [--no-interpolate] [--frames T] [--heads N[,M]] [--no-quick-gelu]
 
 or `convert(src, dst, "openvclip", base=...)`. DST is what `save_checkpoint` writes, so `load_checkpoint`,
 `evaluate`, `classify` and training (`pretrained: DST`) read it like any fine-tuned apclip model.
@@ -38,6 +38,12 @@ refuses them. They are read with a restricted unpickler that maps yacs.config.Cf
 and refuses every other global that is not a tensor, storage or plain container (yacs is not needed).
 X-CLIP-style checkpoints (cross-frame message tokens, MIT, a prompt generator) are refused: they are
 not a frame-wise CLIP.
+
+Not every CLIP follows OpenAI's convention, and two things of it cannot be read from tensor shapes: the
+number of attention heads (an in_proj weight of width W splits into any number of heads) and the
+activation. `--heads N[,M]` (image tower, text tower) and `--no-quick-gelu` state them for such a CLIP
+(the embedded benchmark's tiny CLIP: 4 heads of 32 and GELU); they are recorded in DST.json. The peers'
+files never need them.
 """
 from __future__ import annotations
 
@@ -300,8 +306,9 @@ def _count_blocks(sd: dict, prefix: str) -> int:
     return len(found)
 
 
-def infer_architecture(sd: dict) -> dict:
-    """The open_clip model config (QuickGELU) of an OpenAI-layout ViT CLIP, from tensor shapes alone."""
+def infer_architecture(sd: dict, *, heads: Optional[tuple[int, int]] = None, quick_gelu: bool = True) -> dict:
+    """The open_clip model config of an OpenAI-layout ViT CLIP, from tensor shapes alone, with OpenAI's
+    heads of 64 and QuickGELU unless `heads` (image tower, text tower) and `quick_gelu` say otherwise."""
     if any(k.startswith("visual.layer1.") for k in sd):
         raise ConvertError("the image tower is a ResNet (visual.layer1.*); apclip imports ViT CLIPs only")
     needed = ["visual.conv1.weight", "visual.positional_embedding", "visual.proj",
@@ -317,21 +324,27 @@ def infer_architecture(sd: dict) -> dict:
     if grid * grid != tokens:
         raise ConvertError(f"visual.positional_embedding has {tokens} patch positions, not a square grid")
     text_width = int(sd["ln_final.weight"].shape[0])
-    for w, what in ((width, "image"), (text_width, "text")):
-        if w % 64:
-            raise ConvertError(f"the {what} tower's width {w} is not a multiple of 64 (OpenAI CLIP: heads of 64)")
+    if heads is None:
+        for w, what in ((width, "image"), (text_width, "text")):
+            if w % 64:
+                raise ConvertError(f"the {what} tower's width {w} is not a multiple of 64 (OpenAI CLIP: heads of 64); "
+                                   "a CLIP of another convention: state its heads (--heads)")
+        heads = (width // 64, text_width // 64)
+    for w, n, what in ((width, heads[0], "image"), (text_width, heads[1], "text")):
+        if n < 1 or w % n:
+            raise ConvertUsageError(f"--heads: the {what} tower's width {w} does not split into {n} heads")
     return {
         "embed_dim": int(sd["visual.proj"].shape[1]),
-        "quick_gelu": True,
+        "quick_gelu": bool(quick_gelu),
         "vision_cfg": {
             "image_size": grid * patch, "layers": _count_blocks(sd, "visual.transformer.resblocks."),
-            "width": width, "patch_size": patch, "head_width": 64,
+            "width": width, "patch_size": patch, "head_width": width // heads[0],
             "mlp_ratio": sd["visual.transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / width,
         },
         "text_cfg": {
             "context_length": int(sd["positional_embedding"].shape[0]),
             "vocab_size": int(sd["token_embedding.weight"].shape[0]),
-            "width": text_width, "heads": text_width // 64,
+            "width": text_width, "heads": heads[1],
             "layers": _count_blocks(sd, "transformer.resblocks."),
             "mlp_ratio": sd["transformer.resblocks.0.mlp.c_fc.weight"].shape[0] / text_width,
         },
@@ -419,8 +432,11 @@ def load_strict(clip: torch.nn.Module, sd: dict, src: Path) -> None:
 
 
 def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optional[str] = None,
-            interpolate: bool = True, frames: Optional[int] = None):
-    """Convert a peer's checkpoint at `src` into an apclip checkpoint at `dst`; returns the VideoCLIP."""
+            interpolate: bool = True, frames: Optional[int] = None, heads: Optional[int | tuple[int, int]] = None,
+            quick_gelu: bool = True):
+    """Convert a peer's checkpoint at `src` into an apclip checkpoint at `dst`; returns the VideoCLIP.
+    heads (one count for both towers, or (image, text)) and quick_gelu: for a CLIP that is not OpenAI's
+    convention (heads of 64, QuickGELU), which tensor shapes cannot tell; None/True for every peer's file."""
     from apclip_core.model.video_clip import create_model, save_checkpoint
 
     if source_format not in FORMATS:
@@ -434,6 +450,9 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
         raise ConvertUsageError(f"--frames must be >= 2 (frames per clip), got {frames}")
     if src.resolve() == dst.resolve():
         raise ConvertUsageError(f"DST {dst} is SRC: write the apclip checkpoint to another file")
+    if isinstance(heads, int):
+        heads = (heads, heads)
+    shape_of = {"heads": tuple(heads) if heads else None, "quick_gelu": quick_gelu}
 
     payload = read_file(src)
     _check_format(payload, source_format, src)
@@ -451,12 +470,13 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
 
     try:
         if "token_embedding.weight" in sd:
-            arch = infer_architecture(sd)
+            arch = infer_architecture(sd, **shape_of)
         else:  # ViFi-CLIP: the vocabulary comes from the base; until then assume OpenAI's (only names the model)
             width = sd["ln_final.weight"].shape[0] if "ln_final.weight" in sd else 64
-            arch = infer_architecture({**sd, "token_embedding.weight": torch.empty((49408, width), device="meta")})
+            arch = infer_architecture({**sd, "token_embedding.weight": torch.empty((49408, width), device="meta")},
+                                      **shape_of)
     except ConvertError as e:
-        raise ConvertError(f"{src}: {e}") from None
+        raise type(e)(f"{src}: {e}") from None
     base_sd, base_name, token_from_base = None, None, False
     needs_base = weight is not None or "token_embedding.weight" not in sd
     if base is not None and not needs_base:
@@ -470,7 +490,7 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
                 raise ConvertUsageError(f"--base {base} has no token_embedding.weight")
             sd["token_embedding.weight"] = base_sd["token_embedding.weight"].clone()
             token_from_base = True
-            arch = infer_architecture(sd)
+            arch = infer_architecture(sd, **shape_of)
         _check_base_shapes(base_sd, sd, list(sd), base_name)
     model_name = model_name_for(arch)
     if weight is not None:
@@ -478,7 +498,7 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
 
     n_frames = (frames or DEFAULT_FRAMES) if fmt.expand_temporal_view else 0
     # open_clip knows its own names; a generated architecture travels in the checkpoint's config
-    model = create_model(model_name, None, quick_gelu=True, load_weights=False, expand_temporal_view=n_frames,
+    model = create_model(model_name, None, quick_gelu=arch["quick_gelu"], load_weights=False, expand_temporal_view=n_frames,
                          open_clip_config=None if model_name in STANDARD_MODELS else arch)
     load_strict(model.clip, sd, src)
     interpolation = {"original_weight": weight, "method": fmt.interpolation_name if weight is not None else None,
@@ -491,7 +511,10 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
               "base_sha256": _sha256(Path(base)) if base not in (None, "openai") else None,
               "token_embedding_from_base": token_from_base, "dropped_keys": dropped,
               "interpolation": interpolation, "expand_temporal_view": n_frames,
-              "mean": list(fmt.mean), "std": list(fmt.std), "video_pooling": fmt.video_pooling}
+              "mean": list(fmt.mean), "std": list(fmt.std), "video_pooling": fmt.video_pooling,
+              # what the shapes could not say: OpenAI's convention unless --heads / --no-quick-gelu were given
+              "heads": [arch["vision_cfg"]["width"] // arch["vision_cfg"]["head_width"], arch["text_cfg"]["heads"]],
+              "quick_gelu": arch["quick_gelu"], "heads_and_activation_stated": heads is not None or not quick_gelu}
     try:
         save_checkpoint(model, dst, converted_from=record)
     except OSError as e:
@@ -517,17 +540,34 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--frames", type=int, default=None,
                         help=f"Open-VCLIP/FROSTER: frames per clip of the neighbour-frame attention (default "
                              f"{DEFAULT_FRAMES}, as released)")
+    parser.add_argument("--heads", default=None, metavar="N[,M]",
+                        help="attention heads of the image tower (and M of the text tower; default: both N) for a "
+                             "CLIP that is not OpenAI's (default: width // 64, as every peer's file)")
+    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=True,
+                        help="the activation: QuickGELU (OpenAI's CLIP and every peer's file; the default) or GELU "
+                             "(--no-quick-gelu, a CLIP trained with it)")
     args = parser.parse_args(argv)
+    heads = None
+    if args.heads is not None:
+        try:
+            counts = [int(n) for n in args.heads.split(",")]
+        except ValueError:
+            counts = []
+        if len(counts) not in (1, 2):
+            parser.error(f"--heads: expected N or N,M (image tower, text tower), got {args.heads!r}")
+        heads = (counts[0], counts[-1])
     try:
         model = convert(args.src, args.dst, args.source_format, base=args.base,
-                        interpolate=not args.no_interpolate, frames=args.frames)
+                        interpolate=not args.no_interpolate, frames=args.frames, heads=heads,
+                        quick_gelu=args.quick_gelu)
     except ConvertError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     cfg = model.config
     print(f"wrote {args.dst} ({FORMATS[args.source_format].title} -> {cfg['model_name']}, "
           f"interpolation {cfg['interpolation']['original_weight'] or 'off'}, "
-          f"neighbour-frame attention {cfg['expand_temporal_view'] or 'off'}, pooling {cfg['video_pooling']})")
+          f"neighbour-frame attention {cfg['expand_temporal_view'] or 'off'}, pooling {cfg['video_pooling']}"
+          + (f", heads {heads[0]}/{heads[1]}" if heads else "") + ("" if args.quick_gelu else ", GELU") + ")")
     return 0
 
 
