@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -168,3 +169,49 @@ def test_each_model_is_pooled_as_its_authors_pool(smoke):
     used = {m: r["similarities"] for m, r in smoke["result"].run.models.items()}
     assert used["ViFi-CLIP"] == {"mean": "mean_raw", "maka": "maka"}
     assert all(u == {"mean": "mean", "maka": "maka"} for m, u in used.items() if m != "ViFi-CLIP")
+
+
+def test_converted_standins_compute_the_tiny_clips_own_features():
+    """The stand-ins are converted with the tiny CLIP's own heads and activation (shapes cannot tell them):
+    the converted files' image and text towers give exactly the features of the tiny CLIP as it was trained.
+    Read with OpenAI's convention (heads of 64, QuickGELU), they did not (the degenerate smoke rows)."""
+    import open_clip
+    import torch
+
+    from apclip_core.embedded.pretrain import MODEL_NAME, pretrained_tiny_clip
+    from apclip_core.model.video_clip import load_checkpoint, register_model_configs
+
+    register_model_configs()
+    original = open_clip.create_model(MODEL_NAME, pretrained=None)
+    original.load_state_dict(torch.load(pretrained_tiny_clip(), map_location="cpu", weights_only=True))
+    original.eval()
+    frames = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    tokens = open_clip.tokenize(["a video of blorping", "an actor dressed in red next to a ball"])
+    with torch.no_grad():
+        want_image, want_text = original.encode_image(frames), original.encode_text(tokens)
+    for name in ("Vanilla CLIP", "ViFi-CLIP", "OST"):  # frame-wise towers (Open-VCLIP's attends across frames)
+        path = zoo.bench_models()[name]
+        converted = load_checkpoint(path)
+        record = json.loads(path.with_name(path.name + ".json").read_text())["converted_from"]
+        assert record["heads"] == [4, 4] and record["quick_gelu"] is False and record["heads_and_activation_stated"]
+        with torch.no_grad():
+            torch.testing.assert_close(converted.clip.encode_image(frames), want_image, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(converted.clip.encode_text(tokens), want_text, atol=1e-5, rtol=1e-5)
+
+
+def test_the_standins_are_converted_again_when_the_importer_changes(monkeypatch, tmp_path):
+    """The stand-ins' cache key hashes the bytes of the code that writes and converts them."""
+    from apclip_core.embedded import peer_files
+    from apclip_core.embedded.pretrain import pretrained_tiny_clip
+    from apclip_core.model import convert
+
+    weights_id = pretrained_tiny_clip().parent.name
+    key = zoo.standin_key(weights_id)
+    assert zoo.bench_models()["OST"].parent.parent.name == key
+    for module in (convert, peer_files):
+        changed = tmp_path / f"{module.__name__}.py"
+        changed.write_bytes(Path(module.__file__).read_bytes() + b"\n# a change\n")
+        with monkeypatch.context() as mp:
+            mp.setattr(module, "__file__", str(changed))
+            assert zoo.standin_key(weights_id) != key
+    assert zoo.standin_key(weights_id) == key

@@ -19,9 +19,11 @@ the splits with their video and class counts, the prompt files.
 Smoke profile: the embedded benchmark's novel classes (`bench_zero_shot`), and for models the pretrained
 tiny CLIP written in each peer's file layout (`embedded.peer_files`) and converted by the real importer.
 Every stand-in holds the same tiny CLIP, so their rows differ only by what each peer's format implies
-(pixel normalisation, Open-VCLIP/FROSTER's neighbour-frame attention), and the importer reads the tiny
-CLIP as OpenAI's convention (heads of 64, QuickGELU) where it was trained with heads of 32 and GELU: the
-smoke zoo checks the path from a released file to the table, not any model's accuracy.
+(pixel normalisation, Open-VCLIP/FROSTER's neighbour-frame attention, ViFi-CLIP's pooling). The tiny CLIP
+is not OpenAI's convention (4 heads of 32 and GELU, where OpenAI's CLIP has heads of 64 and QuickGELU,
+which shapes cannot tell apart), so the stand-ins are converted with `--heads 4 --no-quick-gelu`, recorded
+in each conversion record: the converted OpenAI-layout stand-in computes exactly the tiny CLIP's features.
+The smoke zoo checks the path from a released file to the table, not any peer's accuracy.
 """
 from __future__ import annotations
 
@@ -129,11 +131,43 @@ class ZooModel:
         return self.checkpoint is not None and self.checkpoint.is_file()
 
 
+def standin_key(weights_id: str) -> str:
+    """The smoke stand-ins' cache key: the tiny CLIP's weights (`weights_id`) and the bytes of the code that
+    writes the peers' files and converts them (embedded/peer_files.py, model/convert.py), so a change to
+    either converts again instead of reusing files an older importer wrote."""
+    import hashlib
+
+    from apclip_core.embedded import peer_files
+    from apclip_core.model import convert
+
+    h = hashlib.sha256(f"{weights_id}:v2".encode())
+    for module in (peer_files, convert):
+        h.update(Path(module.__file__).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def tiny_clip_convention() -> dict:
+    """What conversion must be told about the tiny CLIP, which tensor shapes cannot say: its attention heads
+    (image tower, text tower) and activation, from its open_clip config (4 heads of 32, GELU; OpenAI's CLIP,
+    and so every peer's file, has heads of 64 and QuickGELU). convert()'s keyword arguments."""
+    import open_clip
+
+    from apclip_core.embedded.pretrain import MODEL_NAME
+    from apclip_core.model.video_clip import register_model_configs
+
+    register_model_configs()
+    cfg = open_clip.get_model_config(MODEL_NAME)
+    vision, text = cfg["vision_cfg"], cfg["text_cfg"]
+    return {"heads": (vision["width"] // vision.get("head_width", 64), text.get("heads", text["width"] // 64)),
+            "quick_gelu": bool(cfg.get("quick_gelu", False))}
+
+
 def bench_models(folder: Optional[str | Path] = None) -> dict[str, Path]:
     """The smoke profile's models: the pretrained tiny CLIP written in each peer's layout (and OpenAI's),
     converted by the importer as a user would (`--base` the OpenAI-layout file for ViFi-CLIP's token
-    embedding and Open-VCLIP/OST's interpolation). Reused while the tiny CLIP and this code are unchanged."""
-    import hashlib
+    embedding and Open-VCLIP/OST's interpolation), told the tiny CLIP's heads and activation
+    (`--heads 4 --no-quick-gelu`, tiny_clip_convention), so each converted file computes the tiny CLIP's
+    own features. Reused while the tiny CLIP and this code are unchanged."""
     import shutil
 
     import torch
@@ -144,7 +178,7 @@ def bench_models(folder: Optional[str | Path] = None) -> dict[str, Path]:
     from apclip_core.model import convert
 
     weights = pretrained_tiny_clip()
-    key = hashlib.sha256(f"{weights.parent.name}:{peer_files.__name__}:v1".encode()).hexdigest()[:12]
+    key = standin_key(weights.parent.name)
     final = Path(folder) if folder is not None else paths.cache_dir() / "zoo_bench" / key
     out = {name: final / "converted" / f"{fmt}.pt" for name, fmt in SOURCE_FORMATS.items()}
     if all(p.is_file() for p in out.values()):
@@ -157,9 +191,10 @@ def bench_models(folder: Optional[str | Path] = None) -> dict[str, Path]:
         sd = torch.load(weights, map_location="cpu", weights_only=True)
         released = peer_files.write_standins(sd, tmp / "released")
         base = str(released["openai"])
+        convention = tiny_clip_convention()
         for fmt in SOURCE_FORMATS.values():
             convert.convert(released[fmt], tmp / "converted" / f"{fmt}.pt", fmt,
-                            base=base if fmt in ("vificlip", "ost", "openvclip") else None)
+                            base=base if fmt in ("vificlip", "ost", "openvclip") else None, **convention)
         shutil.rmtree(tmp / "released")  # 25 MB each, rewritten from the tiny CLIP whenever needed
         atomic.publish(tmp, final, replace=False,
                        is_complete=lambda path: all((path / "converted" / f"{f}.pt").is_file()
@@ -451,7 +486,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
         if shown[column].map(lambda v: isinstance(v, float)).any():
             shown[column] = shown[column].map(lambda v: round(v, 1) if isinstance(v, float) else v)
     return ZooResult(name=NAME, title=title, table=shown, gains=gains.round(1) if len(gains) else gains,
-                     rows=pd.DataFrame(run.rows), files=files, claims=claims, run=run)
+                     rows=pd.DataFrame(run.rows), files=files, claims=claims, profile=profile, run=run)
 
 
 def summary_line(result: ZooResult) -> str:
