@@ -73,8 +73,13 @@ def test_the_files_say_what_was_run(smoke):
     # what ran, a file hash would not repeat; a user's checkpoint is recorded by its sha256 (next test)
     assert all(m["sha256"] is None and len(m["visual_fingerprint"]) == 64 for m in models.values())
     assert payload["protocol"]["frames"] == 8 and payload["protocol"]["views"] == 1
-    assert payload["datasets"]["apclip_bench"]["splits"]["bench_novel_val"] == {"videos": N_VIDEOS, "classes": 12,
-                                                                                "subset_of": 96}
+    assert payload["datasets"]["apclip_bench"]["splits"]["bench_novel_val"] == {
+        "listed": 96, "videos": N_VIDEOS, "classes": 12, "skipped": 0, "subset_of": 96}
+    # what it ran on, per split, in the markdown (and the PNG's notes: test_partial_data_...)
+    assert f"- apclip_bench bench_novel_val: 96 listed, {N_VIDEOS} evaluated, an evenly spaced subset of the 96 " \
+           "present (max_videos)" in files.md.read_text()
+    assert payload["protocol_check"]["ran_on"] == [f"apclip_bench bench_novel_val: 96 listed, {N_VIDEOS} evaluated, "
+                                                   "an evenly spaced subset of the 96 present (max_videos)"]
     assert files.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "nan" not in files.md.read_text()
     assert pd.read_csv(files.csv)["model"].nunique() == len(zoo.SOURCE_FORMATS)
@@ -215,3 +220,121 @@ def test_the_standins_are_converted_again_when_the_importer_changes(monkeypatch,
             mp.setattr(module, "__file__", str(changed))
             assert zoo.standin_key(weights_id) != key
     assert zoo.standin_key(weights_id) == key
+
+
+def _bench_without(tmp_path, bench_root, gone: list[str]) -> Path:
+    """A copy of the embedded benchmark (links) whose videos `gone` are not videos (an error page saved under
+    their names: a failed download). Not absent: a benchmark with files missing is rendered again on use."""
+    copy = tmp_path / "apclip_bench"
+    for entry in bench_root.iterdir():
+        if entry.name != "videos":
+            (copy / entry.name).parent.mkdir(parents=True, exist_ok=True)
+            (copy / entry.name).symlink_to(entry)
+    for video in (bench_root / "videos").rglob("*"):
+        relative = video.relative_to(bench_root).as_posix()
+        if video.is_file():
+            (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+            if relative in gone:
+                (copy / relative).write_bytes(b"<html><body>404 Not Found</body></html>")
+            else:
+                (copy / relative).symlink_to(video)
+    return copy
+
+
+def test_partial_data_skips_missing_videos_before_decoding_and_the_paper_profile_says_it_deviates(
+        tmp_path, bench_root, monkeypatch):
+    """PARTIAL=1 on the zoo: the videos a run cannot use (not on disk, or not a video file) are left out before
+    decoding and counted per split, in the rows, the JSON, the markdown and the PNG; the paper-profile result
+    says what deviates. Without it the same videos fail to decode and are counted as failed."""
+    from apclip_core.data.protocols import bench_zero_shot
+
+    listed = bench_zero_shot(bench_root).eval[0].records
+    gone = [listed[i].path for i in (0, 4, 8)]  # in the evenly spaced subset of 24 (every 4th video)
+    monkeypatch.setenv("APCLIP_DATA", str(_bench_without(tmp_path, bench_root, gone).parent))
+    drawn = []
+    original = tables.table_figure
+    monkeypatch.setattr(tables, "table_figure", lambda *a, **k: drawn.append(k["protocol_lines"]) or original(*a, **k))
+    model = {"Vanilla CLIP": str(zoo.bench_models()["Vanilla CLIP"])}
+    common = dict(models=model, temporal_views=1, spatial_crops=1, max_videos=N_VIDEOS)
+
+    stopped = zoo.table1_zoo(**common, figures=tmp_path / "stop")
+    assert set(stopped.rows["n_failed"]) == {3} and set(stopped.rows["n_skipped"]) == {0}
+    assert stopped.protocol_check["ran_on"] == [f"apclip_bench bench_novel_val: 96 listed, {N_VIDEOS - 3} evaluated, "
+                                                "3 failed to decode (left out of the accuracy), an evenly spaced "
+                                                "subset of the 96 present (max_videos)"]
+
+    partial = zoo.table1_zoo(**common, partial_data=True, profile="paper", figures=tmp_path / "partial")
+    assert partial.profile == "paper" and json.loads(partial.files.json.read_text())["profile"] == "paper"
+    assert set(partial.rows["n_skipped"]) == {3} and set(partial.rows["n_failed"]) == {0}
+    assert set(partial.rows["n_videos"]) == {N_VIDEOS}  # drawn from the 93 present
+    ran_on = (f"apclip_bench bench_novel_val: 96 listed, {N_VIDEOS} evaluated, 3 skipped (not on disk, or not a "
+              "video file), an evenly spaced subset of the 93 present (max_videos)")
+    assert partial.protocol_check["ran_on"] == [ran_on]
+    statement = partial.protocol_statement
+    assert statement.startswith("Profile: paper. Deviates from the paper's protocol:")
+    assert "evaluation videos skipped (not on disk, or not a video file): bench_novel_val 3 of 96" in statement
+    assert "frames and views: 8 frames, 1 x 1 views at test (the paper: 8 frames, 2 x 2 views)" in statement
+    assert "model:" not in statement  # each released model is beside its own published number
+    md = partial.files.md.read_text()
+    assert f"- {ran_on}" in md and "Deviates from the paper's protocol:" in md
+    assert drawn[-1][0] == "Deviates from the paper's protocol:" and f"- {ran_on}" in drawn[-1]
+    payload = json.loads(partial.files.json.read_text())
+    assert payload["protocol"]["missing_videos"] == "skip" and payload["protocol_check"]["same_as_paper"] is False
+    assert payload["splits"][0]["first_skipped"] == gone
+    from apclip_core.paper import reproduce
+    assert reproduce.checked_text(partial).endswith(statement)
+
+
+def test_the_paper_profile_says_same_protocol_only_when_nothing_deviates():
+    from apclip_core.data.views import ViewSpec
+
+    run = zoo.ZooRun(models={"Open-VCLIP": {}})
+    run.splits = [{"model": "Open-VCLIP", "dataset": "HMDB-51", "role": "eval", "split": f"hmdb51_val{i}",
+                   "list_file": None, "listed": 1530, "evaluated": 1530, "failed": 0, "skipped": 0, "subset_of": None,
+                   "first_skipped": [], "first_failed": []} for i in (1, 2, 3)]
+    assert zoo.deviation_lines(run, ViewSpec(8, 2, 2)) == []
+    assert zoo.ran_on_lines(run)[0] == "HMDB-51 hmdb51_val1: 1530 listed, 1530 evaluated"
+    run.splits[1] = {**run.splits[1], "evaluated": 1529, "failed": 1, "first_failed": ["x.avi"]}
+    assert zoo.deviation_lines(run, ViewSpec(8, 2, 2)) == [
+        "evaluation videos that failed to decode (left out of the accuracy): hmdb51_val2 1 of 1530"]
+
+
+def test_preflight_with_partial_data_turns_missing_videos_into_notices(splits_root, bench_root, tmp_path, monkeypatch):
+    """PARTIAL=1 applies to the zoo as to the tables: a half-downloaded dataset is a notice with its counts;
+    a dataset with no video at all is still a problem, whose way out is to leave it out of `datasets`."""
+    from apclip_core.data.annotations import read_video_list
+    from apclip_core.paper.preflight import zoo_problems
+
+    monkeypatch.setenv("APCLIP_SPLITS", str(splits_root))
+    monkeypatch.setenv("APCLIP_CACHE", str(tmp_path / "cache"))
+    avi = next(iter(sorted(bench_root.rglob("*.avi"))))
+    lists = splits_root / "datasets_splits" / "hmdb_splits"
+    for record in [r for i in (1, 2, 3) for r in read_video_list(lists / f"val{i}.txt")[:5]]:
+        (tmp_path / "hmdb" / record.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "hmdb" / record.path).write_bytes(avi.read_bytes())
+    (tmp_path / "ost.pt").write_bytes(b"")  # the preflight only asks whether a model file is there
+    params = {"profile": "paper", "models": {"OST": str(tmp_path / "ost.pt")}, "datasets": ["hmdb51", "ucf101"],
+              "video_roots": {"hmdb51": str(tmp_path / "hmdb"), "ucf101": str(tmp_path / "ucf")}, "max_videos": 5}
+    stopped = "\n".join(zoo_problems(params))
+    assert "hmdb51_val1: 1525 of 1530 missing" in stopped and "(or PARTIAL=1: run on the videos present" in stopped
+    notices: list[str] = []
+    problems = zoo_problems({**params, "partial_data": True}, notices=notices)
+    assert any(n.startswith("videos of hmdb51_val1: 1525 of 1530 missing") and "skipped (PARTIAL=1)" in n
+               for n in notices)
+    assert not any("hmdb51" in p for p in problems)
+    assert all("none is present, so even PARTIAL=1 has nothing to run on" in p and "out of the zoo's `datasets`" in p
+               for p in problems) and len(problems) == 3  # UCF-101's three lists
+
+
+def test_plan_says_the_zoo_trains_nothing_and_what_it_needs(capsys):
+    from apclip_core.__main__ import main
+
+    notebook = str(Path(__file__).resolve().parent.parent / "notebooks" / "18_table1_zoo.ipynb")
+    assert main(["plan", notebook, "--profile", "paper"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("table1_zoo: nothing to plan: the zoo trains nothing") and "bug in apclip" not in out + err
+    assert "runs/zoo/openvclip.pt" in out and "one GPU" in out and "estimated GPU time" in out
+    assert main(["plan", notebook, "--json"]) == 0
+    needs = json.loads(capsys.readouterr().out)
+    assert needs["trains"] is False and needs["datasets"] == [
+        {"dataset": "apclip_bench", "splits": ["bench_novel_val"], "videos": 96}]

@@ -265,6 +265,72 @@ def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int
     return "\n".join(lines)
 
 
+ZOO = "table1_zoo"
+
+
+def zoo_needs(params: dict, speed: Optional[Throughput] = None) -> dict:
+    """Table 1's zoo trains nothing, so it has no run to plan: what it needs instead (its model files, each
+    dataset's videos, one GPU) and its evaluation's estimated GPU time, from the evaluation throughput the
+    training plans use (measured, or said to be assumed). Every video is encoded once per model."""
+    from apclip_core.data.protocols import load_protocol
+    from apclip_core.paper import zoo
+
+    speed = speed or throughput()
+    views = int(params.get("temporal_views", 2)) * int(params.get("spatial_crops", 2))
+    frames = int(params.get("frames", 8)) * views
+    given = params.get("models") or {}
+    models = ([{"name": m.name, "file": m.given_as, "present": m.provided} for m in zoo.resolve_models(given)]
+              if given else [{"name": name, "file": f"embedded stand-in ({fmt})", "present": True}
+                             for name, fmt in zoo.SOURCE_FORMATS.items()])
+    datasets = []
+    for name in params.get("datasets") or []:
+        ds = zoo.zoo_dataset(name)
+        try:
+            splits = load_protocol(ds.protocol, zoo.protocol_args(ds, name, params.get("video_roots"))).eval
+        except Exception as err:  # lists not downloaded: the plan says so instead of guessing
+            datasets.append({"dataset": ds.label, "splits": None, "videos": None, "problem": str(err)})
+            continue
+        cap = int(params.get("max_videos") or 0)
+        # the splits of a dataset share videos (HMDB-51's val1-3): the feature cache encodes each once per model
+        unique = len({(str(s.root), r.path) for s in splits
+                      for r in (s.records[:cap] if cap else s.records)})  # an upper bound under max_videos
+        datasets.append({"dataset": ds.label, "splits": [s.name for s in splits], "videos": unique})
+    videos = sum(d["videos"] or 0 for d in datasets)
+    seconds = videos * frames * len(models) / speed.eval_rate  # every model listed, converted or still to be
+    return {"table": ZOO, "trains": False, "profile": params.get("profile", "smoke"), "models": models,
+            "datasets": datasets, "frames_per_video": frames, "videos_per_model": videos,
+            "models_present": sum(m["present"] for m in models),
+            "gpu_hours": seconds / 3600, "throughput": speed.describe(), "complete": all(d["videos"] is not None
+                                                                                     for d in datasets)}
+
+
+def render_zoo(needs: dict) -> str:
+    lines = [f"{ZOO}: nothing to plan: the zoo trains nothing (it evaluates released checkpoints, converted, as "
+             "they are), so there is no training run, torchrun command or SLURM script. What it needs:"]
+    lines.append("- model files (converted by `python -m apclip_core convert`, README 'Importing the peers' "
+                 "checkpoints'; a missing one is a 'not provided' row): "
+                 + "; ".join(f"{m['name']}: {m['file'] or 'no file given'} ({'here' if m['present'] else 'MISSING'})"
+                             for m in needs["models"]))
+    for d in needs["datasets"]:
+        lines.append(f"- {d['dataset']}: " + (f"{d['videos']:,} videos to encode per model (splits "
+                                               f"{', '.join(d['splits'])})" if d["videos"] is not None
+                                               else f"lists not found ({d['problem']})"))
+    smoke = needs["profile"] != "paper"
+    lines.append("- no GPU: the smoke profile's tiny CLIP runs in seconds on a CPU" if smoke else
+                 "- one GPU (a CPU takes days on ViT-B/16; `python -m apclip_core preflight` checks every video)")
+    minutes = needs["gpu_hours"] * 60
+    total = "under 1 min" if minutes < 1 else f"{minutes:.0f} min" if minutes < 60 else f"{needs['gpu_hours']:.1f} h"
+    lines.append(f"estimated GPU time (ViT-B/16's rate{': the tiny CLIP is far faster' if smoke else ''}): "
+                 f"{needs['videos_per_model']:,} videos x {needs['frames_per_video']} frames x "
+                 f"{len(needs['models'])} model(s) ({needs['models_present']} here) = {total} of image-tower time"
+                 + ("" if needs["complete"] else " (without the datasets whose lists are missing)")
+                 + f"; throughput: {needs['throughput']}. Decoding runs on the CPU loader workers beside it and can be "
+                   "the bound (README, Table 1's zoo).")
+    lines.append(f"then: make reproduce-table1-zoo PROFILE={needs['profile']} (preflight, notebook 18, "
+                 "figures/table1_zoo.*)")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     from apclip_core.paper.preflight import notebook_parameters
 
@@ -288,6 +354,10 @@ def main(argv: list[str]) -> int:
         parser.error("--gpus and --nodes must be >= 1")
     table = args.notebook.stem.split("_", 1)[1] if "_" in args.notebook.stem else args.notebook.stem
     params = notebook_parameters(args.notebook, args.profile, args.params, partial=args.partial)
+    if table == ZOO:
+        needs = zoo_needs(params)
+        print(json.dumps(needs, indent=2) if args.json else render_zoo(needs))
+        return 0
     runs = plan_runs(table, params, gpus_per_node=args.gpus, nodes=args.nodes, measure=args.measure,
                      device=args.device)
     if args.json:

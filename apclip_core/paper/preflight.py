@@ -70,11 +70,15 @@ FIX_DAMAGED = ("delete them and download or extract them again ({fix}), or leave
                "counted; the table says so)")
 
 
+LEAVE_RUN_OUT = "leave its run out (a training list: fewer seeds or shots in the notebook's parameters)"
+
+
 def video_problems(splits, probe: str = "signature", *, partial: bool = False,
-                   notices: Optional[list[str]] = None) -> list[str]:
+                   notices: Optional[list[str]] = None, leave_out: str = LEAVE_RUN_OUT) -> list[str]:
     """Per split, the videos missing on disk (how many, the first names, the command that fixes it), then the
     present ones that are not video containers (damaged_videos, checked as far as `probe` says). partial: what
-    a run on the videos present skips goes to `notices` instead; a list with none present is still a problem."""
+    a run on the videos present skips goes to `notices` instead; a list with none present is still a problem,
+    whose other way out `leave_out` says (a training table: leave its run out; the zoo: the dataset)."""
     notices = [] if notices is None else notices
     problems, listing, checked = [], {}, []
     for split in splits:
@@ -90,17 +94,17 @@ def video_problems(splits, probe: str = "signature", *, partial: bool = False,
             problems.append(f"{said}: {fix}" + (" (or PARTIAL=1: run on the videos present, the table says what "
                                                 "deviates)" if some else ""))
         elif len(missing) == len(split.records):
-            problems.append(f"{said}: none is present, so even PARTIAL=1 has nothing to run on: {fix}, or leave "
-                            "its run out (a training list: fewer seeds or shots in the notebook's parameters)")
+            problems.append(f"{said}: none is present, so even PARTIAL=1 has nothing to run on: {fix}, or {leave_out}")
         else:
             notices.append(f"{said}: skipped (PARTIAL=1); all of them: {fix}")
     (notices if partial else problems).extend(damaged_videos(checked, probe))
     return problems
 
 
-def zoo_problems(params: dict, probe: str = "signature") -> list[str]:
+def zoo_problems(params: dict, probe: str = "signature", *, notices: Optional[list[str]] = None) -> list[str]:
     """Table 1's zoo trains nothing: it needs its model files (at least one; a missing one is listed in the
-    table as not provided), each dataset's lists, videos and prompt file, and for the paper profile a GPU."""
+    table as not provided), each dataset's lists, videos and prompt file, and for the paper profile a GPU.
+    `partial_data` (PARTIAL=1): missing and damaged videos are `notices`, skipped by the zoo and counted."""
     import torch
 
     from apclip_core.data.protocols import load_protocol
@@ -130,7 +134,8 @@ def zoo_problems(params: dict, probe: str = "signature") -> list[str]:
             splits += load_protocol(ds.protocol, zoo.protocol_args(ds, name, params.get("video_roots"))).eval
         except Exception as err:  # lists missing: the protocol's own message says how to get them
             problems.append(f"protocol {ds.protocol} {ds.args}: {err}")
-    problems += video_problems(splits, probe)
+    problems += video_problems(splits, probe, partial=bool(params.get("partial_data")), notices=notices,
+                               leave_out="leave the dataset out of the zoo's `datasets` parameter (PARAMS=file.yaml)")
     if params.get("profile") == "paper" and not torch.cuda.is_available() and not params.get("max_videos"):
         problems.append("no GPU visible: the paper-profile zoo encodes about 35k videos x 32 frames per ViT-B/16 "
                         "model, days on a CPU; run it on a GPU (README, 'Importing the peers' checkpoints', for the "
@@ -212,7 +217,7 @@ def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = (), *,
     notices = [] if notices is None else notices
     params = notebook_parameters(notebook, profile, extra, partial=partial)
     if Path(notebook).stem.split("_", 1)[-1] == "table1_zoo":
-        return zoo_problems(params, probe)
+        return zoo_problems(params, probe, notices=notices)
     if "config" not in params:
         return []
     problems: list[str] = []

@@ -228,8 +228,9 @@ def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str 
     or splits were averaged: column `std`), and beside them each claimed gain, ours next to the paper's.
     `gain_labels` names the two sides of the gains in the legend (e.g. {"paper": "paper (K-400)"}).
     `paper` (long, like `ours`) adds the paper's numbers as black ticks on our bars; it is drawn only in
-    the paper profile. `protocol_lines` (paper profile): the same-protocol sentence, or what deviates from the
-    paper's protocol, drawn first among the notes. Legends sit below the axes, notes below them."""
+    the paper profile. `protocol_lines`: what the table ran on against the paper's protocol (the paper
+    profile's same-protocol sentence, or what deviates; the zoo also gives each split's video counts in the
+    smoke profile), drawn first among the notes. Legends sit below the axes, notes below them."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -310,7 +311,7 @@ def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str 
     if has_gains:
         _legend_below(gx, 2)
 
-    if profile == "paper" and protocol_lines:
+    if protocol_lines:  # the callers pass none in the smoke profile, except what a table ran on
         import textwrap
 
         # long deviation lines (every list with its counts) wrapped to the figure's width, indented under "- "

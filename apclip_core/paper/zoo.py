@@ -37,9 +37,10 @@ from typing import Optional, Sequence
 import pandas as pd
 
 from apclip_core import paths
+from apclip_core.data.presence import SHOWN
 from apclip_core.device import pick as pick_device
 from apclip_core.errors import UserError
-from apclip_core.paper import tables
+from apclip_core.paper import deviations, tables
 from apclip_core.paper.reproduce import TableResult
 
 logger = logging.getLogger(__name__)
@@ -254,6 +255,7 @@ class ZooRun:
     models: dict = field(default_factory=dict)
     datasets: dict = field(default_factory=dict)
     not_provided: dict = field(default_factory=dict)
+    splits: list = field(default_factory=list)        # per (model, split): videos listed, evaluated, failed, skipped
     encoded: dict = field(default_factory=dict)       # model -> videos encoded (0 when all came from the cache)
     seconds: dict = field(default_factory=dict)       # model -> seconds of evaluation (shown, never stored)
 
@@ -262,14 +264,15 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
                  similarities: Sequence[str] = SIMILARITIES, prompt_files: Optional[dict] = None,
                  video_roots: Optional[dict] = None,
                  feature_cache: Optional[str | Path] = None, batch_size: int = 8, num_workers: int = 0,
-                 device: str = "auto", max_videos: int = 0) -> ZooRun:
+                 device: str = "auto", max_videos: int = 0, missing_videos: str = "stop") -> ZooRun:
     """Every provided model on every split of `datasets`, each split's videos encoded once per model
     (through a FrameFeatureCache: on disk under `feature_cache` when given) and scored with every
-    (strategy, similarity)."""
+    (strategy, similarity). missing_videos="skip" (partial data): the listed videos not on disk, empty or
+    not a video container are left out before decoding and counted per split, as the training tables do."""
     import torch
 
     from apclip_core.data.protocols import load_protocol
-    from apclip_core.engine.evaluate import eval_subset, evaluate_variants, sha256_file
+    from apclip_core.engine.evaluate import evaluate_variants, prepare_split, sha256_file
     from apclip_core.engine.feature_cache import FrameFeatureCache
     from apclip_core.model.similarity import pooled_similarity
     from apclip_core.model.video_clip import load_checkpoint
@@ -284,15 +287,16 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
         ds = zoo_dataset(name)
         prompt_file = resolve_prompt_file((prompt_files or {}).get(name, ds.prompt_file))
         full = load_protocol(ds.protocol, protocol_args(ds, name, video_roots)).eval
-        chosen = [eval_subset(s, max_videos) for s in full]
+        chosen = [prepare_split(s, missing_videos=missing_videos, max_videos=max_videos) for s in full]
         splits[name] = (ds, prompt_file, chosen)
         run.datasets[ds.label] = {
-            "protocol": ds.protocol, "args": protocol_args(ds, name, video_roots),
+            "protocol": ds.protocol, "args": protocol_args(ds, name, video_roots), "missing_videos": missing_videos,
             "prompt_file": paths.portable(prompt_file) if any(needs_prompt_file(s) for s in strategies) else None,
             "prompt_file_sha256": sha256_file(prompt_file) if any(needs_prompt_file(s) for s in strategies) else None,
-            "splits": {s.name: {"videos": len(s.records), "classes": s.num_classes,
-                                **({"subset_of": len(f.records)} if s is not f else {})}
-                       for s, f in zip(chosen, full)}}
+            "splits": {p.split.name: {"listed": p.listed, "videos": len(p.split.records), "classes": p.split.num_classes,
+                                      "skipped": len(p.skipped),
+                                      **({"subset_of": p.subset_of} if p.subset_of is not None else {})}
+                       for p in chosen}}
     for model in models:
         if not model.provided:
             run.not_provided[model.name] = model.given_as or "no file given"
@@ -308,22 +312,81 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
             # one cache per (model, dataset): a split's features are reused by its other variants and by the
             # dataset's other splits (HMDB-51's and UCF-101's val lists share videos); freed before the next
             cache = FrameFeatureCache(feature_cache)
-            for split in chosen:
+            for prepared in chosen:
+                split = prepared.split
                 banks = {s: build_prompt_bank(s, split.classnames, prompt_file if needs_prompt_file(s) else None)
                          for s in strategies}
                 variants = [(banks[s], scored_by[sim]) for s in strategies for sim in similarities]
                 results = evaluate_variants(loaded, split, variants, view=view, batch_size=batch_size,
                                             num_workers=num_workers, device=device, autocast_dtype=autocast,
-                                            feature_cache=cache)
+                                            feature_cache=cache, prepared=prepared)
                 run.encoded[model.name] += results[0].protocol["videos_encoded"]
                 for (strategy, sim), r in zip([(s, m) for s in strategies for m in similarities], results):
                     run.rows.append({"model": model.name, "dataset": ds.label, "split": split.name, "prompts": strategy,
                                      "similarity": sim, "top1": r.top1, "top5": r.top5, "n_videos": r.n_videos,
                                      "n_evaluated": r.n_evaluated, "n_failed": r.n_failed, "n_classes": r.n_classes,
-                                     "n_prompts": r.protocol["n_prompts"]})
+                                     "n_prompts": r.protocol["n_prompts"], "n_listed": r.n_listed,
+                                     "n_skipped": r.n_skipped})
+                first = results[0]  # every variant scored the same videos: one record of what the split ran on
+                run.splits.append({"model": model.name, "dataset": ds.label, "role": "eval", "split": split.name,
+                                   "list_file": paths.portable(split.list_file) if split.list_file else None,
+                                   "listed": first.n_listed, "evaluated": first.n_evaluated, "failed": first.n_failed,
+                                   "skipped": first.n_skipped, "subset_of": prepared.subset_of,
+                                   "first_skipped": first.skipped[:SHOWN],
+                                   "first_failed": [f["path"] for f in first.failed[:SHOWN]]})
         run.seconds[model.name] = time.perf_counter() - began
         del loaded
     return run
+
+
+# ---- what it ran on, against the paper's protocol ---------------------------------------------------------
+PAPER_PRESET = "k400_zero_shot"  # the paper's zero-shot protocol (Table 1's paper preset): its frames and views
+
+
+def _over_models(records: list[dict], key: str) -> str:
+    """A count every model agrees on, else its range over the models (a file that one decoder fails on)."""
+    values = sorted(int(r[key] or 0) for r in records)
+    return str(values[0]) if values[0] == values[-1] else f"{values[0]}-{values[-1]} (over models)"
+
+
+def ran_on_lines(run: ZooRun) -> list[str]:
+    """One line per dataset split: the videos listed, evaluated, failed to decode, skipped (partial data)
+    and the subset drawn, as every model's evaluation recorded them."""
+    per_split: dict[tuple, list[dict]] = {}
+    for record in run.splits:
+        per_split.setdefault((record["dataset"], record["split"]), []).append(record)
+    lines = []
+    for (dataset, split), records in per_split.items():
+        parts = [f"{_over_models(records, 'listed')} listed", f"{_over_models(records, 'evaluated')} evaluated"]
+        if any(r["failed"] for r in records):
+            parts.append(f"{_over_models(records, 'failed')} failed to decode (left out of the accuracy)")
+        if any(r["skipped"] for r in records):
+            parts.append(f"{_over_models(records, 'skipped')} skipped (not on disk, or not a video file)")
+        if any(r["subset_of"] for r in records):
+            parts.append(f"an evenly spaced subset of the {_over_models(records, 'subset_of')} present (max_videos)")
+        lines.append(f"{dataset} {split}: {', '.join(parts)}")
+    return lines
+
+
+def model_runs(run: ZooRun, view) -> list[dict]:
+    """Each model's evaluations as the records paper.deviations reads (a training table's runs): its splits
+    with their counts, its frames and views."""
+    return [{"splits": [r for r in run.splits if r["model"] == model], "frames": view.frames,
+             "temporal_views": view.temporal_views, "spatial_crops": view.spatial_crops} for model in run.models]
+
+
+def deviation_lines(run: ZooRun, view) -> list[str]:
+    """Every way the zoo's evaluations differ from the paper's zero-shot protocol, with counts ([] when none):
+    videos skipped or failed, subsets, other frames or views (deviations.deviations, the training tables' wording)."""
+    from apclip_core.engine.config import load_config
+
+    paper = load_config(PAPER_PRESET)
+    reference = {k: getattr(paper, k) for k in ("frames", "temporal_views", "spatial_crops")}
+    # each model is a released checkpoint beside its own published number (looked up by its backbone), not the
+    # training tables' "ViT-B/16 with OpenAI's weights": their model line does not apply to the zoo
+    model_line = f"(the paper: {deviations.PAPER_MODEL})"
+    return [line for line in deviations.deviations(model_runs(run, view), reference=reference)
+            if not line.endswith(model_line)]
 
 
 @dataclass
@@ -397,7 +460,8 @@ def build_table(run: ZooRun, *, paper_dataset: Optional[str] = None,
     return table, pd.DataFrame(gains)
 
 
-def _chart(run: ZooRun, table: pd.DataFrame, gains: pd.DataFrame, *, title: str, profile: str):
+def _chart(run: ZooRun, table: pd.DataFrame, gains: pd.DataFrame, *, title: str, profile: str,
+           protocol_lines: Sequence[str] = ()):
     """The headline rows (the table files hold all of them): per dataset and model, our mean +- std with the
     model's own prompts and with the action prompts (mean, MAKA); beside it the action prompts' gain over the
     own prompts, ours and the paper's where it has one; paper profile: the published numbers as ticks."""
@@ -420,7 +484,8 @@ def _chart(run: ZooRun, table: pd.DataFrame, gains: pd.DataFrame, *, title: str,
     return tables.table_figure(ours, shown_gains, title=title, x="metric", profile=profile, paper=paper,
                                our_label="top-1 (mean ± std over the splits); own: the model's own prompts, "
                                          "AP: action prompts",
-                               gain_labels={"ours": "ours", "paper": "paper (AP-CLIP's + Action prompts)"})
+                               gain_labels={"ours": "ours", "paper": "paper (AP-CLIP's + Action prompts)"},
+                               protocol_lines=protocol_lines)
 
 
 def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apclip_bench",), frames: int = 8,
@@ -428,10 +493,13 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                similarities: Sequence[str] = SIMILARITIES, prompt_files: Optional[dict] = None,
                video_roots: Optional[dict] = None, paper_dataset: Optional[str] = "HMDB-51", profile: str = "smoke",
                feature_cache: Optional[str] = None, batch_size: int = 8, num_workers: int = 0, device: str = "auto",
-               max_videos: int = 0, backend: str = "auto", figures: Optional[str | Path] = None) -> ZooResult:
+               max_videos: int = 0, backend: str = "auto", partial_data: bool = False,
+               figures: Optional[str | Path] = None) -> ZooResult:
     """The zoo table: evaluate, put the published numbers and gains beside ours, write
     figures/table1_zoo.{csv,md,png,json}. `models`: {name: converted checkpoint}; empty: the smoke stand-ins.
-    `paper_dataset`: in the smoke profile, whose published numbers stand beside ours (only gains compare)."""
+    `paper_dataset`: in the smoke profile, whose published numbers stand beside ours (only gains compare).
+    `partial_data` (`make reproduce-table1-zoo PARTIAL=1`): evaluate on the videos present, the missing ones
+    skipped before decoding and counted per split (`missing_videos: skip`, as the training tables)."""
     from apclip_core.data.views import ViewSpec
 
     view = ViewSpec(frames, temporal_views, spatial_crops, backend)
@@ -444,22 +512,33 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
         feature_cache = str(paths.PROJECT_ROOT / feature_cache) if not Path(feature_cache).is_absolute() else feature_cache
     run = evaluate_zoo(zoo_models, datasets, view=view, strategies=strategies, similarities=similarities,
                        prompt_files=prompt_files, video_roots=video_roots, feature_cache=feature_cache, batch_size=batch_size,
-                       num_workers=num_workers, device=device, max_videos=max_videos)
+                       num_workers=num_workers, device=device, max_videos=max_videos,
+                       missing_videos="skip" if partial_data else "stop")
     in_paper = profile == "paper"
     table, gains = build_table(run, paper_dataset=None if in_paper else paper_dataset,
                                paper_backbone=None if in_paper else "ViT-B/16")
     names = ", ".join(dict.fromkeys(DATASETS[d].label if d in DATASETS else d for d in datasets))
     title = f"Table 1 zoo: released models, no retraining ({names})"
     protocol = {**view.record(), "strategies": list(strategies),
-                "similarities": list(similarities), "max_videos": max_videos, "device": str(pick_device(device))}
+                "similarities": list(similarities), "max_videos": max_videos,
+                "missing_videos": "skip" if partial_data else "stop", "device": str(pick_device(device))}
     ran_on = "; ".join(f"{name}: {rec['checkpoint']} ("
                        + (f"sha256 {rec['sha256'][:12]}" if rec["sha256"] else f"image tower {rec['visual_fingerprint'][:12]}")
                        + f", {rec['backbone']}, {rec['source_format'] or 'apclip'})" for name, rec in run.models.items())
-    splits = "; ".join(f"{label}: " + ", ".join(f"{s} ({c['videos']} videos, {c['classes']} classes)"
-                                                for s, c in d["splits"].items()) for label, d in run.datasets.items())
-    notes = (f"Profile: {profile}. Ran on: {ran_on}.\n\n"
+    classes = "; ".join(f"{label}: " + ", ".join(f"{s} {c['classes']}" for s, c in d["splits"].items())
+                        for label, d in run.datasets.items())
+    # what every split ran on (videos listed, evaluated, failed, skipped, subset), and in the paper profile
+    # "same protocol" only when nothing of it (nor frames and views) deviates from the paper's
+    deviating = deviation_lines(run, view) if in_paper else []
+    statement = deviations.statement(deviating) if in_paper else ""
+    what_ran = ["What it ran on (videos per split):", *(f"- {line}" for line in ran_on_lines(run))]
+    check = {"profile": profile, "same_as_paper": in_paper and not deviating, "deviations": deviating,
+             "statement": statement, "ran_on": ran_on_lines(run),
+             "splits": deviations.public_totals(model_runs(run, view))}
+    notes = (f"Profile: {profile}. " + (f"{statement}\n\n" if in_paper else "") + f"Ran on: {ran_on}.\n\n"
+             + "\n".join(what_ran) + "\n\n"
              f"Frames {frames}, {temporal_views} temporal x {spatial_crops} spatial views, every video encoded once "
-             f"per model and scored with every prompt strategy x similarity. Splits: {splits}.\n\n"
+             f"per model and scored with every prompt strategy x similarity. Classes per split: {classes}.\n\n"
              + (f"Not provided (no numbers): {', '.join(f'{k} ({v})' for k, v in run.not_provided.items())}.\n\n"
                 if run.not_provided else "")
              + "Published: the number each model's own paper reports, on the row of its own prompts, with that "
@@ -472,8 +551,10 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                 f"published numbers are {paper_dataset}'s. Compare the gains, not the absolute numbers."))
     files = tables.save_table(
         table, NAME, title=title, notes=notes, figures=figures,
-        chart=lambda _: _chart(run, table, gains, title=title, profile=profile),
-        results={"profile": profile, "protocol": protocol, "models": run.models, "not_provided": run.not_provided,
+        chart=lambda _: _chart(run, table, gains, title=title, profile=profile,
+                               protocol_lines=[*statement.splitlines(), *what_ran]),
+        results={"profile": profile, "protocol": protocol, "protocol_check": check, "models": run.models,
+                 "not_provided": run.not_provided, "splits": run.splits,
                  "datasets": run.datasets, "published_from": "apclip_core/paper/paper_tables/zoo_published.csv",
                  "gains": gains.to_dict(orient="records"), "raw": run.rows})
     claims = {}
@@ -486,7 +567,8 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
         if shown[column].map(lambda v: isinstance(v, float)).any():
             shown[column] = shown[column].map(lambda v: round(v, 1) if isinstance(v, float) else v)
     return ZooResult(name=NAME, title=title, table=shown, gains=gains.round(1) if len(gains) else gains,
-                     rows=pd.DataFrame(run.rows), files=files, claims=claims, profile=profile, run=run)
+                     rows=pd.DataFrame(run.rows), files=files, claims=claims, profile=profile,
+                     protocol_check=check, run=run)
 
 
 def summary_line(result: ZooResult) -> str:
