@@ -223,14 +223,14 @@ def _grouped_bars(ax, df: pd.DataFrame, *, categories: list[str], cat_col: str, 
 def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str = "metric",
                  profile: str = "smoke", paper: Optional[pd.DataFrame] = None,
                  our_label: str = "ours", paper_label: str = "paper", gain_labels: Optional[dict] = None,
-                 protocol_lines: Sequence[str] = ()):
+                 protocol_lines: Sequence[str] = (), ran_on: Sequence[str] = ()):
     """A paper table as a reader of the paper expects it: our numbers per method (mean +- std where seeds
     or splits were averaged: column `std`), and beside them each claimed gain, ours next to the paper's.
     `gain_labels` names the two sides of the gains in the legend (e.g. {"paper": "paper (K-400)"}).
     `paper` (long, like `ours`) adds the paper's numbers as black ticks on our bars; it is drawn only in
-    the paper profile. `protocol_lines`: what the table ran on against the paper's protocol (the paper
-    profile's same-protocol sentence, or what deviates; the zoo also gives each split's video counts in the
-    smoke profile), drawn first among the notes. Legends sit below the axes, notes below them."""
+    the paper profile. `protocol_lines` (paper profile): the same-protocol sentence, or what deviates from the
+    paper's protocol, drawn first among the notes. `ran_on` (any profile): what the numbers were computed on
+    (e.g. the zoo's videos per split), drawn next. Legends sit below the axes, notes below them."""
     import matplotlib.pyplot as plt
     import seaborn as sns
 
@@ -311,12 +311,13 @@ def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str 
     if has_gains:
         _legend_below(gx, 2)
 
-    if protocol_lines:  # the callers pass none in the smoke profile, except what a table ran on
+    stated = [*(protocol_lines if profile == "paper" else ()), *ran_on]
+    if stated:
         import textwrap
 
         # long deviation lines (every list with its counts) wrapped to the figure's width, indented under "- "
         width = max(60, int(fig.get_figwidth() * 15))
-        notes += [textwrap.fill(line, width, subsequent_indent="   ") for line in protocol_lines]
+        notes += [textwrap.fill(line, width, subsequent_indent="   ") for line in stated]
     if profile != "paper":
         notes.append("Smoke profile: compare gains, not absolute numbers (ours: the embedded benchmark and a tiny "
                      "CLIP; the paper: its dataset and ViT-B/16).")

@@ -461,7 +461,7 @@ def build_table(run: ZooRun, *, paper_dataset: Optional[str] = None,
 
 
 def _chart(run: ZooRun, table: pd.DataFrame, gains: pd.DataFrame, *, title: str, profile: str,
-           protocol_lines: Sequence[str] = ()):
+           protocol_lines: Sequence[str] = (), ran_on: Sequence[str] = ()):
     """The headline rows (the table files hold all of them): per dataset and model, our mean +- std with the
     model's own prompts and with the action prompts (mean, MAKA); beside it the action prompts' gain over the
     own prompts, ours and the paper's where it has one; paper profile: the published numbers as ticks."""
@@ -485,7 +485,7 @@ def _chart(run: ZooRun, table: pd.DataFrame, gains: pd.DataFrame, *, title: str,
                                our_label="top-1 (mean ± std over the splits); own: the model's own prompts, "
                                          "AP: action prompts",
                                gain_labels={"ours": "ours", "paper": "paper (AP-CLIP's + Action prompts)"},
-                               protocol_lines=protocol_lines)
+                               protocol_lines=protocol_lines, ran_on=ran_on)
 
 
 def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apclip_bench",), frames: int = 8,
@@ -552,7 +552,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
     files = tables.save_table(
         table, NAME, title=title, notes=notes, figures=figures,
         chart=lambda _: _chart(run, table, gains, title=title, profile=profile,
-                               protocol_lines=[*statement.splitlines(), *what_ran]),
+                               protocol_lines=statement.splitlines(), ran_on=what_ran),
         results={"profile": profile, "protocol": protocol, "protocol_check": check, "models": run.models,
                  "not_provided": run.not_provided, "splits": run.splits,
                  "datasets": run.datasets, "published_from": "apclip_core/paper/paper_tables/zoo_published.csv",
