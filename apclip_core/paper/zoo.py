@@ -14,7 +14,10 @@ the splits per (model, dataset, prompts, similarity), and beside it:
 
 A model whose file is missing is listed as "not provided", never dropped. Every result records what it
 ran on: the checkpoint files (sha256, image-tower fingerprint, the conversion record), frames and views,
-the splits with their video and class counts, the prompt files.
+the splits with their video and class counts, the prompt files; the markdown, PNG and notebook say per split
+the videos listed, evaluated, failed to decode and skipped. `partial_data` (`make reproduce-table1-zoo
+PARTIAL=1`) evaluates on the videos present (`missing_videos: skip`, as the training tables), and the paper
+profile says "same protocol" only when nothing deviates (paper.deviations' wording), else every deviation.
 
 Smoke profile: the embedded benchmark's novel classes (`bench_zero_shot`), and for models the pretrained
 tiny CLIP written in each peer's file layout (`embedded.peer_files`) and converted by the real importer.
