@@ -270,5 +270,6 @@ def test_e_the_table_says_what_deviates_from_the_papers_protocol(rehearsal):
     for text in (markdown, executed):
         assert "Ours and the paper's numbers are on the same protocol." not in text
         assert "Deviates from the paper's protocol:" in text
+    assert "- setting epochs = 1 (the paper: 11)" in markdown  # the PARAMS file's short schedule is said too
     for name in ("base_val", "novel_val"):  # the skipped videos are counted per list
         assert re.search(rf"hmdb51_{name}\D+{rehearsal.missing[name]}\b", markdown), name
