@@ -35,7 +35,6 @@ from apclip_core.data.annotations import read_video_list
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-TABLE2 = "notebooks/12_table2_base_to_novel.ipynb"
 HMDB_B2N = Path("datasets_splits") / "base2novel_splits" / "hmdb_splits"
 LISTS = ("fs_base_s1_train", "base_val", "novel_val")  # what seed 1 of Table 2 reads
 RENDERED_PER_CLASS = 2                                 # videos rendered per class and list; the rest are missing
