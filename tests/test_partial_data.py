@@ -120,6 +120,28 @@ def test_training_skips_missing_videos_and_records_them(partly_missing):
         training_videos(nothing, cfg)
 
 
+def test_a_resumed_run_trains_on_the_list_decided_when_it_started(partly_missing, tmp_path, caplog):
+    """missing_videos=skip decides the training list once (rank 0, broadcast) and keeps it in the run folder:
+    a video arriving between the start and the resume is not trained on by the resumed run (it says so)."""
+    from apclip_core.engine.config import load_config
+    from apclip_core.engine.distributed import Dist
+    from apclip_core.engine.train import TRAINING_LIST, decided_training_videos
+
+    cfg, run_dir = load_config("bench_base2novel", missing_videos="skip"), tmp_path / "run"
+    run_dir.mkdir()
+    started, record = decided_training_videos(partly_missing, cfg, run_dir, Dist(), resume=False)
+    assert len(started.records) == 6 and record["skipped"] == 4
+    assert json.loads((run_dir / TRAINING_LIST).read_text())["videos"] == [r.path for r in started.records]
+    arrived = partly_missing.root / "videos" / "gone_1.mp4"  # its download finished meanwhile
+    shutil.copy(partly_missing.root / started.records[0].path, arrived)
+    with caplog.at_level("WARNING", logger="apclip_core.engine.train"):
+        resumed, again = decided_training_videos(partly_missing, cfg, run_dir, Dist(), resume=True)
+    assert resumed.records == started.records and again == record
+    assert "the disk now differs: 1 more would be used today (first: videos/gone_1.mp4)" in caplog.text
+    fresh, _ = decided_training_videos(partly_missing, cfg, run_dir, Dist(), resume=False)  # a new run: today's disk
+    assert len(fresh.records) == 7
+
+
 def test_the_options_keep_existing_run_names_at_their_defaults():
     """Runs named before the options existed (the committed figures' runs) keep their names."""
     committed = json.loads((REPO / "figures" / "table2_base_to_novel.json").read_text())
