@@ -36,9 +36,11 @@ class ClassifyResult:
     prompt_sources: dict[str, str]                     # action -> where its prompts came from
     similarity: str
     notes: list[str] = field(default_factory=list)
+    similarity_chosen_by: str = "given"                # or why the default was taken (similarity.default_similarity)
 
     def to_dict(self) -> dict:
-        return {"video": self.video, "similarity": self.similarity, "ranking": self.ranking,
+        return {"video": self.video, "similarity": self.similarity, "similarity_chosen_by": self.similarity_chosen_by,
+                "ranking": self.ranking,
                 "per_frame": self.per_frame, "prompt_sources": self.prompt_sources, "notes": self.notes}
 
 
@@ -178,27 +180,31 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
              model_name: str = "ViT-B-16", pretrained: str = "openai", quick_gelu: Optional[bool] = None,
              prompt_files=None,
              num_frames: int = 8, temporal_views: int = 1, spatial_crops: int = 1,
-             similarity: str = "maka", top_prompts: int = 5, generate: bool = True,
+             similarity: Optional[str] = None, top_prompts: int = 5, generate: bool = True,
              generator_options: Optional[dict] = None, backend: str = "auto") -> ClassifyResult:
     """Rank `actions` (names, or a PromptBank) for one video file.
 
     The model: `model`, or a fine-tuned `checkpoint`, or open_clip's `model_name` with `pretrained` (a tag
-    or a local weights file; for a file, say `quick_gelu`: True for OpenAI's weights)."""
+    or a local weights file; for a file, say `quick_gelu`: True for OpenAI's weights). similarity: None for
+    the model's default (a converted checkpoint's recorded pooling, e.g. ViFi-CLIP's mean_raw; else maka)."""
     import torch
     import torch.nn.functional as F
 
     from apclip_core.data.views import ViewSpec, decode_video
     from apclip_core.engine.evaluate import eval_transform_for
     from apclip_core.model import video_clip as model_lib
-    from apclip_core.model.similarity import frame_features, get_similarity
+    from apclip_core.model.similarity import default_similarity, frame_features, get_similarity
     from apclip_core.prompts.bank import PromptBank
 
-    score_fn = get_similarity(similarity)
+    if similarity:
+        get_similarity(similarity)  # a wrong name is said before the model is built
     view = ViewSpec(num_frames, temporal_views, spatial_crops, backend)
     if model is None:
         model = (model_lib.load_checkpoint(checkpoint) if checkpoint
                  else model_lib.create_model(model_name, pretrained, quick_gelu=quick_gelu))
     model.eval()
+    similarity, chosen_by = (similarity, "given") if similarity else default_similarity(model.config)
+    score_fn = get_similarity(similarity)
 
     if isinstance(actions, PromptBank):
         bank, sources = actions, {c: f"given bank ({actions.strategy})" for c in actions.classnames}
@@ -246,7 +252,8 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
         per_frame.append([(bank.classnames[i // n_prompts], bank.prompts[i // n_prompts][i % n_prompts],
                            float(flat[f, i])) for i in top])
     return ClassifyResult(video=str(video), ranking=ranking, per_frame=per_frame,
-                          prompt_sources=sources, similarity=similarity, notes=notes)
+                          prompt_sources=sources, similarity=similarity, notes=notes,
+                          similarity_chosen_by=chosen_by)
 
 
 def main(argv: list[str]) -> int:
@@ -268,7 +275,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
                         help="the weights' activation (OpenAI's CLIP: --quick-gelu); needed for a local weights file")
     parser.add_argument("--prompts", type=Path, nargs="*", help="prompt files to search (default: prompts/*.json)")
-    parser.add_argument("--similarity", default="maka", help="maka | mean, or any registered similarity")
+    parser.add_argument("--similarity", default=argparse.SUPPRESS,  # no "(default: None)": the help says it
+                        help="maka | mean | mean_raw, or any registered similarity (default: the one matching the "
+                             "video pooling a converted checkpoint records, e.g. ViFi-CLIP's mean_raw; else maka)")
     parser.add_argument("--frames", type=int, default=8, help="frames sampled per view")
     parser.add_argument("--views", type=int, default=1, help="temporal views")
     parser.add_argument("--crops", type=int, default=1, help="spatial crops")
@@ -287,7 +296,7 @@ def main(argv: list[str]) -> int:
     try:
         result = classify(args.video, args.actions, checkpoint=args.checkpoint, model_name=args.model,
                           pretrained=args.pretrained, quick_gelu=args.quick_gelu, prompt_files=args.prompts,
-                          similarity=args.similarity, num_frames=args.frames, temporal_views=args.views,
+                          similarity=getattr(args, "similarity", None), num_frames=args.frames, temporal_views=args.views,
                           spatial_crops=args.crops, generate=not args.no_generate, generator_options=options,
                           backend=args.video_backend)
     except ActivationUnstated as err:  # a weights file whose activation is not stated: a usage error
@@ -295,7 +304,8 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
-    print(f"{result.video} ({result.similarity})")
+    print(f"{result.video} (similarity {result.similarity}: "
+          f"{'given by --similarity' if result.similarity_chosen_by == 'given' else result.similarity_chosen_by})")
     for rank, (action, score) in enumerate(result.ranking[:10], 1):
         print(f"{rank:>3}. {action:<30} {score:.4f}   [{result.prompt_sources.get(action, '')}]")
     if result.per_frame:

@@ -483,3 +483,40 @@ def test_heads_and_activation_default_to_openais_and_can_be_stated(files, conver
     with pytest.raises(SystemExit):
         main(["convert", "--from", "openai", src, str(tmp_path / "x.pt"), "--heads", "two"])
     assert "--heads: expected N or N,M" in capsys.readouterr().err
+
+
+def test_evaluate_and_classify_default_to_the_similarity_of_the_recorded_pooling(converted, bench_root, tmp_path,
+                                                                                  capsys):
+    """A converted ViFi-CLIP checkpoint is scored as its authors pool (mean_raw) unless --similarity says
+    otherwise, in the library, the CLI and classify, and every output says which similarity and why."""
+    from apclip_core.classify import classify
+    from apclip_core.data.protocols import bench_base_to_novel
+    from apclip_core.data.views import ViewSpec
+    from apclip_core.engine import evaluate as ev
+    from apclip_core.model.similarity import default_similarity
+    from apclip_core.prompts.strategies import build_prompt_bank
+
+    model, path = converted("vificlip")
+    split = ev.eval_subset(bench_base_to_novel(bench_root).eval[1], 2)
+    bank, view = build_prompt_bank("single", split.classnames), ViewSpec(FRAMES, 1, 1)
+    default, given = ev.evaluate_variants(model, split, [(bank, None), (bank, "maka")], view=view)
+    assert default.protocol["similarity"] == "mean_raw" and given.protocol["similarity"] == "maka"
+    assert "recorded video pooling mean_then_l2" in default.protocol["similarity_chosen_by"]
+    assert given.protocol["similarity_chosen_by"] == "given"
+    assert default_similarity({})[0] == "maka"  # apclip's own checkpoints record no pooling: the paper's MAKA
+
+    out = tmp_path / "eval.json"
+    assert ev.main(["--checkpoint", str(path), "--protocol", "bench_base_to_novel", "--protocol-arg",
+                    f"root={bench_root}", "--frames", str(FRAMES), "--temporal-views", "1", "--spatial-crops", "1",
+                    "--max-videos", "2", "--out", str(out)]) == 0
+    assert "similarity: mean_raw (the checkpoint's recorded video pooling mean_then_l2" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["similarity"] == "mean_raw" and {r["protocol"]["similarity"] for r in data["results"]} == {"mean_raw"}
+
+    video, actions = split.root / split.records[0].path, ["juggling", "skipping rope", "blorping"]
+    chosen = classify(video, actions, checkpoint=path, num_frames=FRAMES, generate=False)
+    as_given = classify(video, actions, checkpoint=path, num_frames=FRAMES, generate=False, similarity="mean_raw")
+    assert chosen.similarity == "mean_raw" and chosen.to_dict()["similarity_chosen_by"].startswith("the checkpoint's")
+    assert chosen.ranking == as_given.ranking and as_given.similarity_chosen_by == "given"
+    assert classify(video, actions, checkpoint=path, num_frames=FRAMES, generate=False,
+                    similarity="maka").similarity == "maka"  # an explicit similarity still wins

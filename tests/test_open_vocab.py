@@ -102,7 +102,9 @@ def test_help_shows_defaults_and_how_prompts_are_found(capsys):
     with pytest.raises(SystemExit):
         classify_mod.main(["--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "classify" in text and "(default: ViT-B-16)" in text and "(default: maka)" in text
+    assert "classify" in text and "(default: ViT-B-16)" in text
+    assert "similarity (default: the one matching the video pooling a converted checkpoint records, e.g. ViFi-CLIP's " \
+           "mean_raw; else maka) --frames" in text
     assert "OPENAI_API_KEY" in text and "--base-url" in text
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -119,6 +120,28 @@ def test_training_skips_missing_videos_and_records_them(partly_missing):
         training_videos(nothing, cfg)
 
 
+def test_a_resumed_run_trains_on_the_list_decided_when_it_started(partly_missing, tmp_path, caplog):
+    """missing_videos=skip decides the training list once (rank 0, broadcast) and keeps it in the run folder:
+    a video arriving between the start and the resume is not trained on by the resumed run (it says so)."""
+    from apclip_core.engine.config import load_config
+    from apclip_core.engine.distributed import Dist
+    from apclip_core.engine.train import TRAINING_LIST, decided_training_videos
+
+    cfg, run_dir = load_config("bench_base2novel", missing_videos="skip"), tmp_path / "run"
+    run_dir.mkdir()
+    started, record = decided_training_videos(partly_missing, cfg, run_dir, Dist(), resume=False)
+    assert len(started.records) == 6 and record["skipped"] == 4
+    assert json.loads((run_dir / TRAINING_LIST).read_text())["videos"] == [r.path for r in started.records]
+    arrived = partly_missing.root / "videos" / "gone_1.mp4"  # its download finished meanwhile
+    shutil.copy(partly_missing.root / started.records[0].path, arrived)
+    with caplog.at_level("WARNING", logger="apclip_core.engine.train"):
+        resumed, again = decided_training_videos(partly_missing, cfg, run_dir, Dist(), resume=True)
+    assert resumed.records == started.records and again == record
+    assert "the disk now differs: 1 more would be used today (first: videos/gone_1.mp4)" in caplog.text
+    fresh, _ = decided_training_videos(partly_missing, cfg, run_dir, Dist(), resume=False)  # a new run: today's disk
+    assert len(fresh.records) == 7
+
+
 def test_the_options_keep_existing_run_names_at_their_defaults():
     """Runs named before the options existed (the committed figures' runs) keep their names."""
     committed = json.loads((REPO / "figures" / "table2_base_to_novel.json").read_text())
@@ -186,11 +209,12 @@ def test_on_the_papers_protocol_nothing_deviates_and_fewer_seeds_do():
         ["no record of what 1 run(s) ran on (metrics.json not readable): runs/y"]
 
 
-def write_run(folder: Path, *, failed: int = 0, model: dict = PAPERS, view: dict = PAPER_VIEW) -> Path:
+def write_run(folder: Path, *, failed: int = 0, method: str = "AP-CLIP", **changes) -> Path:
     """A finished run's folder as training leaves it: metrics.json (config, epochs, train_data) and one
-    eval_<split>.json per split (EvalResult.to_json)."""
+    eval_<split>.json per split (EvalResult.to_json). Its config is the paper's for `method` on HMDB-51 seed 1,
+    with `changes`."""
     folder.mkdir(parents=True)
-    config = {**model, **view, "missing_videos": "stop", "max_videos_per_split": 0, "eval_max_videos": 0, "seed": 0}
+    config = {**asdict(experiments.make_config("base2novel", method)), **changes}
     train = {"split": "hmdb51_fs_base_s1_train", "listed": 416, "skipped": 0, "first_skipped": [], "subset_of": None,
              "used": 416}
     epochs = [{"epoch": 1, "replaced_videos": 0, "padded_videos": 0, "eval": {}}]
@@ -217,14 +241,14 @@ def table2_from(monkeypatch, run_dirs: dict, seeds=(1, 2, 3)):
 
 def test_the_table_says_same_protocol_only_when_nothing_deviates(tmp_path, monkeypatch):
     monkeypatch.setenv("APCLIP_FIGURES", str(tmp_path / "figures"))
-    runs = {m: write_run(tmp_path / m) for m in ("ViFi-CLIP", "AP-CLIP")}
+    runs = {m: write_run(tmp_path / m, method=m) for m in ("ViFi-CLIP", "AP-CLIP")}
     clean = table2_from(monkeypatch, runs)
     same = "Profile: paper. Ours and the paper's numbers are on the same protocol."
     assert same in clean.files.md.read_text() and same in reproduce.checked_text(clean)
     check = json.loads(clean.files.json.read_text())["protocol_check"]
     assert check["same_as_paper"] is True and check["deviations"] == []
     assert check["seeds"] == {"label": "seeds", "run": [1, 2, 3], "paper": [1, 2, 3]}
-    assert check["models"] == [PAPERS]
+    assert check["models"] == [{"model_name": "ViT-B-16", "pretrained": "openai", "quick_gelu": None}]
     counts = {(s["role"], s["split"]): (s["listed"], s.get("evaluated", s.get("used")), s["skipped"]) for s in
               check["splits"]}
     assert counts == {("train", "hmdb51_fs_base_s1_train"): (416, 416, 0), ("eval", "hmdb51_base_val"): (780, 780, 0),
@@ -241,6 +265,29 @@ def test_the_table_says_same_protocol_only_when_nothing_deviates(tmp_path, monke
     said = "Profile: paper. Deviates from the paper's protocol:\n" + "\n".join(f"- {line}" for line in expected)
     assert said in md and said in reproduce.checked_text(partial)
     assert json.loads(partial.files.json.read_text())["protocol_check"]["deviations"] == expected
+
+
+def test_a_shorter_schedule_or_other_prompts_are_not_the_papers_protocol(tmp_path, monkeypatch):
+    """Counts, seeds, frames and model alike, a run trained 1 epoch of 2 steps with another similarity is
+    not the paper's: every setting that changes what is trained or scored is compared with the preset's for
+    that run's method, and where they are is not (workers, decoder, per-GPU batch)."""
+    monkeypatch.setenv("APCLIP_FIGURES", str(tmp_path / "figures"))
+    harmless = dict(num_workers=0, video_backend="pyav", batch_size=2, eval_batch_size=1, precision="fp32")
+    runs = {"ViFi-CLIP": write_run(tmp_path / "vifi", method="ViFi-CLIP", **harmless),
+            "AP-CLIP": write_run(tmp_path / "ap", epochs=1, max_steps_per_epoch=2, similarity="mean", **harmless)}
+    check = json.loads(table2_from(monkeypatch, runs).files.json.read_text())["protocol_check"]
+    assert check["deviations"] == ["setting epochs = 1 (the paper: 11) in 1 of 2 runs",
+                                   "setting max_steps_per_epoch = 2 (the paper: 0) in 1 of 2 runs",
+                                   "setting similarity = mean (the paper: maka) in 1 of 2 runs"]
+    assert "config" not in check["runs"][0]  # the JSON records what it ran on, not the whole config twice
+    # the paper's settings follow the run's dataset: UCF-101's own prompts are the paper's, HMDB-51's are not
+    ucf = {"dataset": "ucf101", "seed": 1}
+    assert experiments.paper_settings("base2novel", "AP-CLIP", ucf)["prompt_file"] == "prompts/ucf101.json"
+    assert experiments.paper_settings("base2novel", "AP-CLIP", {"dataset": "ssv2", "seed": 2})["flip"] is False
+    mixed = {"run_dir": "r", "config": {**experiments.paper_settings("base2novel", "AP-CLIP", ucf),
+                                        "prompt_file": "prompts/hmdb51.json"}}
+    assert deviations.settings_lines([mixed], {"r": experiments.paper_settings("base2novel", "AP-CLIP", ucf)}) == \
+        ["setting prompt_file = prompts/hmdb51.json (the paper: prompts/ucf101.json)"]
 
 
 def test_the_figure_draws_the_protocol_statement():

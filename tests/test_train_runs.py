@@ -87,7 +87,7 @@ def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path, bench_root):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "apclip_core", "train", "--config", "bench_base2novel", "--set", *SMALL,
-           "epochs=1", "effective_batch_size=8", f"output_dir={out}"]
+           "epochs=1", "effective_batch_size=8", "missing_videos=skip", f"output_dir={out}"]
     # Normally ~10 s. A hang (seen once in a full CI run, during rank 0's evaluation; never reproduced in 31
     # runs alone) fails within 4 minutes with every thread's Python stack of both ranks: SIGABRT to the process
     # group makes faulthandler (PYTHONFAULTHANDLER) print them into the captured stderr.
@@ -109,5 +109,8 @@ def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path, bench_root):
     assert len(checksums) == 2 and checksums[0] == checksums[1]
     assert "batch 4 x 2 process(es) x 1 accumulation = 8" in (out / "train.log").read_text()
     assert (out / "checkpoint.pt").is_file() and (out / "last.pt").is_file()
+    # missing_videos=skip: rank 0 decided the training list, kept in the run folder, and both ranks got it
+    decided = json.loads((out / "train_videos.json").read_text())
+    assert summary["train_data"] == decided["record"] and decided["record"]["used"] == len(decided["videos"]) > 0
     # the replicas really trained: the weights moved away from the random initialisation
     assert torch.load(out / "last.pt", weights_only=True)["global_step"] == 6

@@ -3,7 +3,8 @@
 Three levels, none decoding a frame, each including the ones before:
   signature  zero-byte files and files that do not start like a video container (AVI, MP4/MOV,
              Matroska/WebM, MPEG-TS/PS, FLV, ASF, Ogg): garbage, an HTML error page saved as .mp4.
-             Reads 12 bytes: tens of microseconds per file (the preflight's default).
+             Reads 377 bytes (MPEG-TS: the sync byte of 3 packets): tens of microseconds per
+             file (the preflight's default).
   header     the container header opens with PyAV and holds a video stream: also finds an MP4 cut
              before its index (moov at the end). About half a millisecond per file.
   deep       demuxes every packet (data.video_io.stream_counts) against the frames the header
@@ -24,21 +25,37 @@ from typing import Iterable, Optional
 from apclip_core import atomic, paths
 
 CACHE_NAME = "container_check.json"
+RULES_KEY = "_rules"          # not a path: the version of the rules the cached answers were made with
 LEVELS = ("signature", "header", "deep")
 IN_PROCESS_BELOW = 64         # fewer files to open than this: no process pool (its start-up costs more)
+TS_PACKET = 188              # MPEG-TS: fixed 188-byte packets, each starting with the sync byte 0x47
+TS_SYNC = 0x47
+HEAD_BYTES = 2 * TS_PACKET + 1  # enough for the sync bytes of three packets (one read either way)
+RULES_VERSION = 2             # the signature rules cached answers were made with (2: MPEG-TS needs 2-3 packets)
+
+
+def _looks_like_mpeg_ts(head: bytes) -> bool:
+    """A sync byte at the start of the first two packets, and of the third when the file is that long: one
+    0x47 byte at offset 0 is any file's chance (1 in 256), and a file shorter than two packets holds no video."""
+    offsets = range(0, min(len(head), HEAD_BYTES), TS_PACKET)
+    return len(head) > TS_PACKET and all(head[i] == TS_SYNC for i in offsets)
 
 
 def _signature_problem(path: str) -> Optional[str]:
     try:
         with open(path, "rb") as f:
-            head = f.read(12)
+            head = f.read(HEAD_BYTES)
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
     if (head[:4] == b"RIFF" and head[8:12] == b"AVI ") or head[4:8] in (b"ftyp", b"moov", b"mdat", b"free",
                                                                          b"wide", b"skip", b"pnot") \
             or head.startswith((b"\x1a\x45\xdf\xa3", b"FLV", b"OggS", b"\x00\x00\x01\xba",
-                                b"\x30\x26\xb2\x75")) or head[:1] == b"\x47":
+                                b"\x30\x26\xb2\x75")) or _looks_like_mpeg_ts(head):
         return None
+    if head[:1] == bytes([TS_SYNC]):
+        why = ("the file is shorter than two 188-byte packets" if len(head) <= TS_PACKET
+               else "the next 188-byte packets do not start with it")
+        return f"does not start like a video container: its first byte is MPEG-TS's sync byte 0x47, but {why}"
     return f"does not start like a video container (first bytes {head[:8]!r})"
 
 
@@ -90,6 +107,8 @@ def unreadable(files: Iterable[str | Path], *, level: str = "signature", jobs: O
     rank = LEVELS.index(level)
     cache_file = cache_path()
     cache = _load_cache(cache_file)
+    if cache.get(RULES_KEY) != RULES_VERSION:  # answers made under other rules: check again
+        cache = {RULES_KEY: RULES_VERSION}
     found: dict[str, str] = {}
     todo: list[tuple[str, int, int]] = []
     for f in dict.fromkeys(str(f) for f in files):

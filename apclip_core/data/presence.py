@@ -35,7 +35,7 @@ def missing_videos(split, listing: Optional[dict] = None) -> list[str]:
 def present_only(split, listing: Optional[dict] = None):
     """(the split without the videos a run cannot use, their paths in list order): files not on disk, and
     present files that are empty or do not start like a video container (data.container_check's signature
-    check: 12 bytes read per file, cached by path, size and mtime, as the preflight reports them)."""
+    check: the first 377 bytes read per file, cached by path, size and mtime, as the preflight reports them)."""
     from apclip_core.data.container_check import unreadable
 
     gone = set(missing_videos(split, listing))

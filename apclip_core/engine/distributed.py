@@ -85,3 +85,12 @@ def gather_objects(obj: Any, d: Dist) -> list:
     out = [None] * d.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_object(obj: Any, d: Dist) -> Any:
+    """Rank 0's `obj` on every rank (what the others pass is ignored): one decision shared, never re-made per rank."""
+    if not d.enabled:
+        return obj
+    box = [obj if d.main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

@@ -44,7 +44,7 @@ from apclip_core.device import pick as pick_device
 from apclip_core.data.video_io import BACKENDS
 from apclip_core.data.views import ViewSpec
 from apclip_core.engine import metrics
-from apclip_core.model.similarity import frame_features, get_similarity, similarity_names
+from apclip_core.model.similarity import default_similarity, frame_features, get_similarity, similarity_names
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
 from apclip_core.prompts.strategies import build_prompt_bank
@@ -201,13 +201,15 @@ def encode_split(model, split, view: ViewSpec, *, batch_size: int = 8, num_worke
     return feats, labels, ok, errors, sorted(padded), len(todo)
 
 
-def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view: ViewSpec, batch_size: int = 8,
+def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]], *, view: ViewSpec, batch_size: int = 8,
                       num_workers: int = 0, device: str | torch.device = "cpu",
                       autocast_dtype: Optional[torch.dtype] = None, cache_prompts: bool = False,
                       record: Optional[dict] = None, feature_cache=None,
                       prepared: Optional["PreparedSplit"] = None) -> list[EvalResult]:
     """Accuracy of `model` on one split for several (PromptBank, similarity) pairs, from ONE encoding
-    of the videos: decoding and the image tower dominate, prompts and similarities are cheap.
+    of the videos: decoding and the image tower dominate, prompts and similarities are cheap. A similarity
+    of None is the model's default (similarity.default_similarity: a converted checkpoint's recorded
+    pooling, else MAKA); each result records the similarity used and what chose it.
 
     record: extra fields for each result's protocol record (e.g. checkpoint path and sha256).
     feature_cache: a FrameFeatureCache, so that a later call (other prompts, another process) reuses it.
@@ -237,8 +239,9 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view
                        split.name, split.records[i].path)
     results = []
     encoded_banks: dict[int, Any] = {}  # a bank scored with several similarities is encoded once
-    for bank, similarity in variants:
+    for bank, given in variants:
         began = time.perf_counter()
+        similarity, chosen_by = (given, "given") if given else default_similarity(model.config)
         if id(bank) not in encoded_banks:
             encoded_banks[id(bank)] = bank.encode(model, cache=cache_prompts)
         encoded = encoded_banks[id(bank)]
@@ -251,7 +254,7 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view
             "temporal_module": bool(model.config.get("temporal_module", False)),
             **view.record(r.path for r in split.records), "dataset": split.dataset, "role": split.role,
             "prompt_strategy": bank.strategy, "prompts_per_class": [min(n_prompts), max(n_prompts)],
-            "n_prompts": sum(n_prompts), "similarity": similarity,
+            "n_prompts": sum(n_prompts), "similarity": similarity, "similarity_chosen_by": chosen_by,
             "n_classes": len(split.classnames), "n_videos": len(split.records), "split_root": str(split.root),
             "seconds": None, "videos_encoded": n_encoded, "encoding_shared_by": len(variants),
             **(record or {}),
@@ -272,11 +275,13 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, str]], *, view
     return results
 
 
-def evaluate(model, split, bank, *, similarity: str, view: ViewSpec, batch_size: int = 8, num_workers: int = 0,
-             device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
+def evaluate(model, split, bank, *, similarity: Optional[str] = None, view: ViewSpec, batch_size: int = 8,
+             num_workers: int = 0, device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
              cache_prompts: bool = False, record: Optional[dict] = None, feature_cache=None,
              prepared: Optional["PreparedSplit"] = None) -> EvalResult:
     """Accuracy of `model` on one protocol split (name, records, classnames, root) with a PromptBank.
+
+    similarity: None for the model's default (a converted checkpoint's recorded pooling, else MAKA).
 
     record: extra fields for the result's protocol record (e.g. checkpoint path and sha256).
     feature_cache: a FrameFeatureCache (engine.feature_cache): videos already encoded are not again.
@@ -436,7 +441,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--prompt-strategy", default="action_conditioned",
                         choices=["action_conditioned", "customized", "llm_direct"],
                         help="which prompts of a prompt file to use (default: action_conditioned)")
-    parser.add_argument("--similarity", default="maka", choices=similarity_names())
+    parser.add_argument("--similarity", default=None, choices=similarity_names(),
+                        help="default: the one matching the video pooling a converted checkpoint records (ViFi-CLIP: "
+                             "mean_raw), else maka; the result records which and why")
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--temporal-views", type=int, default=2)
     parser.add_argument("--spatial-crops", type=int, default=2)
@@ -480,6 +487,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error(str(err))
         record = {"checkpoint": None, "model_spec": {"model_name": args.model, "pretrained": args.pretrained,
                                                       "quick_gelu": model.config["quick_gelu"]}}
+    similarity, chosen_by = (args.similarity, "given") if args.similarity else default_similarity(model.config)
+    print(f"similarity: {similarity} ({'given by --similarity' if args.similarity else chosen_by})")
     protocol_args = {}
     for item in args.protocol_arg:
         key, sep, value = item.partition("=")
@@ -503,20 +512,21 @@ def main(argv: Optional[list[str]] = None) -> int:
         prepared = prepare_split(full, missing_videos=args.missing_videos, max_videos=args.max_videos)
         split = prepared.split
         bank = build_prompt_bank(strategy, split.classnames, prompt_file)
-        results.append(evaluate(model, split, bank, similarity=args.similarity,
+        results.append(evaluate(model, split, bank, similarity=args.similarity,  # None: chosen as above, recorded
                                 view=ViewSpec(args.frames, args.temporal_views, args.spatial_crops,
                                               args.video_backend, short_videos=args.short_videos),
                                 batch_size=args.batch_size, num_workers=args.num_workers, device=device,
                                 autocast_dtype=autocast_dtype, record=dict(record), feature_cache=feature_cache,
                                 prepared=prepared))
     summary = summarize(results)
-    name = default_result_name(args.protocol, protocol_args, protocol.eval, strategy, args.similarity)
+    name = default_result_name(args.protocol, protocol_args, protocol.eval, strategy, similarity)
     if not args.checkpoint:  # no run folder to sit beside: under runs/, named after the model too
         from apclip_core import paths
 
         name = name.replace("eval_", f"eval_{Path(args.model).name}-{Path(str(args.pretrained)).stem}_", 1)
     out = Path(args.out) if args.out else (Path(args.checkpoint).parent if args.checkpoint else paths.runs_dir()) / name
-    atomic.write_json(out, {"summary": summary, "results": [r.to_json() for r in results]})
+    atomic.write_json(out, {"summary": summary, "similarity": similarity, "similarity_chosen_by": chosen_by,
+                            "results": [r.to_json() for r in results]})
     for key, value in summary.items():
         print(f"{key:>24}: {value:.2f}")
     print(f"wrote {out}")

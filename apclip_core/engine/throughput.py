@@ -236,18 +236,23 @@ def record(m: Measurement, path: Optional[Path] = None) -> None:
                              "measurements": kept + [entry]})
 
 
+def is_cpu(m: Measurement) -> bool:
+    return m.device.startswith("cpu")
+
+
 def recorded(work: Workload, *, device: Optional[str] = None, path: Optional[Path] = None) -> Optional[Measurement]:
-    """The newest cached measurement of this workload on `device` ("cpu" matches any CPU entry); with no
-    device, the newest GPU one, else the newest CPU one (a plan of GPU-hours prefers a GPU's figure)."""
-    found: dict[bool, Measurement] = {}
+    """The newest cached measurement of this workload on `device` ("cpu" matches any CPU entry, a GPU's name
+    that GPU); with no device, the newest GPU one only: a CPU's figure is never a GPU's (plan's GPU-hours),
+    it serves the CPU estimates (engine/cost.py), which ask for "cpu"."""
+    newest = None
     for e in _load(path or cache_path()):
         try:
             m = Measurement(**{**e, "workload": Workload(**e["workload"])})
         except TypeError:  # written by another version: not this shape
             continue
-        if m.workload != work or (device and not m.device.startswith(device)):
+        if m.workload != work or (device and not m.device.startswith(device)) or (not device and is_cpu(m)):
             continue
         if not (math.isfinite(m.train_frames_per_s) and m.train_frames_per_s > 0):
             continue
-        found[m.device.startswith("cpu")] = m  # entries are appended: the last one is the newest
-    return found.get(False) or found.get(True)
+        newest = m  # entries are appended: the last one is the newest
+    return newest

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -51,8 +52,8 @@ from apclip_core import atomic
 from apclip_core.engine.config import (RESUME_FREE_FIELDS, TrainConfig, config_names, load_config, load_protocols,
                                        parse_overrides, run_dir_for)
 from apclip_core.engine.cost import check_device, requirements
-from apclip_core.engine.distributed import (Dist, barrier, gather_objects, params_checksum, rng_state, set_rng_state,
-                                            setup_distributed)
+from apclip_core.engine.distributed import (Dist, barrier, broadcast_object, gather_objects, params_checksum,
+                                            rng_state, set_rng_state, setup_distributed)
 from apclip_core.engine.evaluate import evaluate_protocol, summarize
 from apclip_core.engine.step import PromptClassifier, autocast_dtype, training_bank
 from apclip_core.engine.optim import build_optimizer, build_scheduler, mixup_cutmix, soft_target_cross_entropy
@@ -214,8 +215,77 @@ def training_videos(split, cfg: TrainConfig):
     return used, record
 
 
+TRAINING_LIST = "train_videos.json"   # in the run folder: the training videos decided when the run started
+
+
+def decided_training_videos(split, cfg: TrainConfig, run_dir: Path, d: Dist, *, resume: bool):
+    """training_videos, decided once for every rank and every resume. With missing_videos=skip the list
+    depends on the disk, which can change under a run (files still arriving on a shared filesystem): rank 0
+    decides, the other ranks receive its decision (a rank deciding alone could shard another list), and the
+    decision is kept in <run>/train_videos.json, so a resumed run trains on the same videos even if more
+    arrived since (logged when the disk now differs). Without skip the list is the list file itself."""
+    from apclip_core.errors import UserError
+
+    if cfg.missing_videos != "skip":
+        return training_videos(split, cfg)
+    decided = None
+    if d.main:
+        saved = run_dir / TRAINING_LIST
+        try:
+            if resume and saved.is_file():
+                decided = _resumed_training_videos(split, cfg, saved)
+            else:
+                used, record = training_videos(split, cfg)
+                atomic.write_json(saved, {"about": "the training videos this run decided on when it started "
+                                                   "(missing_videos=skip); a resume trains on the same ones",
+                                          "split": split.name, "record": record,
+                                          "videos": [r.path for r in used.records]})
+                decided = ([r.path for r in used.records], record)
+        except UserError as err:  # every rank stops with rank 0's message instead of waiting for its decision
+            decided = err
+    decided = broadcast_object(decided, d)
+    if isinstance(decided, UserError):
+        raise decided
+    paths, record = decided
+    return _restricted(split, paths, run_dir / TRAINING_LIST), record
+
+
+def _restricted(split, paths: list[str], source: Path):
+    """The split cut to `paths` (its own records, in list order); a path the list no longer holds is an error."""
+    from apclip_core.errors import UserError
+
+    by_path = {r.path: r for r in split.records}
+    unknown = [p for p in paths if p not in by_path]
+    if unknown:
+        raise UserError(f"{source}: {len(unknown)} of the training videos this run started with are no longer in "
+                        f"{split.list_file or split.name} (first: {', '.join(unknown[:3])}); the list changed since, "
+                        f"so this is not the same run: start a new one (another output_dir or name), or restore the list")
+    return dataclasses.replace(split, records=[by_path[p] for p in paths])
+
+
+def _resumed_training_videos(split, cfg: TrainConfig, saved: Path) -> tuple[list[str], dict]:
+    """The list decided when the run started, and a log line when the disk now holds another one."""
+    from apclip_core.data.presence import SHOWN, present_only, subset
+
+    kept = json.loads(saved.read_text())
+    paths, record = list(kept["videos"]), dict(kept["record"])
+    now, _ = present_only(split)
+    now = subset(now, cfg.max_videos_per_split)[0]
+    now_paths = {r.path for r in now.records}
+    arrived, gone = sorted(now_paths - set(paths)), [p for p in paths if p not in now_paths]
+    if arrived or gone:
+        logger.warning("resume: training on the %d videos decided when the run started (%s), as before; the disk "
+                       "now differs: %d more would be used today (first: %s), %d of those decided are missing or "
+                       "unreadable now (first: %s)", len(paths), saved, len(arrived), ", ".join(arrived[:SHOWN]) or "-",
+                       len(gone), ", ".join(gone[:SHOWN]) or "-")
+    else:
+        logger.info("resume: training on the %d videos decided when the run started (%s)", len(paths), saved)
+    return paths, record
+
+
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
-    """Fine-tune per cfg; returns the run folder (checkpoint.pt + .json, last.pt, metrics.json, train.log)."""
+    """Fine-tune per cfg; returns the run folder (checkpoint.pt + .json, last.pt, metrics.json, train.log;
+    train_videos.json with missing_videos=skip)."""
     d = setup_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     device = resolve_device(cfg, d)
     check_device(cfg, device)  # before anything slow: a CPU-only machine hears "no" at once
@@ -247,7 +317,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         protocol = load_protocols(cfg)
     if len(protocol.train) != 1:
         raise ValueError(f"protocol {cfg.protocol} has {len(protocol.train)} training splits; pick one with protocol_args")
-    train_split, train_data = training_videos(protocol.train[0], cfg)
+    train_split, train_data = decided_training_videos(protocol.train[0], cfg, run_dir, d, resume=resume)
     classnames = list(train_split.classnames)
 
     # ---- model, prompts ----

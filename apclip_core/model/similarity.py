@@ -7,7 +7,8 @@ norms it may use (`frame_features(name, raw)` gives each similarity what it take
 "maka" (the paper's late interaction, eqs. 3-6), "mean" (the cosine of the mean of L2-normalised
 frames with the mean prompt: OST, Open-VCLIP and FROSTER rank classes this way) and "mean_raw"
 (ViFi-CLIP's pooling: the mean of RAW frame features, then L2, so frames weigh by their feature norm).
-`pooled_similarity(model.config)` names the one a converted checkpoint's authors pool with.
+`pooled_similarity(model.config)` names the one a converted checkpoint's authors pool with;
+`default_similarity(model.config)` is what evaluate and classify use when not told one.
 Add one with `register_similarity("name", fn)`; every config, CLI and notebook then accepts it.
 """
 from __future__ import annotations
@@ -62,6 +63,20 @@ def pooled_similarity(model_config: dict) -> str:
         raise ValueError(f"unknown video_pooling {pooling!r} in the checkpoint's config; "
                          f"known: {', '.join(POOLING_SIMILARITY)}")
     return POOLING_SIMILARITY[pooling]
+
+
+DEFAULT_SIMILARITY = "maka"   # the paper's, for a model that records no pooling (apclip's own, plain open_clip)
+
+
+def default_similarity(model_config: dict) -> tuple[str, str]:
+    """(similarity, why) when the caller names none (evaluate, classify): a converted checkpoint's recorded
+    video pooling decides (pooled_similarity: ViFi-CLIP's is "mean_raw"), else the paper's MAKA."""
+    pooling = model_config.get("video_pooling")
+    if pooling is None:
+        return DEFAULT_SIMILARITY, "the default: the model records no video pooling"
+    source = model_config.get("source_format")
+    return pooled_similarity(model_config), (f"the checkpoint's recorded video pooling {pooling}"
+                                             + (f" (converted from {source})" if source else ""))
 
 
 def similarity_names() -> tuple[str, ...]:

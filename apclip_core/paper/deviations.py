@@ -5,7 +5,9 @@ The evidence is what the runs recorded (experiments.run_record: their config, me
 results), never the disk as it is now. A deviation is any of: a video skipped (missing or not a video file), failed to
 decode, replaced in training or decoded in part; a subset of a list; fewer seeds (or shots) than the
 paper's; other frames or views than the paper's preset; another model than ViT-B/16 with OpenAI's
-weights; a run whose record cannot be read (then nothing about it can be vouched for).
+weights; any other setting that changes what is trained or how it is scored (schedule, prompts, similarity,
+augmentation: every config key but NOT_PROTOCOL's); a run whose record cannot be read (then nothing about it can
+be vouched for).
 """
 from __future__ import annotations
 
@@ -19,6 +21,17 @@ PAPER_MODEL_NAMES = ("ViT-B-16", "ViT-B-16-quickgelu")
 PAPER_MODEL = "ViT-B/16 with OpenAI's weights (QuickGELU)"
 # The three 16-shot base samples the paper averages over (base-to-novel, Tables 2 and 5).
 PAPER_SEEDS = (1, 2, 3)
+
+# Config keys that are not compared with the paper's preset by `settings_lines`: they do not change what is
+# trained or scored (where files are, how many workers or processes, the decoder: bit-identical frames; batch_size
+# is per forward, the optimizer step stays effective_batch_size; precision follows the device), or another line
+# states them with their counts (the model, frames and views, missing and subset videos, short videos, the seeds
+# and datasets in protocol_args).
+NOT_PROTOCOL = frozenset({
+    "name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size", "video_backend", "batch_size",
+    "precision", "save_every_steps", "eval_every_epochs",
+    "model_name", "pretrained", "quick_gelu", "frames", "temporal_views", "spatial_crops",
+    "missing_videos", "max_videos_per_split", "eval_max_videos", "short_videos", "protocol_args"})
 
 
 def model_is_papers(model: dict) -> bool:
@@ -110,13 +123,59 @@ def _data_lines(totals: list[dict]) -> list[str]:
     return lines
 
 
+def _comparable(key: str, value):
+    """A config value as compared: JSON's form (a tuple read back is a list), and for extra evaluation lists
+    only what they evaluate (protocol and arguments), not where their files are (*root, *dir, *list_file)."""
+    import json
+    import os
+
+    from apclip_core.paths import portable
+
+    if key == "prompt_file" and isinstance(value, str) and os.path.isabs(value):
+        value = portable(value)  # the shipped prompts/<dataset>.json however it was named
+    if key == "eval_prompt_files" and isinstance(value, dict):
+        value = {k: portable(v) if isinstance(v, str) and os.path.isabs(v) else v for k, v in value.items()}
+    if key == "extra_eval":
+        value = [{"protocol": e.get("protocol"),
+                  "args": {k: v for k, v in (e.get("args") or {}).items() if not k.endswith(("root", "dir", "list_file"))}}
+                 for e in value or []]
+    return json.loads(json.dumps(value, default=str))
+
+
+def settings_lines(runs: Sequence[dict], expected: dict) -> list[str]:
+    """One line per config key (outside NOT_PROTOCOL) on which any run differs from the paper's settings for
+    it: `expected` maps a run's run_dir to the config the paper's preset gives its method and dataset; each
+    run's own is run["config"]. A key missing from a run's record (runs from before it existed) ran at the
+    preset's default, so it is not a deviation."""
+    differing: dict[str, dict] = {}
+    for run in runs:
+        paper, ours = expected.get(run["run_dir"]), run.get("config")
+        if paper is None or ours is None:
+            continue
+        for key in sorted(set(paper) - NOT_PROTOCOL):
+            if key in ours and _comparable(key, ours[key]) != _comparable(key, paper[key]):
+                said = differing.setdefault(key, {"ours": [], "paper": [], "runs": 0})
+                said["runs"] += 1
+                for side, value in (("ours", ours[key]), ("paper", paper[key])):
+                    if _comparable(key, value) not in said[side]:
+                        said[side].append(_comparable(key, value))
+    checked = sum(run["run_dir"] in expected and run.get("config") is not None for run in runs)
+    lines = []
+    for key, said in differing.items():
+        ours, paper = (" or ".join(map(str, said[side])) for side in ("ours", "paper"))
+        where = "" if said["runs"] == checked else f" in {said['runs']} of {checked} runs"
+        lines.append(f"setting {key} = {ours} (the paper: {paper}){where}")
+    return lines
+
+
 def deviations(runs: Sequence[dict], *, reference: Optional[dict] = None, seeds: Optional[tuple] = None,
-               unreadable: Sequence[str] = ()) -> list[str]:
+               unreadable: Sequence[str] = (), expected: Optional[dict] = None) -> list[str]:
     """Every way these runs differ from the paper's protocol, one line each with its counts ([] when none).
 
     runs: experiments.run_record of each run the table used; reference: the paper's frames and views
     ({frames, temporal_views, spatial_crops}: the table's paper preset); seeds: (label, run, paper's), e.g.
-    ("seeds", [1], [1, 2, 3]); unreadable: run folders whose record could not be read."""
+    ("seeds", [1], [1, 2, 3]); unreadable: run folders whose record could not be read; expected: per run_dir,
+    the paper's config for that run (see settings_lines)."""
     lines = _data_lines(split_totals(runs))
     if seeds is not None:
         label, ran, papers = seeds
@@ -137,6 +196,7 @@ def deviations(runs: Sequence[dict], *, reference: Optional[dict] = None, seeds:
             models.append(text)
     if models:
         lines.append(f"model: {'; '.join(models)} (the paper: {PAPER_MODEL})")
+    lines += settings_lines(runs, expected or {})
     if unreadable:
         lines.append(f"no record of what {len(unreadable)} run(s) ran on (metrics.json not readable): "
                      f"{', '.join(unreadable[:3])}")

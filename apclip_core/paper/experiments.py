@@ -165,7 +165,29 @@ def run_record(run_dir: Path) -> dict:
                                        "protocol", "protocol_args")},
             # runs from before these options existed ran with their defaults
             **{k: cfg.get(k, FIELDS_ADDED_LATER[k]) for k in ("missing_videos", "max_videos_per_split")},
-            "splits": splits}
+            "splits": splits, "config": cfg}
+
+
+# The paper's settings that depend on the dataset rather than on the preset: SSv2's classes are direction-
+# sensitive ("pushing something from left to right"), so it trains without horizontal flips.
+PAPER_DATASET_SETTINGS = {"ssv2": {"flip": False}}
+
+
+def paper_settings(preset: str, method: str, protocol_args: dict) -> dict:
+    """The config the paper gives `method` on the paper-profile `preset` for this run's dataset (its
+    protocol_args): the preset and the method's overrides, with the dataset's prompt file when the preset
+    names its own dataset's (prompts/hmdb51.json -> prompts/ucf101.json) and PAPER_DATASET_SETTINGS. What
+    a run's config is compared with to say whether it ran the paper's protocol (deviations.settings_lines)."""
+    from apclip_core.engine.config import load_config
+
+    overrides = method_overrides(method)
+    preset_cfg = load_config(preset, **overrides)
+    ours, theirs = protocol_args.get("dataset"), preset_cfg.protocol_args.get("dataset")
+    if ours and theirs and ours != theirs:
+        if preset_cfg.prompt_file == f"prompts/{theirs}.json":
+            overrides["prompt_file"] = f"prompts/{ours}.json"
+        overrides.update(PAPER_DATASET_SETTINGS.get(ours, {}))
+    return asdict(load_config(preset, **overrides))
 
 
 def _train_data_before_partial(cfg: dict) -> dict:

@@ -7,9 +7,11 @@ the GPUs given, and disk; then the table's totals. With --slurm DIR, one SLURM b
 sets the run's name (its identity hash, experiments.make_config) and folder, so the notebook finds a
 run started by hand or by a scheduler, reuses it when finished, and resumes it when not.
 
-Costs come from a throughput figure, the first of: measured on this machine's device for the run's
-shape (`--measure`, `make plan-tableN MEASURE=1`: a few real training steps and an evaluation forward,
-seconds on a GPU; cached in <runs>/throughput.json and reused by later plans, engine/throughput.py);
+Costs come from a per-GPU throughput figure, the first of: measured on a GPU for the run's shape
+(`--measure`, `make plan-tableN MEASURE=1`: a few real training steps and an evaluation forward on random
+frames, seconds on a GPU; cached in <runs>/throughput.json and reused by later plans, engine/throughput.py;
+a CPU's measurement is cached for the CPU estimates of train and preflight, never taken for a GPU's; its
+evaluation time is a lower bound, decoding not included);
 the GPU section of the bench's latest results (bench/results/latest.json, written by `make gpu-check`
 or `make bench` on a GPU); ViFi-CLIP's reported cost (about 120 frames/s per A100 in training, data
 loading included), stated as an assumption. Every run's estimate says which, with its assumptions.
@@ -41,6 +43,7 @@ class Throughput:
     train_frames_per_s: float        # per GPU
     source: str                      # where the figure comes from, said beside every estimate
     eval_frames_per_s: Optional[float] = None  # None: not measured, EVAL_SPEEDUP x training (said so)
+    compute_only: bool = False       # measured on random frames (engine/throughput.py): no decoding, a lower bound
 
     @property
     def eval_rate(self) -> float:
@@ -75,21 +78,29 @@ def throughput(results: Path = BENCH_RESULTS) -> Throughput:
 
 
 def speed_for(cfg, *, measure: bool = False, device: str = "auto", measured: Optional[dict] = None) -> Throughput:
-    """The run's throughput: measured here now (measure=True; once per workload in `measured`), else cached from
-    an earlier measurement of the same workload, else the bench's GPU figure, else the stated assumption."""
+    """The run's per-GPU throughput: measured here now on a GPU (measure=True; once per workload in `measured`),
+    else cached from an earlier GPU measurement of the same workload, else the bench's GPU figure, else the
+    stated assumption. A CPU measurement is never taken for a GPU's: it is cached for the CPU estimates of
+    train and the preflight (engine/cost.py) and the plan says so."""
     from apclip_core.engine import throughput as measuring
 
     work = measuring.workload(cfg)
+    m = None
     if measure:
         measured = {} if measured is None else measured
         if work not in measured:
             measured[work] = measuring.measure(cfg, device)
         m = measured[work]
-    else:
-        m = measuring.recorded(work)
-    if m is None:
-        return throughput()
-    return Throughput(m.train_frames_per_s, m.describe(), m.eval_frames_per_s)
+    on_cpu = m is not None and measuring.is_cpu(m)
+    if m is None or on_cpu:
+        m = measuring.recorded(work)  # GPU entries only
+    if m is not None:
+        return Throughput(m.train_frames_per_s, m.describe(), m.eval_frames_per_s, compute_only=True)
+    fallback = throughput()
+    if on_cpu:
+        fallback.source += (f"; this machine's CPU was measured ({measured[work].train_frames_per_s:,.1f} training "
+                            "frames/s), kept for the CPU estimates of train and preflight, not a GPU's figure")
+    return fallback
 
 
 @dataclass
@@ -107,6 +118,7 @@ class PlannedRun:
     wall_hours: float                # on the GPUs given: training split over them, evaluation on rank 0 alone
     eval_hours: float                # of wall_hours: the evaluations (the other GPUs wait)
     evaluations: int                 # evaluation passes over the eval lists (eval_every_epochs, the last epoch)
+    eval_lower_bound: bool           # eval_hours from a compute-only measurement: decoding not included
     throughput: str                  # where the figures come from and what they assume
     disk_gb: float
     status: str                      # finished | partial (resumes) | not started
@@ -204,6 +216,7 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
             command=train_command(preset, cfg, run_overrides, gpus_per_node=gpus_per_node, nodes=nodes),
             train_videos=n_train, eval_videos=n_eval, gpu_hours=(train_s + eval_s) / 3600,
             wall_hours=(train_s / gpus + eval_s) / 3600, eval_hours=eval_s / 3600, evaluations=passes,
+            eval_lower_bound=run_speed.compute_only and run_speed.eval_frames_per_s is not None,
             throughput=run_speed.describe(), disk_gb=disk_gb(cfg.model_name), status=_status(run_dir)))
     return runs
 
@@ -238,6 +251,12 @@ def _hours(h: float) -> str:
     return f"{h * 60:.0f} min" if h < 1 else f"{h:.1f} h"
 
 
+def _evaluation(run: PlannedRun) -> str:
+    if run.eval_lower_bound:  # the measurement times the model on random frames: decoding the videos comes on top
+        return f"at least {_hours(run.eval_hours)}: a lower bound, compute only, video decoding not included"
+    return _hours(run.eval_hours)
+
+
 def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int) -> str:
     gpus = gpus_per_node * nodes
     sources = list(dict.fromkeys(r.throughput for r in runs))  # each said once, referred to by letter
@@ -253,7 +272,7 @@ def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int
                   f"   run folder: {r.run_dir}",
                   f"   {r.train_videos:,} training videos, {evals} evaluation videos x {r.evaluations} evaluation(s); "
                   f"{r.gpu_hours:.1f} GPU-hours, wall {_hours(r.wall_hours)} on {gpus} GPU(s) (of which evaluation "
-                  f"{_hours(r.eval_hours)}, on one GPU); disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt); "
+                  f"{_evaluation(r)}, on one GPU); disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt); "
                   f"throughput ({letter[r.throughput]})",
                   f"   {r.shell()}", ""]
     todo = [r for r in runs if r.status != "finished"]

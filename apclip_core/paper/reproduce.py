@@ -157,17 +157,25 @@ def protocol_check(rows: pd.DataFrame, *, profile: str, preset: Optional[str] = 
 
     from apclip_core.engine.config import load_config
 
-    runs, unreadable = [], []
+    runs, unreadable, expected = [], [], {}
+    # a run's method: the first row naming one of METHODS (Table 1's "+ Action prompts" reuses its base's run)
+    methods = {} if "run_dir" not in rows else \
+        {d: m for d, m in zip(rows["run_dir"], rows["method"]) if m in experiments.METHODS and pd.notna(d)}
     for run_dir in dict.fromkeys(rows["run_dir"].dropna()) if "run_dir" in rows else ():
         try:
             runs.append(experiments.run_record(Path(run_dir)))
         except (OSError, ValueError, KeyError):
             unreadable.append(paths.portable(run_dir))
+            continue
+        if profile == "paper" and preset and run_dir in methods:
+            expected[runs[-1]["run_dir"]] = experiments.paper_settings(preset, methods[run_dir],
+                                                                       runs[-1]["config"].get("protocol_args") or {})
     reference = None
     if profile == "paper" and preset:
         paper_cfg = load_config(preset)
         reference = {k: getattr(paper_cfg, k) for k in ("frames", "temporal_views", "spatial_crops")}
-    lines = deviations.deviations(runs, reference=reference, seeds=seeds, unreadable=unreadable)
+    lines = deviations.deviations(runs, reference=reference, seeds=seeds, unreadable=unreadable, expected=expected)
+    runs = [{k: v for k, v in r.items() if k != "config"} for r in runs]  # the JSON keeps what it always recorded
     if profile != "paper":
         lines = [SMOKE_DEVIATION, *lines]
     models = list({json_key(r["model"]): r["model"] for r in runs}.values())

@@ -373,9 +373,11 @@ def ran_on_lines(run: ZooRun) -> list[str]:
 
 def model_runs(run: ZooRun, view) -> list[dict]:
     """Each model's evaluations as the records paper.deviations reads (a training table's runs): its splits
-    with their counts, its frames and views."""
-    return [{"splits": [r for r in run.splits if r["model"] == model], "frames": view.frames,
-             "temporal_views": view.temporal_views, "spatial_crops": view.spatial_crops} for model in run.models]
+    with their counts, its frames and views, and for run_dir its checkpoint (no training config: the zoo's
+    prompts and similarities are its variants, each a row)."""
+    return [{"run_dir": record.get("checkpoint"), "splits": [r for r in run.splits if r["model"] == model],
+             "frames": view.frames, "temporal_views": view.temporal_views, "spatial_crops": view.spatial_crops}
+            for model, record in run.models.items()]
 
 
 def deviation_lines(run: ZooRun, view) -> list[str]:
