@@ -169,13 +169,14 @@ def settings_lines(runs: Sequence[dict], expected: dict) -> list[str]:
 
 
 def deviations(runs: Sequence[dict], *, reference: Optional[dict] = None, seeds: Optional[tuple] = None,
-               unreadable: Sequence[str] = (), expected: Optional[dict] = None) -> list[str]:
+               unreadable: Sequence[str] = (), expected: Optional[dict] = None, model: bool = True) -> list[str]:
     """Every way these runs differ from the paper's protocol, one line each with its counts ([] when none).
 
     runs: experiments.run_record of each run the table used; reference: the paper's frames and views
     ({frames, temporal_views, spatial_crops}: the table's paper preset); seeds: (label, run, paper's), e.g.
     ("seeds", [1], [1, 2, 3]); unreadable: run folders whose record could not be read; expected: per run_dir,
-    the paper's config for that run (see settings_lines)."""
+    the paper's config for that run (see settings_lines); model: whether runs not on the paper's model deviate
+    (False for released models each compared with its own published number: the zoo)."""
     lines = _data_lines(split_totals(runs))
     if seeds is not None:
         label, ran, papers = seeds
@@ -190,7 +191,7 @@ def deviations(runs: Sequence[dict], *, reference: Optional[dict] = None, seeds:
             lines.append(f"frames and views: {said} (the paper: {paper_view[0]} frames, "
                          f"{paper_view[1]} x {paper_view[2]} views)")
     models = []
-    for r in runs:
+    for r in runs if model else ():
         text = _model_text(r.get("model") or {})
         if not model_is_papers(r.get("model") or {}) and text not in models:
             models.append(text)

@@ -389,9 +389,7 @@ def deviation_lines(run: ZooRun, view) -> list[str]:
     reference = {k: getattr(paper, k) for k in ("frames", "temporal_views", "spatial_crops")}
     # each model is a released checkpoint beside its own published number (looked up by its backbone), not the
     # training tables' "ViT-B/16 with OpenAI's weights": their model line does not apply to the zoo
-    model_line = f"(the paper: {deviations.PAPER_MODEL})"
-    return [line for line in deviations.deviations(model_runs(run, view), reference=reference)
-            if not line.endswith(model_line)]
+    return deviations.deviations(model_runs(run, view), reference=reference, model=False)
 
 
 @dataclass
