@@ -122,7 +122,8 @@ reproduce-table1-zoo: $(STAMP)
 
 # Every run a table needs, before any starts: torchrun commands, GPU-hours, wall time, disk.
 # make plan-table2 PROFILE=paper GPUS=8 [NODES=2] [SLURM=jobs/] [MEASURE=1]  (SLURM: one batch script per run;
-# MEASURE=1: costs from a few training steps timed on this machine's device, cached in <runs>/throughput.json)
+# MEASURE=1: costs from a few training steps timed on this machine's device, cached in <runs>/throughput.json; only
+# a GPU's figure sets GPU-hours, a CPU's serves the CPU estimates)
 NODES ?= 1
 # The zoo trains nothing: its plan says what it needs and the evaluation's estimated time (explicit, as above).
 plan-table1-zoo: $(STAMP)
