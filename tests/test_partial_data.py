@@ -142,6 +142,55 @@ def test_a_resumed_run_trains_on_the_list_decided_when_it_started(partly_missing
     assert len(fresh.records) == 7
 
 
+def _decide_on_two_ranks(rank: int, split, cfg, run_dir: Path, port: int, out: Path) -> None:
+    """One of two gloo processes: rank 1's own view of the disk must never be asked (it would see another list),
+    and rank 0 failing for any reason must stop rank 1 with rank 0's message, not leave it waiting."""
+    import datetime
+    import os
+
+    import torch.distributed as dist
+
+    from apclip_core.engine import train
+    from apclip_core.engine.distributed import Dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2, timeout=datetime.timedelta(seconds=60))  # no hang
+    d, said = Dist(rank, 2), {}
+    if rank == 1:
+        train.training_videos = lambda *a, **k: (_ for _ in ()).throw(AssertionError("rank 1 decided on its own"))
+    decided, _ = train.decided_training_videos(split, cfg, run_dir, d, resume=False)
+    said["videos"] = [r.path for r in decided.records]
+    if rank == 0:
+        train.training_videos = lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device"))
+    try:
+        train.decided_training_videos(split, cfg, run_dir / "again", d, resume=False)
+    except UserError as err:
+        said["error"] = str(err)
+    out.joinpath(f"rank{rank}.json").write_text(json.dumps(said))
+    dist.destroy_process_group()
+
+
+def test_rank_0_decides_the_training_list_for_every_rank(partly_missing, tmp_path):
+    """Two real processes (gloo): rank 1 receives rank 0's list without looking at the disk itself, and an
+    OSError of rank 0's stops both ranks with the same message naming the run's list file."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from apclip_core.engine.config import load_config
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg, run_dir = load_config("bench_base2novel", missing_videos="skip"), tmp_path / "run"
+    (run_dir / "again").mkdir(parents=True)
+    mp.spawn(_decide_on_two_ranks, args=(partly_missing, cfg, run_dir, port, tmp_path), nprocs=2, join=True)
+    said = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert said[0]["videos"] == said[1]["videos"] and len(said[0]["videos"]) == 6
+    assert said[0]["error"] == said[1]["error"]
+    assert "rank 0 could not decide the training list" in said[1]["error"] and "No space left" in said[1]["error"]
+
+
 def test_the_options_keep_existing_run_names_at_their_defaults():
     """Runs named before the options existed (the committed figures' runs) keep their names."""
     committed = json.loads((REPO / "figures" / "table2_base_to_novel.json").read_text())
@@ -288,6 +337,45 @@ def test_a_shorter_schedule_or_other_prompts_are_not_the_papers_protocol(tmp_pat
                                         "prompt_file": "prompts/hmdb51.json"}}
     assert deviations.settings_lines([mixed], {"r": experiments.paper_settings("base2novel", "AP-CLIP", ucf)}) == \
         ["setting prompt_file = prompts/hmdb51.json (the paper: prompts/ucf101.json)"]
+
+
+def test_the_effective_batch_is_compared_as_it_ran(tmp_path):
+    """batch 8 on 16 GPUs steps with 128 videos whatever effective_batch_size said: the run's realised batch
+    (metrics.json) is what is compared; a run from before it was recorded (and old runs' missing fields) as asked."""
+    folder = write_run(tmp_path / "run", method="AP-CLIP")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    del metrics["config"]["missing_videos"]  # trained before the option existed: its default then
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "effective_batch": 128}))
+    record = experiments.run_record(folder)
+    paper = {record["run_dir"]: experiments.paper_settings("base2novel", "AP-CLIP", {"dataset": "hmdb51", "seed": 1})}
+    assert deviations.settings_lines([record], paper) == ["setting effective_batch_size = 128 (the paper: 64)"]
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    assert deviations.settings_lines([experiments.run_record(folder)], paper) == []
+
+
+@pytest.mark.parametrize("preset, method, overrides", [
+    ("base2novel", "AP-CLIP", {"protocol_args": {"dataset": "ssv2", "seed": 3}, "prompt_file": "prompts/ssv2.json",
+                               "flip": False}),                       # Table 5's shipped paper parameters
+    ("base2novel", "ViFi-CLIP", {"protocol_args": {"dataset": "UCF-101", "seed": 2},   # an alias of ucf101
+                                 "prompt_file": "prompts/ucf101.json"}),
+    ("k400_zero_shot", "AP-CLIP", {}),                                # Table 1: extra_eval, eval_prompt_files
+    ("few_shot", "ViFi-CLIP", {"protocol_args": {"dataset": "hmdb51", "k": 16}}),
+])
+def test_a_run_launched_as_the_paper_profile_launches_it_is_the_papers(preset, method, overrides):
+    """The config a run gets through the plan's torchrun command (--set key=JSON, read back as YAML) is
+    the paper's for its method and dataset: no spurious deviation; and SSv2 with flips is one."""
+    from apclip_core.engine.config import load_config, parse_overrides
+
+    cfg = experiments.make_config(preset, method, **overrides)
+    command = experiments.train_command(preset, cfg, {**experiments.method_overrides(method), **overrides},
+                                        gpus_per_node=8)
+    launched = asdict(load_config(preset, **parse_overrides(command[command.index("--set") + 1:])))
+    run = {"run_dir": "r", "config": launched}
+    paper = {"r": experiments.paper_settings(preset, method, launched["protocol_args"])}
+    assert deviations.settings_lines([run], paper) == []
+    if launched["protocol_args"].get("dataset") == "ssv2":
+        assert deviations.settings_lines([{**run, "config": {**launched, "flip": True}}], paper) == \
+            ["setting flip = True (the paper: False)"]
 
 
 def test_the_figure_draws_the_protocol_statement():

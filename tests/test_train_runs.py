@@ -104,7 +104,7 @@ def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path, bench_root):
         pytest.fail(f"2-process training hung for 240 s; stacks:\n{stderr[-12000:]}")
     assert proc.returncode == 0, stderr[-3000:]
     summary = json.loads((out / "metrics.json").read_text())
-    assert summary["world_size"] == 2
+    assert summary["world_size"] == 2 and summary["effective_batch"] == 8  # as it ran: what deviations compare
     checksums = summary["param_checksums"]
     assert len(checksums) == 2 and checksums[0] == checksums[1]
     assert "batch 4 x 2 process(es) x 1 accumulation = 8" in (out / "train.log").read_text()

@@ -243,6 +243,8 @@ def decided_training_videos(split, cfg: TrainConfig, run_dir: Path, d: Dist, *, 
                 decided = ([r.path for r in used.records], record)
         except UserError as err:  # every rank stops with rank 0's message instead of waiting for its decision
             decided = err
+        except Exception as err:  # noqa: BLE001 - disk full, unreadable list...: said on every rank, none left waiting
+            decided = UserError(f"rank 0 could not decide the training list ({saved}): {type(err).__name__}: {err}")
     decided = broadcast_object(decided, d)
     if isinstance(decided, UserError):
         raise decided
@@ -317,7 +319,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         protocol = load_protocols(cfg)
     if len(protocol.train) != 1:
         raise ValueError(f"protocol {cfg.protocol} has {len(protocol.train)} training splits; pick one with protocol_args")
-    train_split, train_data = decided_training_videos(protocol.train[0], cfg, run_dir, d, resume=resume)
+    # a decision is reused only by a run that trained: a folder left before its first save decides again
+    train_split, train_data = decided_training_videos(protocol.train[0], cfg, run_dir, d,
+                                                      resume=resume and state_path.exists())
     classnames = list(train_split.classnames)
 
     # ---- model, prompts ----
@@ -459,7 +463,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         logger.info("parameter checksums per rank: %s", " ".join(f"rank{r}={c}" for r, c in enumerate(checksums)))
         # written last of all: `complete` is what says the run finished (experiments.finished_summary)
         write_metrics(run_dir, cfg, state.history, train_data=train_data, param_checksums=checksums,
-                      world_size=d.world_size, complete=True)
+                      world_size=d.world_size, effective_batch=cfg.batch_size * d.world_size * accum, complete=True)
         logger.info("done: %s", run_dir)
     barrier(d)
     if d.enabled:

@@ -145,8 +145,8 @@ def _comparable(key: str, value):
 def settings_lines(runs: Sequence[dict], expected: dict) -> list[str]:
     """One line per config key (outside NOT_PROTOCOL) on which any run differs from the paper's settings for
     it: `expected` maps a run's run_dir to the config the paper's preset gives its method and dataset; each
-    run's own is run["config"]. A key missing from a run's record (runs from before it existed) ran at the
-    preset's default, so it is not a deviation."""
+    run's own is run["config"] (experiments.run_record: as it ran). A key the record lacks (a run trained by an
+    apclip without it, other than the fields run_record fills in) cannot be compared and is left out."""
     differing: dict[str, dict] = {}
     for run in runs:
         paper, ours = expected.get(run["run_dir"]), run.get("config")
@@ -204,10 +204,10 @@ def deviations(runs: Sequence[dict], *, reference: Optional[dict] = None, seeds:
     return lines
 
 
-def statement(lines: Sequence[str]) -> str:
-    """The sentence a paper-profile table prints: the same protocol, or what deviates (one `- ` line each)."""
+def statement(lines: Sequence[str], same: str = SAME) -> str:
+    """The sentence a paper-profile table prints: the same protocol (`same`), or what deviates (one `- ` line each)."""
     if not lines:
-        return SAME
+        return same
     return "\n".join([DEVIATES, *(f"- {line}" for line in lines)])
 
 

@@ -165,7 +165,15 @@ def run_record(run_dir: Path) -> dict:
                                        "protocol", "protocol_args")},
             # runs from before these options existed ran with their defaults
             **{k: cfg.get(k, FIELDS_ADDED_LATER[k]) for k in ("missing_videos", "max_videos_per_split")},
-            "splits": splits, "config": cfg}
+            "splits": splits, "config": _as_it_ran(cfg, metrics)}
+
+
+def _as_it_ran(cfg: dict, metrics: dict) -> dict:
+    """The run's config as it ran: fields added after it was trained at the value they stand for (their default
+    then), and the effective batch it realised where that can differ from what it asked (batch_size x processes x
+    accumulation steps, rounded: batch 8 on 16 GPUs is 128 whatever effective_batch_size said)."""
+    realised = metrics.get("effective_batch")
+    return {**FIELDS_ADDED_LATER, **cfg, **({"effective_batch_size": realised} if realised else {})}
 
 
 # The paper's settings that depend on the dataset rather than on the preset: SSv2's classes are direction-
@@ -180,9 +188,12 @@ def paper_settings(preset: str, method: str, protocol_args: dict) -> dict:
     a run's config is compared with to say whether it ran the paper's protocol (deviations.settings_lines)."""
     from apclip_core.engine.config import load_config
 
+    from apclip_core.data.protocols import canonical_dataset
+
     overrides = method_overrides(method)
     preset_cfg = load_config(preset, **overrides)
-    ours, theirs = protocol_args.get("dataset"), preset_cfg.protocol_args.get("dataset")
+    ours, theirs = (canonical_dataset(d) if d else d for d in (protocol_args.get("dataset"),
+                                                                preset_cfg.protocol_args.get("dataset")))
     if ours and theirs and ours != theirs:
         if preset_cfg.prompt_file == f"prompts/{theirs}.json":
             overrides["prompt_file"] = f"prompts/{ours}.json"

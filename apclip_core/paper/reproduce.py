@@ -158,7 +158,8 @@ def protocol_check(rows: pd.DataFrame, *, profile: str, preset: Optional[str] = 
     from apclip_core.engine.config import load_config
 
     runs, unreadable, expected = [], [], {}
-    # a run's method: the first row naming one of METHODS (Table 1's "+ Action prompts" reuses its base's run)
+    # a run's method: a row naming one of METHODS (methods sharing a run share its overrides: ViFi-CLIP / Single;
+    # Table 1's "+ Action prompts" reuses its base's run and is not one of them)
     methods = {} if "run_dir" not in rows else \
         {d: m for d, m in zip(rows["run_dir"], rows["method"]) if m in experiments.METHODS and pd.notna(d)}
     for run_dir in dict.fromkeys(rows["run_dir"].dropna()) if "run_dir" in rows else ():
