@@ -520,3 +520,9 @@ def test_evaluate_and_classify_default_to_the_similarity_of_the_recorded_pooling
     assert chosen.ranking == as_given.ranking and as_given.similarity_chosen_by == "given"
     assert classify(video, actions, checkpoint=path, num_frames=FRAMES, generate=False,
                     similarity="maka").similarity == "maka"  # an explicit similarity still wins
+
+    # fine-tuned from it by apclip: scored as trained, not with the pooling of the weights it started from
+    from apclip_core.model.video_clip import load_checkpoint, save_checkpoint
+
+    tuned = save_checkpoint(model, tmp_path / "tuned.pt", train_config={"similarity": "maka"})
+    assert default_similarity(load_checkpoint(tuned).config) == ("maka", "the similarity the checkpoint was trained with")

@@ -128,7 +128,7 @@ def unreadable(files: Iterable[str | Path], *, level: str = "signature", jobs: O
     if todo:
         args = [(f, level) for f, _, _ in todo]
         jobs = jobs or os.cpu_count() or 1
-        if len(todo) < IN_PROCESS_BELOW or jobs == 1 or level == "signature":  # 12 bytes: a process costs more
+        if len(todo) < IN_PROCESS_BELOW or jobs == 1 or level == "signature":  # a few hundred bytes: a process costs more
             answers = _problems(args)
         else:  # chunks of files per task: one pickled call per file would cost more than the check
             chunk = max(16, len(args) // (jobs * 8))

@@ -74,7 +74,7 @@ class Measurement:
         return (f"measured on {self.device} on {self.date}: {self.workload.describe()}, {self.autocast}; "
                 f"{self.train_frames_per_s:,.0f} training / {self.eval_frames_per_s:,.0f} evaluation frames/s "
                 f"({self.steps} steps after {self.warmup_steps} warm-up; random input frames: compute only, "
-                f"data loading not included)")
+                f"data loading not included, so the hours it gives are a lower bound)")
 
 
 def cache_path() -> Path:
@@ -237,7 +237,8 @@ def record(m: Measurement, path: Optional[Path] = None) -> None:
 
 
 def is_cpu(m: Measurement) -> bool:
-    return m.device.startswith("cpu")
+    """Not a CUDA GPU's figure (device_name: a GPU's name, else "cpu (N threads)" or "mps (N threads)")."""
+    return m.device.startswith(("cpu", "mps"))
 
 
 def recorded(work: Workload, *, device: Optional[str] = None, path: Optional[Path] = None) -> Optional[Measurement]:

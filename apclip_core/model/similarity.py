@@ -69,8 +69,12 @@ DEFAULT_SIMILARITY = "maka"   # the paper's, for a model that records no pooling
 
 
 def default_similarity(model_config: dict) -> tuple[str, str]:
-    """(similarity, why) when the caller names none (evaluate, classify): a converted checkpoint's recorded
-    video pooling decides (pooled_similarity: ViFi-CLIP's is "mean_raw"), else the paper's MAKA."""
+    """(similarity, why) when the caller names none (evaluate, classify): a run's checkpoint is scored with the
+    similarity it was trained with (even when it started from a converted checkpoint: its pooling is the starting
+    weights', not this model's); else a converted checkpoint's recorded video pooling decides (pooled_similarity:
+    ViFi-CLIP's is "mean_raw"); else the paper's MAKA."""
+    if model_config.get("trained_similarity"):
+        return model_config["trained_similarity"], "the similarity the checkpoint was trained with"
     pooling = model_config.get("video_pooling")
     if pooling is None:
         return DEFAULT_SIMILARITY, "the default: the model records no video pooling"

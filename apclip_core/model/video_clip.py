@@ -444,7 +444,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Vid
     if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
         raise CheckpointError(f"{path} is not an apclip checkpoint (expected keys 'state_dict' and 'config'); "
                               "for a plain open_clip state dict use create_model(name, pretrained=<path>)")
-    config = json.loads(payload["config"])["model"]
+    saved = json.loads(payload["config"])
+    config = dict(saved["model"])
+    trained = (saved.get("train_config") or {}).get("similarity")
+    if trained:  # fine-tuned by apclip: scored as trained (not as the converted weights it started from were)
+        config["trained_similarity"] = trained
     model = create_model(config["model_name"], config["pretrained"], temporal_module=config["temporal_module"],
                          temporal_window=config.get("temporal_window", 1), quick_gelu=config["quick_gelu"],
                          precision=config.get("precision", "fp32"), load_weights=False,

@@ -294,7 +294,10 @@ def zoo_needs(params: dict, speed: Optional[Throughput] = None) -> dict:
     from apclip_core.data.protocols import load_protocol
     from apclip_core.paper import zoo
 
-    speed = speed or throughput()
+    from apclip_core.engine.config import load_config
+
+    # the zero-shot preset's evaluation workload (ViT-B/16, 8 frames): a GPU measurement of it, else the bench's
+    speed = speed or speed_for(load_config(zoo.PAPER_PRESET))
     views = int(params.get("temporal_views", 2)) * int(params.get("spatial_crops", 2))
     frames = int(params.get("frames", 8)) * views
     given = params.get("models") or {}
