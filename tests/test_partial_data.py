@@ -337,6 +337,8 @@ def test_a_shorter_schedule_or_other_prompts_are_not_the_papers_protocol(tmp_pat
                                         "prompt_file": "prompts/hmdb51.json"}}
     assert deviations.settings_lines([mixed], {"r": experiments.paper_settings("base2novel", "AP-CLIP", ucf)}) == \
         ["setting prompt_file = prompts/hmdb51.json (the paper: prompts/ucf101.json)"]
+    dotted = {"run_dir": "r", "config": {**mixed["config"], "prompt_file": "./prompts/ucf101.json"}}
+    assert deviations.settings_lines([dotted], {"r": experiments.paper_settings("base2novel", "AP-CLIP", ucf)}) == []
 
 
 def test_the_effective_batch_is_compared_as_it_ran(tmp_path):

@@ -131,10 +131,13 @@ def _comparable(key: str, value):
 
     from apclip_core.paths import portable
 
-    if key == "prompt_file" and isinstance(value, str) and os.path.isabs(value):
-        value = portable(value)  # the shipped prompts/<dataset>.json however it was named
+    def same_file(path):  # the shipped prompts/<dataset>.json however it was named (absolute, ./prompts/...)
+        return (portable(path) if os.path.isabs(path) else os.path.normpath(path)) if isinstance(path, str) else path
+
+    if key == "prompt_file":
+        value = same_file(value)
     if key == "eval_prompt_files" and isinstance(value, dict):
-        value = {k: portable(v) if isinstance(v, str) and os.path.isabs(v) else v for k, v in value.items()}
+        value = {k: same_file(v) for k, v in value.items()}
     if key == "extra_eval":
         value = [{"protocol": e.get("protocol"),
                   "args": {k: v for k, v in (e.get("args") or {}).items() if not k.endswith(("root", "dir", "list_file"))}}
