@@ -208,12 +208,12 @@ def test_the_standins_are_converted_again_when_the_importer_changes(monkeypatch,
     """The stand-ins' cache key hashes the bytes of the code that writes and converts them."""
     from apclip_core.embedded import peer_files
     from apclip_core.embedded.pretrain import pretrained_tiny_clip
-    from apclip_core.model import convert
+    from apclip_core.model import convert, video_clip
 
     weights_id = pretrained_tiny_clip().parent.name
     key = zoo.standin_key(weights_id)
     assert zoo.bench_models()["OST"].parent.parent.name == key
-    for module in (convert, peer_files):
+    for module in (convert, peer_files, video_clip):
         changed = tmp_path / f"{module.__name__}.py"
         changed.write_bytes(Path(module.__file__).read_bytes() + b"\n# a change\n")
         with monkeypatch.context() as mp:

@@ -137,15 +137,15 @@ class ZooModel:
 
 def standin_key(weights_id: str) -> str:
     """The smoke stand-ins' cache key: the tiny CLIP's weights (`weights_id`) and the bytes of the code that
-    writes the peers' files and converts them (embedded/peer_files.py, model/convert.py), so a change to
-    either converts again instead of reusing files an older importer wrote."""
+    writes the peers' files, converts them and saves the result (embedded/peer_files.py, model/convert.py,
+    model/video_clip.py), so a change to any converts again instead of reusing files older code wrote."""
     import hashlib
 
     from apclip_core.embedded import peer_files
-    from apclip_core.model import convert
+    from apclip_core.model import convert, video_clip
 
     h = hashlib.sha256(f"{weights_id}:v2".encode())
-    for module in (peer_files, convert):
+    for module in (peer_files, convert, video_clip):
         h.update(Path(module.__file__).read_bytes())
     return h.hexdigest()[:12]
 
