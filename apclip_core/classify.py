@@ -203,7 +203,7 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
         model = (model_lib.load_checkpoint(checkpoint) if checkpoint
                  else model_lib.create_model(model_name, pretrained, quick_gelu=quick_gelu))
     model.eval()
-    similarity, chosen_by = (similarity, "given") if similarity else default_similarity(model.config)
+    similarity, chosen_by = default_similarity(model.config, similarity)
     score_fn = get_similarity(similarity)
 
     if isinstance(actions, PromptBank):
@@ -259,6 +259,8 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
 def main(argv: list[str]) -> int:
     import sys
 
+    from apclip_core.model.similarity import said_why
+
     invoked = "apclip" if Path(sys.argv[0]).name == "apclip" else "python -m apclip_core"
     parser = argparse.ArgumentParser(
         prog=f"{invoked} classify", description="Rank action names for one video.",
@@ -304,8 +306,7 @@ def main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
-    print(f"{result.video} (similarity {result.similarity}: "
-          f"{'given by --similarity' if result.similarity_chosen_by == 'given' else result.similarity_chosen_by})")
+    print(f"{result.video} (similarity {result.similarity}: {said_why(result.similarity_chosen_by)})")
     for rank, (action, score) in enumerate(result.ranking[:10], 1):
         print(f"{rank:>3}. {action:<30} {score:.4f}   [{result.prompt_sources.get(action, '')}]")
     if result.per_frame:

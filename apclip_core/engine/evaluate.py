@@ -40,11 +40,12 @@ from typing import Any, Optional, Sequence
 import torch
 
 from apclip_core import atomic
-from apclip_core.device import pick as pick_device
 from apclip_core.data.video_io import BACKENDS
 from apclip_core.data.views import ViewSpec
+from apclip_core.device import pick as pick_device
 from apclip_core.engine import metrics
-from apclip_core.model.similarity import default_similarity, frame_features, get_similarity, similarity_names
+from apclip_core.model.similarity import (default_similarity, frame_features, get_similarity, said_why,
+                                         similarity_names)
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
 from apclip_core.prompts.strategies import build_prompt_bank
@@ -241,7 +242,7 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]
     encoded_banks: dict[int, Any] = {}  # a bank scored with several similarities is encoded once
     for bank, given in variants:
         began = time.perf_counter()
-        similarity, chosen_by = (given, "given") if given else default_similarity(model.config)
+        similarity, chosen_by = default_similarity(model.config, given)
         if id(bank) not in encoded_banks:
             encoded_banks[id(bank)] = bank.encode(model, cache=cache_prompts)
         encoded = encoded_banks[id(bank)]
@@ -487,8 +488,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             parser.error(str(err))
         record = {"checkpoint": None, "model_spec": {"model_name": args.model, "pretrained": args.pretrained,
                                                       "quick_gelu": model.config["quick_gelu"]}}
-    similarity, chosen_by = (args.similarity, "given") if args.similarity else default_similarity(model.config)
-    print(f"similarity: {similarity} ({'given by --similarity' if args.similarity else chosen_by})")
+    similarity, chosen_by = default_similarity(model.config, args.similarity)
+    print(f"similarity: {similarity} ({said_why(chosen_by)})")
     protocol_args = {}
     for item in args.protocol_arg:
         key, sep, value = item.partition("=")

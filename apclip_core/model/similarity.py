@@ -13,7 +13,7 @@ Add one with `register_similarity("name", fn)`; every config, CLI and notebook t
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -68,11 +68,13 @@ def pooled_similarity(model_config: dict) -> str:
 DEFAULT_SIMILARITY = "maka"   # the paper's, for a model that records no pooling (apclip's own, plain open_clip)
 
 
-def default_similarity(model_config: dict) -> tuple[str, str]:
-    """(similarity, why) when the caller names none (evaluate, classify): a run's checkpoint is scored with the
-    similarity it was trained with (even when it started from a converted checkpoint: its pooling is the starting
-    weights', not this model's); else a converted checkpoint's recorded video pooling decides (pooled_similarity:
-    ViFi-CLIP's is "mean_raw"); else the paper's MAKA."""
+def default_similarity(model_config: dict, given: Optional[str] = None) -> tuple[str, str]:
+    """(similarity, why): `given` when the caller names one ("given"); else (evaluate, classify) a run's
+    checkpoint is scored with the similarity it was trained with (even when it started from a converted
+    checkpoint: its pooling is the starting weights', not this model's); else a converted checkpoint's recorded
+    video pooling decides (pooled_similarity: ViFi-CLIP's is "mean_raw"); else the paper's MAKA."""
+    if given:
+        return given, "given"
     if model_config.get("trained_similarity"):
         return model_config["trained_similarity"], "the similarity the checkpoint was trained with"
     pooling = model_config.get("video_pooling")
@@ -81,6 +83,11 @@ def default_similarity(model_config: dict) -> tuple[str, str]:
     source = model_config.get("source_format")
     return pooled_similarity(model_config), (f"the checkpoint's recorded video pooling {pooling}"
                                              + (f" (converted from {source})" if source else ""))
+
+
+def said_why(chosen_by: str) -> str:
+    """default_similarity's reason as the CLIs print it."""
+    return "given by --similarity" if chosen_by == "given" else chosen_by
 
 
 def similarity_names() -> tuple[str, ...]:
