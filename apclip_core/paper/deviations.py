@@ -53,10 +53,18 @@ def _model_text(model: dict) -> str:
     return f"{model.get('model_name')} with {weights}{activation}"
 
 
-def _counts(values: Sequence[int]) -> str:
-    """One number when every run agrees, else the range over runs."""
+def counts_text(values: Sequence[int], over: str = "runs") -> str:
+    """One number when every run (or model: `over`) agrees, else the range over them."""
     lo, hi = min(values), max(values)
-    return f"{lo}" if lo == hi else f"{lo}-{hi} (over runs)"
+    return f"{lo}" if lo == hi else f"{lo}-{hi} (over {over})"
+
+
+VIEW = ("frames", "temporal_views", "spatial_crops")  # what a run samples and tests on, as the paper states it
+
+
+def view_of(cfg) -> dict:
+    """The frames and views of a config (a preset's: the `reference` deviations() compares runs with)."""
+    return {k: getattr(cfg, k) for k in VIEW}
 
 
 def split_totals(runs: Sequence[dict]) -> list[dict]:
@@ -104,9 +112,10 @@ def _data_lines(totals: list[dict]) -> list[str]:
             listed = t["_values"].get("listed")
             if field in ("replaced", "padded") and role == "train":
                 epochs = t["_values"].get("epochs")
-                parts.append(f"{t['split']} {_counts(counts)}" + (f" over {_counts(epochs)} epoch(s)" if epochs else ""))
+                parts.append(f"{t['split']} {counts_text(counts)}"
+                             + (f" over {counts_text(epochs)} epoch(s)" if epochs else ""))
             else:
-                parts.append(f"{t['split']} {_counts(counts)}" + (f" of {_counts(listed)}" if listed else ""))
+                parts.append(f"{t['split']} {counts_text(counts)}" + (f" of {counts_text(listed)}" if listed else ""))
         if parts:
             lines.append(f"{what}: {'; '.join(parts)}")
     subsets = []
@@ -116,7 +125,7 @@ def _data_lines(totals: list[dict]) -> list[str]:
             continue
         used = t["_values"].get("used" if t["role"] == "train" else "evaluated", [])
         tried = [e + f for e, f in zip(used, t["_values"].get("failed", [0] * len(used)))] if t["role"] == "eval" else used
-        parts_of = f"{_counts(tried)} of {_counts(drawn)}" if tried else f"of {_counts(drawn)}"
+        parts_of = f"{counts_text(tried)} of {counts_text(drawn)}" if tried else f"of {counts_text(drawn)}"
         subsets.append(f"{t['split']} {parts_of} {'trained on' if t['role'] == 'train' else 'evaluated'}")
     if subsets:
         lines.append("a subset of the lists (max_videos_per_split / eval_max_videos): " + "; ".join(subsets))
@@ -186,8 +195,8 @@ def deviations(runs: Sequence[dict], *, reference: Optional[dict] = None, seeds:
         if set(papers) - set(ran):
             lines.append(f"{label}: {sorted(ran)} of the paper's {sorted(papers)}")
     if reference:
-        views = {(r.get("frames"), r.get("temporal_views"), r.get("spatial_crops")) for r in runs}
-        paper_view = (reference.get("frames"), reference.get("temporal_views"), reference.get("spatial_crops"))
+        views = {tuple(r.get(k) for k in VIEW) for r in runs}
+        paper_view = tuple(reference.get(k) for k in VIEW)
         other = sorted(v for v in views if v != paper_view and None not in v)
         if other:
             said = ", ".join(f"{f} frames, {t} x {s} views at test" for f, t, s in other)

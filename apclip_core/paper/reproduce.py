@@ -173,8 +173,7 @@ def protocol_check(rows: pd.DataFrame, *, profile: str, preset: Optional[str] = 
                                                                        runs[-1]["config"].get("protocol_args") or {})
     reference = None
     if profile == "paper" and preset:
-        paper_cfg = load_config(preset)
-        reference = {k: getattr(paper_cfg, k) for k in ("frames", "temporal_views", "spatial_crops")}
+        reference = deviations.view_of(load_config(preset))
     lines = deviations.deviations(runs, reference=reference, seeds=seeds, unreadable=unreadable, expected=expected)
     runs = [{k: v for k, v in r.items() if k != "config"} for r in runs]  # the JSON keeps what it always recorded
     if profile != "paper":

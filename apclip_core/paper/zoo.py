@@ -352,8 +352,7 @@ ZOO_SAME = ("Our numbers are on AP-CLIP's zero-shot protocol (every listed video
 
 def _over_models(records: list[dict], key: str) -> str:
     """A count every model agrees on, else its range over the models (a file that one decoder fails on)."""
-    values = sorted(int(r[key] or 0) for r in records)
-    return str(values[0]) if values[0] == values[-1] else f"{values[0]}-{values[-1]} (over models)"
+    return deviations.counts_text([int(r[key] or 0) for r in records], over="models")
 
 
 def ran_on_lines(run: ZooRun) -> list[str]:
@@ -389,8 +388,7 @@ def deviation_lines(run: ZooRun, view) -> list[str]:
     videos skipped or failed, subsets, other frames or views (deviations.deviations, the training tables' wording)."""
     from apclip_core.engine.config import load_config
 
-    paper = load_config(PAPER_PRESET)
-    reference = {k: getattr(paper, k) for k in ("frames", "temporal_views", "spatial_crops")}
+    reference = deviations.view_of(load_config(PAPER_PRESET))
     # each model is a released checkpoint beside its own published number (looked up by its backbone), not the
     # training tables' "ViT-B/16 with OpenAI's weights": their model line does not apply to the zoo
     return deviations.deviations(model_runs(run, view), reference=reference, model=False)
@@ -538,10 +536,10 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
     # "same protocol" only when nothing of it (nor frames and views) deviates from the paper's
     deviating = deviation_lines(run, view) if in_paper else []
     statement = deviations.statement(deviating, same=ZOO_SAME) if in_paper else ""
-    what_ran = ["What it ran on (videos per split):", *(f"- {line}" for line in ran_on_lines(run))]
+    per_split = ran_on_lines(run)
+    what_ran = ["What it ran on (videos per split):", *(f"- {line}" for line in per_split)]
     check = {"profile": profile, "same_as_paper": in_paper and not deviating, "deviations": deviating,
-             "statement": statement, "ran_on": ran_on_lines(run),
-             "splits": deviations.public_totals(model_runs(run, view))}
+             "statement": statement, "ran_on": per_split, "splits": deviations.public_totals(model_runs(run, view))}
     notes = (f"Profile: {profile}. " + (f"{statement}\n\n" if in_paper else "") + f"Ran on: {ran_on}.\n\n"
              + "\n".join(what_ran) + "\n\n"
              f"Frames {frames}, {temporal_views} temporal x {spatial_crops} spatial views, every video encoded once "
