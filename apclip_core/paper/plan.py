@@ -291,10 +291,8 @@ def zoo_needs(params: dict, speed: Optional[Throughput] = None) -> dict:
     """Table 1's zoo trains nothing, so it has no run to plan: what it needs instead (its model files, each
     dataset's videos, one GPU) and its evaluation's estimated GPU time, from the evaluation throughput the
     training plans use (measured, or said to be assumed). Every video is encoded once per model."""
-    from apclip_core.data.protocols import load_protocol
-    from apclip_core.paper import zoo
-
     from apclip_core.engine.config import load_config
+    from apclip_core.paper import zoo
 
     # the zero-shot preset's evaluation workload (ViT-B/16, 8 frames): a GPU measurement of it, else the bench's
     speed = speed or speed_for(load_config(zoo.PAPER_PRESET))
@@ -308,7 +306,7 @@ def zoo_needs(params: dict, speed: Optional[Throughput] = None) -> dict:
     for name in params.get("datasets") or []:
         ds = zoo.zoo_dataset(name)
         try:
-            splits = load_protocol(ds.protocol, zoo.protocol_args(ds, name, params.get("video_roots"))).eval
+            splits = zoo.eval_splits(ds, name, params.get("video_roots"))
         except Exception as err:  # lists not downloaded: the plan says so instead of guessing
             datasets.append({"dataset": ds.label, "splits": None, "videos": None, "problem": str(err)})
             continue
@@ -340,8 +338,7 @@ def render_zoo(needs: dict) -> str:
     smoke = needs["profile"] != "paper"
     lines.append("- no GPU: the smoke profile's tiny CLIP runs in seconds on a CPU" if smoke else
                  "- one GPU (a CPU takes days on ViT-B/16; `python -m apclip_core preflight` checks every video)")
-    minutes = needs["gpu_hours"] * 60
-    total = "under 1 min" if minutes < 1 else f"{minutes:.0f} min" if minutes < 60 else f"{needs['gpu_hours']:.1f} h"
+    total = "under 1 min" if needs["gpu_hours"] * 60 < 1 else _hours(needs["gpu_hours"])
     lines.append(f"estimated GPU time (ViT-B/16's rate{': the tiny CLIP is far faster' if smoke else ''}): "
                  f"{needs['videos_per_model']:,} videos x {needs['frames_per_video']} frames x "
                  f"{len(needs['models'])} model(s) ({needs['models_present']} here) = {total} of image-tower time"

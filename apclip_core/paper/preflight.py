@@ -107,7 +107,6 @@ def zoo_problems(params: dict, probe: str = "signature", *, notices: Optional[li
     `partial_data` (PARTIAL=1): missing and damaged videos are `notices`, skipped by the zoo and counted."""
     import torch
 
-    from apclip_core.data.protocols import load_protocol
     from apclip_core.paper import zoo
     from apclip_core.prompts.bank import resolve_prompt_file
 
@@ -131,7 +130,7 @@ def zoo_problems(params: dict, probe: str = "signature", *, notices: Optional[li
         if ds.protocol.startswith("bench_"):
             continue
         try:
-            splits += load_protocol(ds.protocol, zoo.protocol_args(ds, name, params.get("video_roots"))).eval
+            splits += zoo.eval_splits(ds, name, params.get("video_roots"))
         except Exception as err:  # lists missing: the protocol's own message says how to get them
             problems.append(f"protocol {ds.protocol} {ds.args}: {err}")
     problems += video_problems(splits, probe, partial=bool(params.get("partial_data")), notices=notices,

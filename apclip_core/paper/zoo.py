@@ -105,6 +105,14 @@ def protocol_args(ds: ZooDataset, name: str, video_roots: Optional[dict] = None)
     return {**ds.args, **({"video_root": root} if root else {})}
 
 
+def eval_splits(ds: ZooDataset, name: str, video_roots: Optional[dict] = None) -> list:
+    """The dataset's zero-shot evaluation splits (its protocol's lists; an error says how to get them), as the
+    zoo evaluates them, its plan counts them and its preflight checks them."""
+    from apclip_core.data.protocols import load_protocol
+
+    return load_protocol(ds.protocol, protocol_args(ds, name, video_roots)).eval
+
+
 def published() -> pd.DataFrame:
     """The peers' published zero-shot numbers (and AP-CLIP's "+ Action prompts"), with source and protocol."""
     return pd.read_csv(tables.PAPER_TABLES_DIR / "zoo_published.csv")
@@ -274,7 +282,6 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
     not a video container are left out before decoding and counted per split, as the training tables do."""
     import torch
 
-    from apclip_core.data.protocols import load_protocol
     from apclip_core.engine.evaluate import evaluate_variants, prepare_split, sha256_file
     from apclip_core.engine.feature_cache import FrameFeatureCache
     from apclip_core.model.similarity import pooled_similarity
@@ -289,7 +296,7 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
     for name in datasets:
         ds = zoo_dataset(name)
         prompt_file = resolve_prompt_file((prompt_files or {}).get(name, ds.prompt_file))
-        full = load_protocol(ds.protocol, protocol_args(ds, name, video_roots)).eval
+        full = eval_splits(ds, name, video_roots)
         chosen = [prepare_split(s, missing_videos=missing_videos, max_videos=max_videos) for s in full]
         splits[name] = (ds, prompt_file, chosen)
         run.datasets[ds.label] = {
