@@ -159,13 +159,12 @@ def run_record(run_dir: Path) -> dict:
                        "failed": r["n_failed"], "first_failed": [f["path"] for f in r.get("failed", [])[:SHOWN]],
                        "skipped": int(r.get("n_skipped", 0)), "first_skipped": list(r.get("skipped", []))[:SHOWN],
                        "padded": int(r.get("n_padded", 0)), "subset_of": protocol.get("subset_of")})
+    ran = _as_it_ran(cfg, metrics)  # runs from before an option existed ran with its default
     return {"run_dir": paths.portable(run_dir),
-            "model": {k: cfg.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
-            **{k: cfg.get(k) for k in ("frames", "temporal_views", "spatial_crops", "eval_max_videos", "seed",
-                                       "protocol", "protocol_args")},
-            # runs from before these options existed ran with their defaults
-            **{k: cfg.get(k, FIELDS_ADDED_LATER[k]) for k in ("missing_videos", "max_videos_per_split")},
-            "splits": splits, "config": _as_it_ran(cfg, metrics)}
+            "model": {k: ran.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
+            **{k: ran.get(k) for k in ("frames", "temporal_views", "spatial_crops", "eval_max_videos", "seed",
+                                       "protocol", "protocol_args", "missing_videos", "max_videos_per_split")},
+            "splits": splits, "config": ran}
 
 
 def _as_it_ran(cfg: dict, metrics: dict) -> dict:
@@ -186,9 +185,8 @@ def paper_settings(preset: str, method: str, protocol_args: dict) -> dict:
     protocol_args): the preset and the method's overrides, with the dataset's prompt file when the preset
     names its own dataset's (prompts/hmdb51.json -> prompts/ucf101.json) and PAPER_DATASET_SETTINGS. What
     a run's config is compared with to say whether it ran the paper's protocol (deviations.settings_lines)."""
-    from apclip_core.engine.config import load_config
-
     from apclip_core.data.protocols import canonical_dataset
+    from apclip_core.engine.config import load_config
 
     overrides = method_overrides(method)
     preset_cfg = load_config(preset, **overrides)
