@@ -11,7 +11,11 @@ be vouched for).
 """
 from __future__ import annotations
 
+import json
+import os
 from typing import Optional, Sequence
+
+from apclip_core.paths import portable
 
 SAME = "Ours and the paper's numbers are on the same protocol."
 DEVIATES = "Deviates from the paper's protocol:"
@@ -135,11 +139,6 @@ def _data_lines(totals: list[dict]) -> list[str]:
 def _comparable(key: str, value):
     """A config value as compared: JSON's form (a tuple read back is a list), and for extra evaluation lists
     only what they evaluate (protocol and arguments), not where their files are (*root, *dir, *list_file)."""
-    import json
-    import os
-
-    from apclip_core.paths import portable
-
     def same_file(path):  # the shipped prompts/<dataset>.json however it was named (absolute, ./prompts/...)
         return (portable(path) if os.path.isabs(path) else os.path.normpath(path)) if isinstance(path, str) else path
 
@@ -165,12 +164,15 @@ def settings_lines(runs: Sequence[dict], expected: dict) -> list[str]:
         if paper is None or ours is None:
             continue
         for key in sorted(set(paper) - NOT_PROTOCOL):
-            if key in ours and _comparable(key, ours[key]) != _comparable(key, paper[key]):
+            if key not in ours:
+                continue
+            values = {"ours": _comparable(key, ours[key]), "paper": _comparable(key, paper[key])}
+            if values["ours"] != values["paper"]:
                 said = differing.setdefault(key, {"ours": [], "paper": [], "runs": 0})
                 said["runs"] += 1
-                for side, value in (("ours", ours[key]), ("paper", paper[key])):
-                    if _comparable(key, value) not in said[side]:
-                        said[side].append(_comparable(key, value))
+                for side, value in values.items():
+                    if value not in said[side]:
+                        said[side].append(value)
     checked = sum(run["run_dir"] in expected and run.get("config") is not None for run in runs)
     lines = []
     for key, said in differing.items():
