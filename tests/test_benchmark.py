@@ -40,7 +40,7 @@ def test_render_time_and_idempotence(fresh):
     manifest = json.loads((info.root / "manifest.json").read_text())
     assert manifest["spec_hash"] == bm.spec_hash(0) != bm.spec_hash(1)
     assert manifest["frame_size"] == [80, 64] and manifest["fps"] == 8
-    assert manifest["counts"]["videos"] == 24 * 28
+    assert manifest["counts"]["videos"] == 48 * (20 + 32)
 
 
 def test_labels_and_lists_match_the_vifi_clip_shapes(fresh):
@@ -49,10 +49,10 @@ def test_labels_and_lists_match_the_vifi_clip_shapes(fresh):
     names = read_labels(root / "labels.csv")
     base, novel = read_labels(root / "base_labels.csv"), read_labels(root / "novel_labels.csv")
     assert names == info.classnames and base == info.base_classes and novel == info.novel_classes
-    assert (len(names), len(base), len(novel)) == (24, 12, 12)
+    assert (len(names), len(base), len(novel)) == (48, 24, 24)
     assert sorted(base + novel) == sorted(names) and not set(base) & set(novel)
     assert set(_lists(root)) == {
-        "train.txt", "val.txt", *(f"train1_few_shot_{k}.txt" for k in (2, 4, 8, 16)),
+        "train.txt", "val.txt", *(f"train{s}_few_shot_{k}.txt" for s in (1, 2, 3) for k in (2, 4, 8, 16)),
         *(f"base2novel/fs_base_s{s}_train.txt" for s in (1, 2, 3)), "base2novel/base_val.txt",
         "base2novel/novel_val.txt"}
 
@@ -62,25 +62,29 @@ def test_labels_and_lists_match_the_vifi_clip_shapes(fresh):
     def per_class(records):
         return Counter(r.label for r in records)
 
-    train, val = read("train.txt", 24), read("val.txt", 24)
-    assert per_class(train) == {i: 20 for i in range(24)} and per_class(val) == {i: 8 for i in range(24)}
+    train, val = read("train.txt", 48), read("val.txt", 48)
+    assert per_class(train) == {i: 20 for i in range(48)} and per_class(val) == {i: 32 for i in range(48)}
     assert not {r.path for r in train} & {r.path for r in val}
     for rec in train + val:   # the label is the class whose folder holds the video
-        assert rec.path.split("/")[1] == names[rec.label] and (root / rec.path).is_file()
-    previous: set = set()
-    for k in (2, 4, 8, 16):
-        shots = read(f"train1_few_shot_{k}.txt", 24)
-        assert per_class(shots) == {i: k for i in range(24)}
-        assert set(shots) <= set(train) and previous <= set(shots)
-        previous = set(shots)
-    seeds = [read(f"base2novel/fs_base_s{s}_train.txt", 12) for s in (1, 2, 3)]
-    assert all(per_class(s) == {i: 16 for i in range(12)} for s in seeds)
+        assert rec.path.split("/")[1] == bm.slug(names[rec.label]) and (root / rec.path).is_file()
+    draws = []
+    for s in (1, 2, 3):
+        previous: set = set()
+        for k in (2, 4, 8, 16):
+            shots = read(f"train{s}_few_shot_{k}.txt", 48)
+            assert per_class(shots) == {i: k for i in range(48)}
+            assert set(shots) <= set(train) and previous <= set(shots)
+            previous = set(shots)
+        draws.append(frozenset(previous))
+    assert len(set(draws)) == 3, "each seed draws its own few-shot sample"
+    seeds = [read(f"base2novel/fs_base_s{s}_train.txt", 24) for s in (1, 2, 3)]
+    assert all(per_class(s) == {i: 16 for i in range(24)} for s in seeds)
     assert len({frozenset(s) for s in seeds}) == 3, "the three 16-shot base seeds must differ"
     for records in seeds:
-        assert all(base[r.label] == r.path.split("/")[1] for r in records)
-    base_val, novel_val = read("base2novel/base_val.txt", 12), read("base2novel/novel_val.txt", 12)
-    assert len(base_val) == len(novel_val) == 96
-    assert all(novel[r.label] == r.path.split("/")[1] for r in novel_val)
+        assert all(bm.slug(base[r.label]) == r.path.split("/")[1] for r in records)
+    base_val, novel_val = read("base2novel/base_val.txt", 24), read("base2novel/novel_val.txt", 24)
+    assert len(base_val) == len(novel_val) == 24 * 32
+    assert all(bm.slug(novel[r.label]) == r.path.split("/")[1] for r in novel_val)
     assert {r.path for r in base_val} | {r.path for r in novel_val} == {r.path for r in val}
 
 
@@ -90,7 +94,7 @@ def test_both_containers_and_codecs_decode_with_decord(fresh):
     paths = sorted(boxes)
     assert {p.rsplit(".", 1)[1] for p in paths} == {"mp4", "avi"}
     lengths = {len(b) for b in boxes.values()}
-    assert min(lengths) >= 16 and max(lengths) <= 24 and len(lengths) > 3
+    assert min(lengths) >= 12 and max(lengths) <= 16 and len(lengths) > 3
     for ext, codec in (("mp4", "h264"), ("avi", "mpeg4")):
         rel = next(p for p in paths if p.endswith(ext))
         with av.open(str(info.root / rel)) as container:
@@ -134,15 +138,23 @@ def test_classes_json_and_fair_design(fresh):
     info, _ = fresh
     classes = bm.load_classes(info.root)
     assert [c["name"] for c in classes] == info.classnames
-    phrase_words = {w for table in bm.PHRASES.values() for p in table.values() for w in re.findall(r"[a-z]+", p)}
+    static_words = {w: (k, code) for k, words in bm.NAME_WORDS.items() for code, w in words.items()}
+    motion_words = set(bm.MOTION_NAME_WORDS.values())
+    codes = {c["name"]: c["codes"] for c in classes}
     for c in classes:
         assert list(c["attributes"]) == list(bm.ATTRIBUTE_KEYS)
         assert all(c["attributes"][k] in bm.PHRASES[k].values() for k in bm.ATTRIBUTE_KEYS)
         assert c["attributes"] == info.attributes[c["name"]]
-        # the name carries no attribute word and no attribute phrase mentions a name
-        assert not any(w in c["name"] for w in phrase_words if len(w) > 3), c["name"]
-    codes = {c["name"]: c["codes"] for c in classes}
-    assert len({tuple(v.values()) for v in codes.values()}) == 24, "every class is a distinct tuple"
+        # a name is an invented stem and ONE known word that is true of the class (partial meaning)
+        known = [w for w in c["name"].split() if w in static_words or w in motion_words]
+        assert len(known) == 1 and len(c["name"].split()) == 2, c["name"]
+        if known[0] in static_words:
+            key, code = static_words[known[0]]
+            assert codes[c["name"]][key] == code, c["name"]
+            same_split = [n for n in codes if bm.class_split(n) == bm.class_split(c["name"])]
+            # ... and never enough on its own: another class of its split carries the same word
+            assert sum(known[0] in n.split() for n in same_split) >= 2, c["name"]
+    assert len({tuple(v.values()) for v in codes.values()}) == 48, "every class is a distinct tuple"
     base = [n for n in codes if bm.class_split(n) == "base"]
     novel = [n for n in codes if bm.class_split(n) == "novel"]
     for key in bm.ATTRIBUTE_KEYS:   # novel classes recombine values that base classes show
@@ -151,18 +163,21 @@ def test_classes_json_and_fair_design(fresh):
     def look(n):
         return tuple(codes[n][k] for k in bm.STATIC_KEYS)
 
-    for split in (base, novel):   # the temporally hard case exists in both splits
-        pairs = [(a, b) for i, a in enumerate(split) for b in split[i + 1:] if look(a) == look(b)]
-        assert len(pairs) >= 2
-        for a, b in pairs:
-            diff = [k for k in bm.MOTION_KEYS if codes[a][k] != codes[b][k]]
-            assert diff in (["body.move_direction"], ["body.move_speed"]), (a, b, diff)
+    for split in (base, novel):   # the temporally hard case: 4 groups of 3 classes that differ only in motion
+        groups = Counter(look(n) for n in split)
+        assert sorted(groups.values()) == [1] * 12 + [3] * 4
+        for a in split:
+            for b in split:
+                if a < b and look(a) == look(b):
+                    assert a.split()[0] == b.split()[0], "a motion-only group shares its stem, like SSv2's names"
+                    assert any(codes[a][k] != codes[b][k] for k in bm.MOTION_KEYS), (a, b)
     looks = sorted({look(n) for n in codes})
-    assert min(sum(x != y for x, y in zip(a, b)) for i, a in enumerate(looks) for b in looks[i + 1:]) >= 5
+    assert len(looks) == 32
+    assert min(sum(x != y for x, y in zip(a, b)) for i, a in enumerate(looks) for b in looks[i + 1:]) >= 3
 
 
 def test_render_is_deterministic_and_seeded():
-    codes = bm.render_params(bm.class_codes()["blorping"])
+    codes = bm.render_params(bm.class_codes()[bm.CLASS_TABLE[0][0]])
     rng_a, rng_b = (np.random.default_rng([0, 0, 3]) for _ in range(2))
     a = bm.render_clip(codes, np.linspace(0, 1, 20), bm._jitter(rng_a))
     b = bm.render_clip(codes, np.linspace(0, 1, 20), bm._jitter(rng_b))
@@ -180,7 +195,7 @@ def test_refuses_foreign_folder_and_cli(tmp_path, fresh, capsys):
     assert (foreign / "thesis.tex").exists()
     info, _ = fresh
     assert bm.main(["--root", str(info.root)]) == 0
-    assert "24 classes (12 base, 12 novel)" in capsys.readouterr().out
+    assert "48 classes (24 base, 24 novel)" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -207,6 +222,7 @@ def test_pretraining_pairs_are_random_combinations_described_by_phrases():
     for caption, codes in zip(captions, attrs):
         parts = caption.split(", ")
         own = {bm.PHRASES[k][codes[k]] for k in bm.STATIC_KEYS} | {bm.POSE_PHRASES[codes["frame.pose"]]}
+        own |= {bm.NAME_WORDS[k][codes[k]] for k in bm.NAME_WORDS if codes[k] in bm.NAME_WORDS[k]}
         assert all(p in own for p in parts), caption
         assert not any(p in motion for p in parts)
         assert not any(n in caption for n in names)

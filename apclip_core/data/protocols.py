@@ -149,6 +149,15 @@ def protocol_names() -> tuple[str, ...]:
     return tuple(_PROTOCOLS)
 
 
+def protocol_arguments(name: str) -> tuple[str, ...]:
+    """The arguments protocol `name` takes (e.g. ('root', 'seed') for bench_base_to_novel)."""
+    import inspect
+
+    if name not in _PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; valid: {', '.join(sorted(_PROTOCOLS))}")
+    return tuple(inspect.signature(_PROTOCOLS[name]).parameters)
+
+
 def load_protocol(name: str, args: dict | None = None) -> "Protocol":
     """The protocol registered as `name`, called with `args`.
 
@@ -311,12 +320,18 @@ def bench_fully_supervised(root=None) -> Protocol:
 
 
 @register_protocol
-def bench_few_shot(root=None, k: int = 16) -> Protocol:
+def bench_few_shot(root=None, k: int = 16, seed: int = 1) -> Protocol:
+    """K shots per class from training split `seed` (train{seed}_few_shot_{k}: the benchmark draws one per seed,
+    where the public lists have split 1 only); all classes; eval on val."""
     if k not in FEW_SHOT_K:
         raise ValueError(f"few-shot K={k!r} unknown; valid choices: {FEW_SHOT_K}")
+    if seed not in SEEDS:
+        raise ValueError(f"few-shot seed {seed!r} unknown; valid choices: {SEEDS}")
     r = _bench_root(root)
-    return Protocol([_split(f"bench_train1_few_shot_{k}", r / f"splits/train1_few_shot_{k}.txt", r / "labels.csv", r)],
-                    [_split("bench_val", r / "splits/val.txt", r / "labels.csv", r)], name=f"bench/few_shot/k{k}")
+    name = f"train{seed}_few_shot_{k}"
+    return Protocol([_split(f"bench_{name}", r / f"splits/{name}.txt", r / "labels.csv", r)],
+                    [_split("bench_val", r / "splits/val.txt", r / "labels.csv", r)],
+                    name=f"bench/few_shot/k{k}" + (f"/s{seed}" if seed != 1 else ""))
 
 
 @register_protocol

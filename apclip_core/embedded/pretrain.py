@@ -151,16 +151,9 @@ def encode_captions(model, tokenizer, texts: list[str]):
     return encode_text_tokens(model, trim_tokens(tokenizer(texts)))
 
 
-def _phrase_index() -> dict[str, tuple[str, str]]:
-    """phrase -> (attribute key, value code), covering static and pose phrases."""
-    index = {phrase: (key, code) for key in benchmark.STATIC_KEYS for code, phrase in benchmark.PHRASES[key].items()}
-    index.update({phrase: ("frame.pose", code) for code, phrase in benchmark.POSE_PHRASES.items()})
-    return index
-
-
 def truth_matrix(captions: list[str], attributes: list[dict]) -> np.ndarray:
     """[N_images, N_captions] bool: caption j is true of image i (all its phrases hold for i)."""
-    index = _phrase_index()
+    index = benchmark.caption_vocabulary()
     vocab = {phrase: i for i, phrase in enumerate(index)}
     holds = np.zeros((len(attributes), len(vocab)), bool)
     for i, codes in enumerate(attributes):

@@ -71,6 +71,10 @@ class EvalResult:
     n_listed: Optional[int] = None  # videos in the split's list file (None: as n_videos, before partial data existed)
     n_skipped: int = 0            # listed but not on disk, left out before decoding (missing_videos=skip)
     skipped: list[str] = field(default_factory=list)   # their paths, in list order
+    # per video of the evaluated list, in list order: the top-1 class index (None: failed to decode) and the
+    # label. What paired comparisons need (paper.stats: two methods on the same videos, video by video).
+    predicted: list[Optional[int]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -140,7 +144,11 @@ def class_logits(video_feats: torch.Tensor, prompt_feats: torch.Tensor, prompt_m
 
 def score(split_name: str, classnames: Sequence[str], logits: torch.Tensor, labels: torch.Tensor,
           ok: torch.Tensor, failed: list[dict], protocol: Optional[dict] = None) -> EvalResult:
-    """Top-1/top-5/per-class accuracy over the videos that decoded (ok), with the failures recorded."""
+    """Top-1/top-5/per-class accuracy over the videos that decoded (ok), with the failures recorded and
+    each video's top-1 prediction (None where it failed)."""
+    predicted = [int(p) if good else None for p, good in zip(logits.argmax(1).tolist() if len(logits) else [],
+                                                             ok.tolist())]
+    all_labels = [int(v) for v in labels.tolist()]
     logits, labels = logits[ok], labels[ok]
     acc = metrics.topk_accuracy(logits, labels, ks=(1, 5))
     per_class = metrics.per_class_accuracy(logits.argmax(1), labels, len(classnames)) if len(labels) else \
@@ -148,7 +156,8 @@ def score(split_name: str, classnames: Sequence[str], logits: torch.Tensor, labe
     per_class = [None if math.isnan(v) else v for v in per_class]  # strict JSON: no NaN
     return EvalResult(split=split_name, top1=acc[1], top5=acc[5], n_videos=int(len(ok)), n_evaluated=int(ok.sum()),
                       n_failed=len(failed), failed=failed, n_classes=len(classnames),
-                      per_class_top1=dict(zip(classnames, per_class)), protocol=dict(protocol or {}))
+                      per_class_top1=dict(zip(classnames, per_class)), protocol=dict(protocol or {}),
+                      predicted=predicted, labels=all_labels)
 
 
 def encode_split(model, split, view: ViewSpec, *, batch_size: int = 8, num_workers: int = 0,

@@ -133,6 +133,31 @@ def _split_results(run_dir: Path) -> list[dict]:
     return out
 
 
+def per_video(run_dir: Path, evaluated_as: Optional[str] = None) -> dict[str, "np.ndarray"]:
+    """Each evaluation split of a finished run -> bool per video of its list (True: top-1 right; a video that
+    failed to decode counts as wrong), from its eval_<split>.json, or from reeval-<method>.json for the run
+    re-evaluated as `evaluated_as` (reevaluate). What paired comparisons of two methods read (paper.stats)."""
+    import numpy as np
+
+    run_dir = Path(run_dir)
+    if evaluated_as:
+        records = json.loads((run_dir / f"reeval-{_slug(evaluated_as)}.json").read_text()).get("per_video") or {}
+        records = [{"split": k, **v} for k, v in records.items()]
+    else:
+        records = _split_results(run_dir)
+    out = {}
+    for r in records:
+        if not r.get("labels"):
+            raise ValueError(f"{run_dir}: split {r['split']} records no per-video predictions (a run evaluated before "
+                             f"they were recorded); evaluate it again to compare it video by video")
+        out[r["split"]] = np.array([p is not None and p == y for p, y in zip(r["predicted"], r["labels"])])
+    return out
+
+
+def _slug(method: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
+
+
 def run_record(run_dir: Path) -> dict:
     """What a finished run ran on, read from its folder: model and weights, frames and views, and per list
     the videos listed, used, skipped (not on disk), failed, replaced (training) and padded. A table records
@@ -326,8 +351,7 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
     from apclip_core.engine.evaluate import evaluate_protocol
 
     run_dir = Path(result["run_dir"])
-    slug = re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
-    cached = run_dir / f"reeval-{slug}.json"
+    cached = run_dir / f"reeval-{_slug(method)}.json"
     if cached.exists():
         return json.loads(cached.read_text())
     trained = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
@@ -341,7 +365,8 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
                                         "trained_as": result["method"], "evaluated_as": method})
     summary = {"method": f"{result['method']} + {method}", "run_dir": str(run_dir), **summarize(results),
                **{f"{r.split}_top5": r.top5 for r in results}}
-    atomic.write_json(cached, summary)
+    atomic.write_json(cached, {**summary, "per_video": {r.split: {"predicted": r.predicted, "labels": r.labels}
+                                                        for r in results}})
     return summary
 
 
@@ -354,12 +379,13 @@ def metric_name(split_key: str) -> str:
 
 
 def grid(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,), dataset: str,
-         overrides: Optional[dict] = None, seed_arg: str = "seed", **protocol_args) -> pd.DataFrame:
-    """Run every method for every seed (protocol seed, e.g. the three 16-shot samples); long rows:
-    method, dataset, seed, metric, value, run_dir."""
+         overrides: Optional[dict] = None, seed_arg: Optional[str] = "seed", train_seed: bool = False,
+         **protocol_args) -> pd.DataFrame:
+    """Run every method for every seed (protocol seed, e.g. the three 16-shot samples; with `train_seed` the
+    training seed too); long rows: method, dataset, seed, metric, value, run_dir."""
     rows = []
     for method, seed, run_overrides in grid_runs(config, methods, seeds=seeds, overrides=overrides,
-                                                 seed_arg=seed_arg, **protocol_args):
+                                                 seed_arg=seed_arg, train_seed=train_seed, **protocol_args):
         result = run(config, method, **run_overrides)
         for key, value in result.items():
             if key in ("method", "run_dir") or not isinstance(value, (int, float)):
@@ -369,10 +395,27 @@ def grid(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,),
     return pd.DataFrame(rows)
 
 
+def seed_argument(config: str, overrides: Optional[dict] = None) -> Optional[str]:
+    """"seed" when the protocol of preset `config` (or of the overrides) takes one (the 16-shot or few-shot
+    sample), else None: its seeds are training seeds only."""
+    from apclip_core.data.protocols import protocol_arguments
+    from apclip_core.engine.config import preset_values
+
+    protocol = (overrides or {}).get("protocol") or preset_values(config).get("protocol")
+    if protocol is None:
+        from apclip_core.engine.config import TrainConfig
+
+        protocol = TrainConfig().protocol
+    return "seed" if "seed" in protocol_arguments(protocol) else None
+
+
 def grid_runs(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (None,), overrides: Optional[dict] = None,
-              seed_arg: str = "seed", **protocol_args) -> list[tuple[str, Optional[int], dict]]:
+              seed_arg: Optional[str] = "seed", train_seed: bool = False,
+              **protocol_args) -> list[tuple[str, Optional[int], dict]]:
     """(method, seed, overrides of run()) for every training a grid needs: what grid() runs and what the
-    plan prints, so both name the same runs."""
+    plan prints, so both name the same runs. A seed sets the protocol argument `seed_arg` (None: none, the
+    protocol has no seeds) and, with `train_seed`, the training seed as well (the smoke profile's seeds vary
+    the few-shot sample, the data order, augmentation, mixup, prompt subsets and any new layer's init)."""
     from apclip_core.engine.config import load_config
 
     overrides = dict(overrides or {})
@@ -381,9 +424,10 @@ def grid_runs(config: str, methods: Iterable[str], *, seeds: Iterable[int] = (No
     for method in methods:
         for seed in seeds:
             args = {**base_args, **protocol_args}
-            if seed is not None:
+            if seed is not None and seed_arg:
                 args[seed_arg] = seed
-            out.append((method, seed, {"protocol_args": args, **overrides}))
+            out.append((method, seed, {"protocol_args": args, **overrides,
+                                       **({"seed": seed} if train_seed and seed is not None else {})}))
     return out
 
 

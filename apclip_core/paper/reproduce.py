@@ -22,7 +22,7 @@ from typing import Iterable, Optional, Sequence
 import pandas as pd
 
 from apclip_core import paths
-from apclip_core.paper import deviations, experiments, tables
+from apclip_core.paper import deviations, experiments, stats, tables
 
 DATASET_NAMES = {"hmdb": "HMDB-51", "ucf": "UCF-101", "k600": "K600", "k400": "K-400", "ssv2": "SSv2"}
 
@@ -35,7 +35,7 @@ class TableResult:
     gains: pd.DataFrame          # the claimed gains, ours beside the paper's
     rows: pd.DataFrame           # every number we computed, long format (with run folders)
     files: tables.TableFiles
-    claims: dict[str, bool] = field(default_factory=dict)
+    claims: dict[str, str] = field(default_factory=dict)      # claim -> verdict (stats.VERDICTS, or "not run")
     profile: str = "smoke"
     protocol_check: dict = field(default_factory=dict)   # what the runs ran on, and what deviates from the paper
 
@@ -145,6 +145,10 @@ def _gain_table(ours: pd.DataFrame, paper: pd.DataFrame, pairs: Sequence[tuple],
     return table.dropna(subset=["ours"]) if "ours" in table else table
 
 
+VERDICT_NOTE = ("Ours: mean over seeds ± std. 95% CI: a two-level bootstrap over seeds and videos, paired (both "
+                "methods on the same videos); verdict: holds (the interval is above 0), contradicts (below 0), "
+                "inconclusive (it contains 0).")
+
 SMOKE_DEVIATION = "smoke profile: the embedded benchmark and a tiny CLIP, not the paper's data or model"
 
 
@@ -192,11 +196,13 @@ def json_key(value) -> str:
 
 
 def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: pd.DataFrame,
-          pairs: Sequence[tuple], *, profile: str, claims: dict[str, bool], chart_x: str = "metric",
+          pairs: Sequence[tuple], *, profile: str, claims: dict[str, str], chart_x: str = "metric",
           index: tuple[str, ...] = ("dataset", "metric"), protocol: Optional[dict] = None,
-          file_dataset: str = SMOKE_DATASET, seeds: Optional[tuple] = None) -> TableResult:
+          file_dataset: str = SMOKE_DATASET, seeds: Optional[tuple] = None,
+          intervals: Optional[pd.DataFrame] = None, by: Sequence[str] = ()) -> TableResult:
     check = protocol_check(rows, profile=profile, preset=(protocol or {}).get("config"), seeds=seeds)
-    gains = _gain_table(ours, paper, pairs, index=index)
+    found = intervals if intervals is not None else pd.DataFrame()
+    gains = _with_intervals(_gain_table(ours, paper, pairs, index=index), found, by)
     our_data = rows["dataset"].iloc[0] if len(rows) else "?"
     if profile != "paper" and not gains.empty:
         # smoke: ours were aligned to the paper's dataset only to pair the gains; say what each side is
@@ -205,7 +211,11 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
         # only the datasets this table ran: the others are other per-dataset tables (see assemble), not NaN rows
         table = tables.beside_paper(ours, paper[paper["dataset"].isin(ours["dataset"])], on=["method", *index])
     else:
-        table = ours.pivot_table(index="method", columns=list(index[1:]) or None, values="value", sort=False)
+        # mean ± std over seeds where there were several (a string cell: the files keep every digit in `raw`)
+        shown = ours.assign(value=[f"{v:.1f} ± {sd:.1f}" if pd.notna(sd) else f"{v:.1f}"
+                                   for v, sd in zip(ours["value"], ours["std"])]) if "std" in ours else ours
+        table = shown.pivot_table(index="method", columns=list(index[1:]) or None, values="value", sort=False,
+                                  aggfunc="first")
         table = table.reset_index() if isinstance(table, pd.DataFrame) else table.to_frame().reset_index()
         table.columns = [c if isinstance(c, str) else " ".join(map(str, c)).strip() for c in table.columns]
     notes = (f"Profile: {profile}. " + (check["statement"]
@@ -214,7 +224,9 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
              (f"Gains (method - baseline), ours beside the paper's:\n\n{gains.to_markdown(index=False, floatfmt='+.1f')}"
               if not gains.empty else "") +
              ("\n\nHM: the harmonic mean of base and novel accuracy, 2 x base x novel / (base + novel)."
-              if "hm" in set(ours["metric"]) else ""))
+              if "hm" in set(ours["metric"]) else "") +
+             (f"\n\n{VERDICT_NOTE}" if not found.empty else "") +
+             ("\n\nClaims: " + "; ".join(f"{c}: {v}" for c, v in claims.items()) if claims else ""))
     # the chart shows our long rows (method x metric) beside the gains; the table files hold the display table
     our_label = "ours beside the paper's" if profile == "paper" else f"ours ({our_data})"
     paper_data = ", ".join(dict.fromkeys(paper["dataset"])) if "dataset" in paper and len(paper) else "?"
@@ -227,6 +239,7 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
                               results={"profile": profile, "dataset": file_dataset, "protocol": protocol or {},
                                        "protocol_check": check,
                                        "gains": gains.to_dict(orient="records"), "claims": claims,
+                                       "intervals": found.to_dict(orient="records"),
                                        "raw": _portable_runs(rows).to_dict(orient="records")})
     # shown rounded (41.666666 reads as noise); the files and `rows` keep every digit
     return TableResult(name=name, title=title, table=table.round(1), gains=gains.round(1), rows=rows, files=files,
@@ -247,25 +260,127 @@ def _value(df: pd.DataFrame, method: str, metric: str, dataset: Optional[str] = 
     return float(sel["value"].mean())
 
 
+# ---- seeds, intervals and verdicts ------------------------------------------------------------------------
+SMOKE_SEEDS = (1, 2, 3)
+
+
+def table_seeds(seeds: Optional[Iterable[int]], profile: str, paper_seeds: Sequence = (None,)) -> tuple:
+    """The seeds a table runs: as given, else three in the smoke profile (each a training seed, and the protocol's
+    sample where it has one) and the paper's own in the paper profile (Tables 2 and 5: the three 16-shot samples;
+    the others train once)."""
+    if seeds is not None:
+        return tuple(seeds)
+    return SMOKE_SEEDS if profile != "paper" else tuple(paper_seeds)
+
+
+def _grid(config: str, methods: Sequence[str], *, seeds: tuple, profile: str, dataset: str,
+          overrides: Optional[dict], **protocol_args) -> pd.DataFrame:
+    """experiments.grid with the seed where the preset's protocol takes one, and (smoke) as the training seed."""
+    return experiments.grid(config, methods, seeds=seeds, dataset=dataset, overrides=overrides,
+                            seed_arg=experiments.seed_argument(config, overrides), train_seed=profile != "paper",
+                            **protocol_args)
+
+
+def _metric_splits(names: Sequence[str], zero_shot: bool, default_dataset: str) -> list[tuple[str, str, object, list]]:
+    """(dataset, metric, statistic, splits) of the top-1 gains a comparison's per-video results support."""
+    kinds = {n: experiments.metric_name(n) for n in names}
+    base = [n for n in names if kinds[n] == "base"]
+    novel = [n for n in names if kinds[n] == "novel"]
+    if len(base) == 1 and len(novel) == 1 and not zero_shot:
+        ds = dataset_of(novel[0], default_dataset)
+        return [(ds, "base", stats.top1(base[0]), base), (ds, "novel", stats.top1(novel[0]), novel),
+                (ds, "hm", stats.harmonic(base[0], novel[0]), [base[0], novel[0]])]
+    chosen = [n for n in names if not (zero_shot and kinds[n] == "base")]
+    by_dataset: dict[str, list] = {}
+    for n in chosen:
+        by_dataset.setdefault(dataset_of(n, default_dataset), []).append(n)
+    return [(ds, "top1", stats.mean_of(sp), sp) for ds, sp in by_dataset.items()]
+
+
+def intervals(rows: pd.DataFrame, pairs: Sequence[tuple], *, zero_shot: bool = False,
+              by: Sequence[str] = ()) -> pd.DataFrame:
+    """Each claimed gain (method - baseline) with its 95% interval and verdict (paper.stats): per video, paired on
+    the same videos, over the seeds both methods ran; one row per (comparison, *by, dataset, metric)."""
+    if "run_dir" not in rows or rows.empty:
+        return pd.DataFrame()
+    loaded: dict = {}
+
+    def results(method: str, group: pd.DataFrame) -> dict:
+        out = {}
+        for seed, sel in group[group.method == method].groupby(group["seed"].fillna(-1), sort=True):
+            run_dir = sel["run_dir"].iloc[0]
+            as_ = sel["evaluated_as"].iloc[0] if "evaluated_as" in sel and pd.notna(sel["evaluated_as"].iloc[0]) else None
+            key = (run_dir, as_)
+            if key not in loaded:
+                loaded[key] = experiments.per_video(run_dir, as_)
+            out[seed] = loaded[key]
+        return out
+
+    default_dataset = str(rows["dataset"].iloc[0])
+    records = []
+    groups = rows.groupby(list(by), sort=False) if by else [((), rows)]
+    for key, group in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        for pair in pairs:
+            method, baseline = pair[:2]
+            if not {method, baseline} <= set(group["method"]):
+                continue
+            mine, theirs = results(method, group), results(baseline, group)
+            names = list(next(iter(mine.values())))
+            for dataset, metric, statistic, splits in _metric_splits(names, zero_shot, default_dataset):
+                g = stats.paired_gain(mine, theirs, statistic, splits=splits)
+                records.append({"comparison": f"{method} - {baseline}", **dict(zip(by, key)), "dataset": dataset,
+                                "metric": metric, **g.to_json()})
+    return pd.DataFrame(records)
+
+
+def _with_intervals(gains: pd.DataFrame, found: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """The gain table with our 95% interval and the verdict beside our gain."""
+    if gains.empty or found.empty:
+        return gains
+    keys = ["comparison", *by, "metric"] + (["dataset"] if found["dataset"].nunique() > 1 else [])
+    found = found.assign(**{"ours 95% CI": [f"[{lo:+.1f}, {hi:+.1f}]" for lo, hi in zip(found["low"], found["high"])]})
+    merged = gains.merge(found[[*keys, "ours 95% CI", "verdict"]], on=keys, how="left")
+    order = [c for c in merged.columns if c not in ("paper",)] + (["paper"] if "paper" in merged else [])
+    return merged[order]
+
+
+def claim_verdicts(found: pd.DataFrame, claims: dict) -> dict[str, str]:
+    """claim text -> verdict, each claim naming the gains it rests on as [(comparison, metric, {by: value})]: holds
+    when each of them holds, contradicts when one contradicts, else inconclusive ("not run" when absent)."""
+    out = {}
+    for claim, parts in claims.items():
+        verdicts = []
+        for comparison, metric, *extra in parts:
+            sel = found[(found["comparison"] == comparison) & (found["metric"] == metric)] if len(found) else found
+            for col, value in (extra[0] if extra else {}).items():
+                sel = sel[sel[col] == value]
+            verdicts += list(sel["verdict"]) if len(sel) else ["not run"]
+        out[claim] = ("not run" if "not run" in verdicts else "contradicts" if "contradicts" in verdicts
+                      else "holds" if all(v == "holds" for v in verdicts) else "inconclusive")
+    return out
+
+
 # ---- Table 2: base-to-novel ---------------------------------------------------------------------------
 def table2_base_to_novel(*, config: str = "bench_base2novel", dataset: str = "apclip_bench",
-                         paper_dataset: str = "K-400", init: str = "clip", seeds: Iterable[int] = (1,),
+                         paper_dataset: str = "K-400", init: str = "clip", seeds: Optional[Iterable[int]] = None,
                          methods: Sequence[str] = ("ViFi-CLIP", "AP-CLIP"), profile: str = "smoke",
                          overrides: Optional[dict] = None) -> TableResult:
-    rows = experiments.grid(config, methods, seeds=seeds, dataset=dataset, overrides=overrides)
+    seeds = table_seeds(seeds, profile, deviations.PAPER_SEEDS)
+    rows = _grid(config, methods, seeds=seeds, profile=profile, dataset=dataset, overrides=overrides)
     ours = _with_seed_std(experiments.mean_over_seeds(rows[rows.metric.isin(["base", "novel"])]),
                           rows[rows.metric.isin(["base", "novel", "hm"])])
     if profile == "paper":
         ours["dataset"] = paper_dataset
     paper = tables.paper_table("table2_base_to_novel").query("init == @init and method in @methods")
     paper = paper if profile == "paper" else paper[paper.dataset == paper_dataset]
-    claims = {"AP-CLIP ahead of ViFi-CLIP on novel classes":
-              _value(ours, "AP-CLIP", "novel") > _value(ours, "ViFi-CLIP", "novel"),
-              "AP-CLIP ahead of ViFi-CLIP in harmonic mean":
-              _value(ours, "AP-CLIP", "hm") > _value(ours, "ViFi-CLIP", "hm")}
+    pairs = [("AP-CLIP", "ViFi-CLIP")]
+    found = intervals(rows, pairs)
+    claims = claim_verdicts(found, {"AP-CLIP ahead of ViFi-CLIP on novel classes": [("AP-CLIP - ViFi-CLIP", "novel")],
+                                    "AP-CLIP ahead of ViFi-CLIP in harmonic mean": [("AP-CLIP - ViFi-CLIP", "hm")]})
     return _save("table2_base_to_novel", f"Table 2: base-to-novel ({dataset}, seeds {list(seeds)})", rows,
                  ours.drop(columns="dataset").assign(dataset=paper_dataset) if profile != "paper" else ours,
-                 paper.drop(columns="init"), [("AP-CLIP", "ViFi-CLIP")], profile=profile, claims=claims,
+                 paper.drop(columns="init"), pairs, profile=profile, claims=claims, intervals=found,
                  protocol={"config": config, "seeds": list(seeds), "overrides": overrides or {}},
                  file_dataset=run_dataset(overrides, dataset), seeds=("seeds", list(seeds), deviations.PAPER_SEEDS))
 
@@ -273,16 +388,22 @@ def table2_base_to_novel(*, config: str = "bench_base2novel", dataset: str = "ap
 # ---- Table 1: zero-shot (+ the action prompts plugged into another trained model) ---------------------
 def table1_zero_shot(*, config: str = "bench_base2novel", dataset: str = "apclip_bench",
                      methods: Sequence[str] = ("ViFi-CLIP", "AP-CLIP"), plug_into: str = "ViFi-CLIP",
-                     paper_dataset: str = "HMDB-51", profile: str = "smoke",
+                     paper_dataset: str = "HMDB-51", profile: str = "smoke", seeds: Optional[Iterable[int]] = None,
                      overrides: Optional[dict] = None) -> TableResult:
-    rows = experiments.grid(config, methods, dataset=dataset, overrides=overrides)
+    seeds = table_seeds(seeds, profile)
+    rows = _grid(config, methods, seeds=seeds, profile=profile, dataset=dataset, overrides=overrides)
     # the paper's "+ Action prompts": a trained model (Open-VCLIP there; our baseline here) evaluated
     # with action-conditioned prompts and MAKA, without retraining
-    base_run = experiments.run(config, plug_into, **(overrides or {}))
-    plugged = experiments.reevaluate(base_run, "AP-CLIP", config=config, **(overrides or {}))
     plug_name = f"{plug_into} + Action prompts"
-    extra = [{"method": plug_name, "dataset": dataset, "seed": None, "metric": k, "value": float(v),
-              "run_dir": plugged["run_dir"]} for k, v in plugged.items() if isinstance(v, (int, float))]
+    extra = []
+    for method, seed, run_overrides in experiments.grid_runs(
+            config, [plug_into], seeds=seeds, overrides=overrides,
+            seed_arg=experiments.seed_argument(config, overrides), train_seed=profile != "paper"):
+        base_run = experiments.run(config, plug_into, **run_overrides)
+        plugged = experiments.reevaluate(base_run, "AP-CLIP", config=config, **run_overrides)
+        extra += [{"method": plug_name, "dataset": dataset, "seed": seed, "metric": k, "value": float(v),
+                   "run_dir": plugged["run_dir"], "evaluated_as": "AP-CLIP"}
+                  for k, v in plugged.items() if isinstance(v, (int, float))]
     rows = pd.concat([rows, pd.DataFrame(extra)], ignore_index=True)
     ours = _zero_shot_rows(rows, dataset)
     paper = tables.paper_table("table1_zero_shot").query("backbone == 'ViT-B/16'")
@@ -290,111 +411,123 @@ def table1_zero_shot(*, config: str = "bench_base2novel", dataset: str = "apclip
     if profile != "paper":
         ours = ours.assign(dataset=paper_dataset)
         paper = paper[paper.dataset == paper_dataset]
-    claims = {"AP-CLIP ahead of ViFi-CLIP on unseen classes":
-              _value(ours, "AP-CLIP", "top1") > _value(ours, "ViFi-CLIP", "top1"),
-              "action prompts improve the trained baseline without retraining":
-              _value(ours, plug_name, "top1") > _value(ours, plug_into, "top1")}
-    return _save("table1_zero_shot", f"Table 1: zero-shot ({dataset})", rows, ours,
-                 paper[["method", "dataset", "metric", "value"]],
-                 [("AP-CLIP", "ViFi-CLIP"), (plug_name, plug_into, "Open-VCLIP + Action prompts", "Open-VCLIP")],
-                 profile=profile, claims=claims,
-                 protocol={"config": config, "plugged_into": plug_into, "overrides": overrides or {}},
+    pairs = [("AP-CLIP", "ViFi-CLIP"), (plug_name, plug_into, "Open-VCLIP + Action prompts", "Open-VCLIP")]
+    found = intervals(rows, pairs, zero_shot=True)
+    claims = claim_verdicts(found, {
+        "AP-CLIP ahead of ViFi-CLIP on unseen classes": [("AP-CLIP - ViFi-CLIP", "top1")],
+        "action prompts improve the trained baseline without retraining": [(f"{plug_name} - {plug_into}", "top1")]})
+    return _save("table1_zero_shot", f"Table 1: zero-shot ({dataset}, seeds {list(seeds)})", rows, ours,
+                 paper[["method", "dataset", "metric", "value"]], pairs, profile=profile, claims=claims,
+                 intervals=found, protocol={"config": config, "plugged_into": plug_into, "seeds": list(seeds),
+                                            "overrides": overrides or {}},
                  file_dataset=run_dataset(overrides, dataset))
 
 
 # ---- Table 3: few-shot -------------------------------------------------------------------------------
 def table3_few_shot(*, config: str = "bench_few_shot", dataset: str = "apclip_bench", shots: Iterable[int] = (2, 4),
                     methods: Sequence[str] = ("ViFi-CLIP", "AP-CLIP"), paper_dataset: str = "HMDB-51",
-                    init: str = "clip", profile: str = "smoke", overrides: Optional[dict] = None) -> TableResult:
-    rows = experiments.grid(config, methods, seeds=shots, seed_arg="k", dataset=dataset, overrides=overrides)
-    rows = rows.rename(columns={"seed": "shots"})
+                    init: str = "clip", profile: str = "smoke", seeds: Optional[Iterable[int]] = None,
+                    overrides: Optional[dict] = None) -> TableResult:
+    seeds, shots = table_seeds(seeds, profile), list(shots)
+    rows = pd.concat([_grid(config, methods, seeds=seeds, profile=profile, dataset=dataset, overrides=overrides,
+                            k=k).assign(shots=k) for k in shots], ignore_index=True)
     ours = _long(rows, dataset)
-    ours = ours[ours.metric == "top1"].assign(dataset=paper_dataset)[["method", "dataset", "shots", "metric", "value"]]
+    ours = ours[ours.metric == "top1"].assign(dataset=paper_dataset)
+    ours = _mean_std(ours, ["method", "dataset", "shots", "metric"])
     paper = tables.paper_table("table3_few_shot").query("init == @init and dataset == @paper_dataset and method in @methods")
     paper_shots = sorted(int(k) for k in paper["shots"].unique())
-    claims = {f"AP-CLIP ahead of ViFi-CLIP at K={k}":
-              float(ours.query("method == 'AP-CLIP' and shots == @k")["value"].mean()) >
-              float(ours.query("method == 'ViFi-CLIP' and shots == @k")["value"].mean()) for k in shots}
-    return _save("table3_few_shot", f"Table 3: few-shot ({dataset}, K = {list(shots)})", rows, ours,
-                 paper.drop(columns="init"), [("AP-CLIP", "ViFi-CLIP")], profile=profile, claims=claims,
+    pairs = [("AP-CLIP", "ViFi-CLIP")]
+    found = intervals(rows, pairs, by=("shots",))
+    claims = claim_verdicts(found, {f"AP-CLIP ahead of ViFi-CLIP at K={k}": [("AP-CLIP - ViFi-CLIP", "top1", {"shots": k})]
+                                    for k in shots})
+    return _save("table3_few_shot", f"Table 3: few-shot ({dataset}, K = {shots}, seeds {list(seeds)})", rows, ours,
+                 paper.drop(columns="init"), pairs, profile=profile, claims=claims, intervals=found, by=("shots",),
                  chart_x="shots", index=("dataset", "shots", "metric"),
-                 protocol={"config": config, "shots": list(shots), "overrides": overrides or {}},
-                 file_dataset=run_dataset(overrides, dataset), seeds=("shots (K)", list(shots), paper_shots))
+                 protocol={"config": config, "shots": shots, "seeds": list(seeds), "overrides": overrides or {}},
+                 file_dataset=run_dataset(overrides, dataset), seeds=("shots (K)", shots, paper_shots))
 
 
 # ---- Table 4: fully supervised -----------------------------------------------------------------------
 def table4_fully_supervised(*, config: str = "bench_fully_supervised", dataset: str = "apclip_bench",
                             methods: Sequence[str] = ("ViFi-CLIP", "AP-CLIP"), profile: str = "smoke",
-                            overrides: Optional[dict] = None) -> TableResult:
-    rows = experiments.grid(config, methods, dataset=dataset, overrides=overrides)
+                            seeds: Optional[Iterable[int]] = None, overrides: Optional[dict] = None) -> TableResult:
+    seeds = table_seeds(seeds, profile)
+    rows = _grid(config, methods, seeds=seeds, profile=profile, dataset=dataset, overrides=overrides)
     ours = _long(rows, dataset)
-    ours = ours[ours.metric.isin(["top1", "top5"])].assign(dataset="K-400")[["method", "dataset", "metric", "value"]]
+    ours = _mean_std(ours[ours.metric.isin(["top1", "top5"])].assign(dataset="K-400"), ["method", "dataset", "metric"])
     p = tables.paper_table("table4_fully_supervised")
     paper = p[p.method.isin(methods)].melt(id_vars=["method"], value_vars=["top1", "top5"], var_name="metric")
     paper["dataset"] = "K-400"
-    claims = {"AP-CLIP top-1 within 2 points of ViFi-CLIP or better (the paper: +1.2)":
-              _value(ours, "AP-CLIP", "top1") >= _value(ours, "ViFi-CLIP", "top1") - 2.0}
-    return _save("table4_fully_supervised", f"Table 4: fully supervised ({dataset})", rows, ours, paper,
-                 [("AP-CLIP", "ViFi-CLIP")], profile=profile, claims=claims, protocol={"config": config},
-                 file_dataset=run_dataset(overrides, dataset))
+    pairs = [("AP-CLIP", "ViFi-CLIP")]
+    found = intervals(rows, pairs)
+    claims = claim_verdicts(found, {"AP-CLIP ahead of ViFi-CLIP in top-1 (the paper: +1.2)":
+                                    [("AP-CLIP - ViFi-CLIP", "top1")]})
+    return _save("table4_fully_supervised", f"Table 4: fully supervised ({dataset}, seeds {list(seeds)})", rows,
+                 ours, paper, pairs, profile=profile, claims=claims, intervals=found,
+                 protocol={"config": config, "seeds": list(seeds)}, file_dataset=run_dataset(overrides, dataset))
 
 
 # ---- Table 5: temporal module on the temporally hard case ---------------------------------------------
-def table5_temporal(*, config: str = "bench_base2novel", dataset: str = "apclip_bench", seeds: Iterable[int] = (1,),
+def table5_temporal(*, config: str = "bench_base2novel", dataset: str = "apclip_bench",
+                    seeds: Optional[Iterable[int]] = None,
                     methods: Sequence[str] = ("Base(ViFi-CLIP)", "Base+TM", "Ours", "Ours+TM", "Ours+TM w/o Body"),
                     profile: str = "smoke", overrides: Optional[dict] = None) -> TableResult:
-    rows = experiments.grid(config, methods, seeds=seeds, dataset=dataset, overrides=overrides)
+    seeds = table_seeds(seeds, profile, deviations.PAPER_SEEDS)
+    rows = _grid(config, methods, seeds=seeds, profile=profile, dataset=dataset, overrides=overrides)
     ours = _with_seed_std(experiments.mean_over_seeds(rows[rows.metric.isin(["base", "novel"])]),
                           rows[rows.metric.isin(["base", "novel", "hm"])]).assign(dataset="SSv2")
     paper = tables.paper_table("table5_temporal_ssv2")
-    claims = {"the temporal module helps our prompts (Ours+TM > Ours, HM)":
-              _value(ours, "Ours+TM", "hm") > _value(ours, "Ours", "hm"),
-              "the Body attributes matter with TM (Ours+TM > Ours+TM w/o Body, HM)":
-              _value(ours, "Ours+TM", "hm") > _value(ours, "Ours+TM w/o Body", "hm")}
-    return _save("table5_temporal", f"Table 5: temporal module ({dataset})", rows, ours, paper,
-                 [("Ours+TM", "Ours"), ("Base+TM", "Base(ViFi-CLIP)"), ("Ours+TM", "Ours+TM w/o Body")],
-                 profile=profile, claims=claims, protocol={"config": config, "seeds": list(seeds)},
+    pairs = [("Ours+TM", "Ours"), ("Base+TM", "Base(ViFi-CLIP)"), ("Ours+TM", "Ours+TM w/o Body")]
+    found = intervals(rows, pairs)
+    claims = claim_verdicts(found, {"the temporal module helps our prompts (Ours+TM > Ours, HM)":
+                                    [("Ours+TM - Ours", "hm")],
+                                    "the Body attributes matter with TM (Ours+TM > Ours+TM w/o Body, HM)":
+                                    [("Ours+TM - Ours+TM w/o Body", "hm")]})
+    return _save("table5_temporal", f"Table 5: temporal module ({dataset}, seeds {list(seeds)})", rows, ours, paper,
+                 pairs, profile=profile, claims=claims, intervals=found,
+                 protocol={"config": config, "seeds": list(seeds)},
                  file_dataset=run_dataset(overrides, dataset), seeds=("seeds", list(seeds), deviations.PAPER_SEEDS))
 
 
 # ---- Tables 6 and 7: prompting strategies and the MAKA ablation (zero-shot protocol) --------------------
-def _strategies(name: str, title: str, methods: Sequence[str], pairs, claims_fn, *, config: str, dataset: str,
-                paper_dataset: str, profile: str, overrides: Optional[dict]) -> TableResult:
-    rows = experiments.grid(config, methods, dataset=dataset, overrides=overrides)
+def _strategies(name: str, title: str, methods: Sequence[str], pairs, claims: dict, *, config: str, dataset: str,
+                paper_dataset: str, profile: str, seeds: Optional[Iterable[int]],
+                overrides: Optional[dict]) -> TableResult:
+    seeds = table_seeds(seeds, profile)
+    rows = _grid(config, methods, seeds=seeds, profile=profile, dataset=dataset, overrides=overrides)
     ours = _zero_shot_rows(rows, dataset)
     paper = tables.paper_table(name)
     if profile != "paper":
         ours = ours.assign(dataset=paper_dataset)
         paper = paper[paper.dataset == paper_dataset]
-    return _save(name, title, rows, ours, paper, pairs, profile=profile, claims=claims_fn(ours),
-                 protocol={"config": config, "overrides": overrides or {}},
+    found = intervals(rows, pairs, zero_shot=True)
+    return _save(name, f"{title} ({dataset}, seeds {list(seeds)})", rows, ours, paper, pairs, profile=profile,
+                 claims=claim_verdicts(found, claims), intervals=found,
+                 protocol={"config": config, "seeds": list(seeds), "overrides": overrides or {}},
                  file_dataset=run_dataset(overrides, dataset))
 
 
 def table6_prompt_strategies(*, config: str = "bench_base2novel", dataset: str = "apclip_bench",
                              methods: Sequence[str] = ("Single", "Set", "Customized", "LLMs-Direct", "AP"),
                              paper_dataset: str = "HMDB-51", profile: str = "smoke",
-                             overrides: Optional[dict] = None) -> TableResult:
-    def claims(ours):
-        return {"AP ahead of Single": _value(ours, "AP", "top1") > _value(ours, "Single", "top1"),
-                "AP ahead of every other strategy":
-                all(_value(ours, "AP", "top1") > _value(ours, m, "top1") for m in methods if m != "AP")}
-    return _strategies("table6_prompt_strategies", f"Table 6: prompting strategies ({dataset})", methods,
-                       [("AP", m) for m in methods if m != "AP"], claims, config=config, dataset=dataset,
-                       paper_dataset=paper_dataset, profile=profile, overrides=overrides)
+                             seeds: Optional[Iterable[int]] = None, overrides: Optional[dict] = None) -> TableResult:
+    others = [m for m in methods if m != "AP"]
+    claims = {"AP ahead of Single": [("AP - Single", "top1")],
+              "AP ahead of every other strategy": [(f"AP - {m}", "top1") for m in others]}
+    return _strategies("table6_prompt_strategies", "Table 6: prompting strategies", methods,
+                       [("AP", m) for m in others], claims, config=config, dataset=dataset,
+                       paper_dataset=paper_dataset, profile=profile, seeds=seeds, overrides=overrides)
 
 
 def table7_maka_ablation(*, config: str = "bench_base2novel", dataset: str = "apclip_bench",
                          methods: Sequence[str] = ("Customized", "Customized + MAKA", "AP", "AP + MAKA"),
                          paper_dataset: str = "HMDB-51", profile: str = "smoke",
-                         overrides: Optional[dict] = None) -> TableResult:
-    def claims(ours):
-        return {"MAKA helps action-conditioned prompts": _value(ours, "AP + MAKA", "top1") > _value(ours, "AP", "top1"),
-                "MAKA helps customized prompts":
-                _value(ours, "Customized + MAKA", "top1") > _value(ours, "Customized", "top1")}
-    return _strategies("table7_maka_ablation", f"Table 7: MAKA ablation ({dataset})", methods,
+                         seeds: Optional[Iterable[int]] = None, overrides: Optional[dict] = None) -> TableResult:
+    claims = {"MAKA helps action-conditioned prompts": [("AP + MAKA - AP", "top1")],
+              "MAKA helps customized prompts": [("Customized + MAKA - Customized", "top1")]}
+    return _strategies("table7_maka_ablation", "Table 7: MAKA ablation", methods,
                        [("AP + MAKA", "AP"), ("Customized + MAKA", "Customized")], claims, config=config,
-                       dataset=dataset, paper_dataset=paper_dataset, profile=profile, overrides=overrides)
+                       dataset=dataset, paper_dataset=paper_dataset, profile=profile, seeds=seeds, overrides=overrides)
 
 
 # ---- what every table notebook does: one function each, so the seven notebooks hold no copied logic --
@@ -415,9 +548,9 @@ def with_partial_data(params: dict) -> dict:
 
 
 def table_runs(name: str, **params) -> list[tuple[str, tuple[str, Optional[int]], str, dict]]:
-    """(method, (varied protocol argument, its value), preset, overrides of experiments.run) for every training table `name` needs with the
-    notebook's `params`, read from the table function's own defaults: what `plan` prints and launches
-    is what the table function will look for (and reuse)."""
+    """(method, (varied protocol argument, its value), preset, overrides of experiments.run) for every training table
+    `name` needs with the notebook's `params`, read from the table function's own defaults: what `plan` prints and
+    launches is what the table function will look for (and reuse)."""
     import inspect
 
     if name not in TABLES:
@@ -425,13 +558,20 @@ def table_runs(name: str, **params) -> list[tuple[str, tuple[str, Optional[int]]
     params = with_partial_data(params)
     defaults = {k: p.default for k, p in inspect.signature(TABLES[name]).parameters.items()}
     values = {**defaults, **{k: v for k, v in params.items() if k in defaults}}
-    config, methods = values["config"], list(values["methods"])
+    config, methods, profile = values["config"], list(values["methods"]), values["profile"]
     if "plug_into" in values and values["plug_into"] not in methods:  # Table 1's plugged-in baseline
         methods.append(values["plug_into"])
-    seeds, seed_arg = ((values["shots"], "k") if "shots" in values else
-                       (values["seeds"], "seed") if "seeds" in values else ((None,), "seed"))
-    return [(method, (seed_arg, seed), config, overrides) for method, seed, overrides in
-            experiments.grid_runs(config, methods, seeds=seeds, overrides=values["overrides"], seed_arg=seed_arg)]
+    paper_seeds = deviations.PAPER_SEEDS if name in ("table2_base_to_novel", "table5_temporal") else (None,)
+    seeds = table_seeds(values.get("seeds"), profile, paper_seeds)
+    seed_arg = experiments.seed_argument(config, values["overrides"])
+    out = []
+    for k in values.get("shots") or (None,):
+        extra = {"k": k} if k is not None else {}
+        for method, seed, overrides in experiments.grid_runs(config, methods, seeds=seeds, overrides=values["overrides"],
+                                                             seed_arg=seed_arg, train_seed=profile != "paper", **extra):
+            varied = ("k", k) if k is not None and (seed is None or not seed_arg) else (seed_arg or "seed", seed)
+            out.append((method, varied, config, overrides))
+    return out
 
 
 def run_table(name: str, **params) -> TableResult:
@@ -485,11 +625,11 @@ def checked_text(result: TableResult, *, claims: Sequence[str] = ()) -> str:
     files written, and the claims named."""
     files = sorted(p.suffix for p in (result.files.csv, result.files.md, result.files.png, result.files.json))
     lines = [result.table.to_markdown(index=False, floatfmt=".1f"), "files: " + " ".join(files)]
-    lines += [f"{claim}: {result.claims[claim]}" for claim in claims]
+    lines += [f"claim: {claim}" for claim in claims if claim in result.claims]
     if result.profile == "paper":  # the smoke profile never claims the paper's protocol (and its text stays put)
         lines.append(result.protocol_statement)
     return "\n".join(lines)
 
 
 def claims_text(result: TableResult) -> str:
-    return "\n".join(f"{'yes' if holds else 'NO '}  {claim}" for claim, holds in result.claims.items())
+    return "\n".join(f"{verdict:<12}  {claim}" for claim, verdict in result.claims.items())
