@@ -25,17 +25,17 @@ def tiny_model():
 
 @pytest.fixture(scope="module")
 def video(bench_root):
-    return sorted((bench_root / "videos" / "chorving").glob("*.avi"))[0]
+    return sorted((bench_root / "videos" / "chorving_slowly").glob("*.avi"))[0]
 
 
 def test_ranks_every_action_with_shipped_prompts_and_says_when_it_falls_back(tiny_model, video):
-    actions = ["chorving", "blorping", "making sushi"]
+    actions = ["chorving slowly", "blorping upward", "making sushi"]
     result = classify_mod.classify(video, actions, model=tiny_model, prompt_files=[BENCH_PROMPTS],
                                    generate=False, num_frames=4, temporal_views=2, spatial_crops=1)
     assert sorted(a for a, _ in result.ranking) == sorted(actions)
     scores = [s for _, s in result.ranking]
     assert scores == sorted(scores, reverse=True)
-    assert result.prompt_sources["chorving"] == "shipped: apclip_bench.json"
+    assert result.prompt_sources["chorving slowly"] == "shipped: apclip_bench.json"
     assert result.prompt_sources["making sushi"].startswith("single prompt")
     assert any("making sushi" in note for note in result.notes)
     assert any("OPENAI_API_KEY" in note and "--base-url" in note for note in result.notes)  # how to do better
@@ -52,8 +52,8 @@ def test_ranks_every_action_with_shipped_prompts_and_says_when_it_falls_back(tin
 
 def test_mean_pooling_and_maka_give_different_scores(tiny_model, video):
     kwargs = dict(model=tiny_model, prompt_files=[BENCH_PROMPTS], generate=False, num_frames=4)
-    maka = dict(classify_mod.classify(video, ["chorving", "blorping"], similarity="maka", **kwargs).ranking)
-    mean = dict(classify_mod.classify(video, ["chorving", "blorping"], similarity="mean", **kwargs).ranking)
+    maka = dict(classify_mod.classify(video, ["chorving slowly", "blorping upward"], similarity="maka", **kwargs).ranking)
+    mean = dict(classify_mod.classify(video, ["chorving slowly", "blorping upward"], similarity="mean", **kwargs).ranking)
     assert maka.keys() == mean.keys() and maka != mean
     with pytest.raises(ValueError, match="maka"):
         classify_mod.classify(video, ["a", "b"], similarity="max", **kwargs)
@@ -64,10 +64,10 @@ def test_unknown_names_get_generated_prompts_from_an_openai_compatible_server(ti
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with FakeOpenAIServer() as server:
         result = classify_mod.classify(
-            video, ["chorving", "zorbing downhill"], model=tiny_model, prompt_files=[BENCH_PROMPTS],
+            video, ["chorving slowly", "zorbing downhill"], model=tiny_model, prompt_files=[BENCH_PROMPTS],
             num_frames=4, generator_options={"base_url": server.base_url, "model": "local-model"})
         assert server.count("zorbing downhill") == 3          # one request per LLM-prompt
-        assert server.count("chorving") == 0                  # known names are not asked
+        assert server.count("chorving slowly") == 0                  # known names are not asked
     assert result.prompt_sources["zorbing downhill"] == "generated"
     assert not [n for n in result.notes if "single prompt" in n or "OPENAI_API_KEY" in n]  # no fallback note
     assert f"prompt files searched, first match wins: {BENCH_PROMPTS}" in result.notes
@@ -76,12 +76,12 @@ def test_unknown_names_get_generated_prompts_from_an_openai_compatible_server(ti
 def test_command_line_ranks_actions_for_a_checkpoint(tiny_model, video, tmp_path):
     checkpoint = tmp_path / "model.pt"
     save_checkpoint(tiny_model, checkpoint)
-    out = subprocess.run([sys.executable, "-m", "apclip_core", "classify", str(video), "--actions", "chorving",
-                          "blorping", "--checkpoint", str(checkpoint), "--prompts", str(BENCH_PROMPTS),
+    out = subprocess.run([sys.executable, "-m", "apclip_core", "classify", str(video), "--actions", "chorving slowly",
+                          "blorping upward", "--checkpoint", str(checkpoint), "--prompts", str(BENCH_PROMPTS),
                           "--frames", "4", "--no-generate"],
                          capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT)
     assert out.returncode == 0, out.stderr
-    assert "1. " in out.stdout and "chorving" in out.stdout and "blorping" in out.stdout
+    assert "1. " in out.stdout and "chorving slowly" in out.stdout and "blorping upward" in out.stdout
     missing = subprocess.run([sys.executable, "-m", "apclip_core", "classify", str(tmp_path / "nope.mp4"),
                               "--actions", "a", "b"], capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
     assert missing.returncode == 2 and "video not found" in missing.stderr

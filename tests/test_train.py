@@ -216,7 +216,7 @@ def test_the_training_bank_drops_the_attribute_groups_the_config_drops():
     """Table 5's "w/o Body" trains without the Body descriptions, not only evaluates without them."""
     from apclip_core.engine.step import training_bank
 
-    names = ["blorping", "chorving"]
+    names = ["blorping upward", "chorving slowly"]
     full = training_bank(C.load_config("bench_base2novel"), names)
     cfg = C.load_config("bench_base2novel", drop_attribute_groups=["body"])
     without = training_bank(cfg, names)

@@ -12,7 +12,7 @@ import pytest
 from apclip_core.engine.evaluate import sha256_file
 from apclip_core.paper import tables, zoo
 
-N_VIDEOS = 24  # an evenly spaced subset of the benchmark's 96 novel-class videos: every class, a fast test
+N_VIDEOS = 24  # an evenly spaced subset of the benchmark's 768 novel-class videos: every class, a fast test
 VARIANTS = {(s, m) for s in zoo.STRATEGIES for m in zoo.SIMILARITIES}
 
 
@@ -74,12 +74,12 @@ def test_the_files_say_what_was_run(smoke):
     assert all(m["sha256"] is None and len(m["visual_fingerprint"]) == 64 for m in models.values())
     assert payload["protocol"]["frames"] == 8 and payload["protocol"]["views"] == 1
     assert payload["datasets"]["apclip_bench"]["splits"]["bench_novel_val"] == {
-        "listed": 96, "videos": N_VIDEOS, "classes": 12, "skipped": 0, "subset_of": 96}
+        "listed": 768, "videos": N_VIDEOS, "classes": 24, "skipped": 0, "subset_of": 768}
     # what it ran on, per split, in the markdown (and the PNG's notes: test_partial_data_...)
-    assert f"- apclip_bench bench_novel_val: 96 listed, {N_VIDEOS} evaluated, an evenly spaced subset of the 96 " \
+    assert f"- apclip_bench bench_novel_val: 768 listed, {N_VIDEOS} evaluated, an evenly spaced subset of the 768 " \
            "present (max_videos)" in files.md.read_text()
-    assert payload["protocol_check"]["ran_on"] == [f"apclip_bench bench_novel_val: 96 listed, {N_VIDEOS} evaluated, "
-                                                   "an evenly spaced subset of the 96 present (max_videos)"]
+    assert payload["protocol_check"]["ran_on"] == [f"apclip_bench bench_novel_val: 768 listed, {N_VIDEOS} evaluated, "
+                                                   "an evenly spaced subset of the 768 present (max_videos)"]
     assert files.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "nan" not in files.md.read_text()
     assert pd.read_csv(files.csv)["model"].nunique() == len(zoo.SOURCE_FORMATS)
@@ -265,21 +265,21 @@ def test_partial_data_skips_missing_videos_before_decoding_and_the_paper_profile
 
     stopped = zoo.table1_zoo(**common, figures=tmp_path / "stop")
     assert set(stopped.rows["n_failed"]) == {3} and set(stopped.rows["n_skipped"]) == {0}
-    assert stopped.protocol_check["ran_on"] == [f"apclip_bench bench_novel_val: 96 listed, {N_VIDEOS - 3} evaluated, "
+    assert stopped.protocol_check["ran_on"] == [f"apclip_bench bench_novel_val: 768 listed, {N_VIDEOS - 3} evaluated, "
                                                 "3 failed to decode (left out of the accuracy), an evenly spaced "
-                                                "subset of the 96 present (max_videos)"]
+                                                "subset of the 768 present (max_videos)"]
     assert stopped.protocol_check["ran_on"][0] in drawn[0]  # the smoke profile's PNG says it too
 
     partial = zoo.table1_zoo(**common, partial_data=True, profile="paper", figures=tmp_path / "partial")
     assert partial.profile == "paper" and json.loads(partial.files.json.read_text())["profile"] == "paper"
     assert set(partial.rows["n_skipped"]) == {3} and set(partial.rows["n_failed"]) == {0}
-    assert set(partial.rows["n_videos"]) == {N_VIDEOS}  # drawn from the 93 present
-    ran_on = (f"apclip_bench bench_novel_val: 96 listed, {N_VIDEOS} evaluated, 3 skipped (not on disk, or not a "
-              "video file), an evenly spaced subset of the 93 present (max_videos)")
+    assert set(partial.rows["n_videos"]) == {N_VIDEOS}  # drawn from the 765 present
+    ran_on = (f"apclip_bench bench_novel_val: 768 listed, {N_VIDEOS} evaluated, 3 skipped (not on disk, or not a "
+              "video file), an evenly spaced subset of the 765 present (max_videos)")
     assert partial.protocol_check["ran_on"] == [ran_on]
     statement = partial.protocol_statement
     assert statement.startswith("Profile: paper. Deviates from the paper's protocol:")
-    assert "evaluation videos skipped (not on disk, or not a video file): bench_novel_val 3 of 96" in statement
+    assert "evaluation videos skipped (not on disk, or not a video file): bench_novel_val 3 of 768" in statement
     assert "frames and views: 8 frames, 1 x 1 views at test (the paper: 8 frames, 2 x 2 views)" in statement
     assert "model:" not in statement  # each released model is beside its own published number
     md = partial.files.md.read_text()
@@ -344,4 +344,4 @@ def test_plan_says_the_zoo_trains_nothing_and_what_it_needs(capsys):
     assert main(["plan", notebook, "--json"]) == 0
     needs = json.loads(capsys.readouterr().out)
     assert needs["trains"] is False and needs["datasets"] == [
-        {"dataset": "apclip_bench", "splits": ["bench_novel_val"], "videos": 96}]
+        {"dataset": "apclip_bench", "splits": ["bench_novel_val"], "videos": 768}]

@@ -60,6 +60,7 @@ import argparse
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -160,7 +161,7 @@ def _design_classes(seed: int = DESIGN_SEED) -> tuple[tuple[str, ...], ...]:
     * every value a novel class shows, some base class shows too (novel classes are new combinations);
     * names: a group shares an invented stem and each member adds its motion word ("zindling upward"); a class
       with its own look gets a stem and ONE word of one of its static values, chosen among the words at least
-      one other class of its split also carries ("red zindling"): a name that tells CLIP something true but
+      one other class of its split also shows ("red zindling"): a name that tells CLIP something true but
       never enough to pick the class on its own.
     """
     rng = np.random.default_rng(seed)
@@ -544,9 +545,18 @@ def _render_into(out: Path, seed: int, info: BenchmarkInfo) -> None:
     n_videos = TRAIN_PER_CLASS + VAL_PER_CLASS
     jobs = [(name, k, seed, str(out)) for name in info.classnames for k in range(n_videos)]
     boxes: dict[str, list[list[int]]] = {}
-    for job in progress(jobs, desc="rendering apclip_bench"):
-        rel, clip_boxes = _render_one(job)
-        boxes[rel] = clip_boxes
+    workers = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    if workers > 1:  # videos are independent: one per process, in list order (deterministic either way)
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers) as pool:
+            done = pool.map(_render_one, jobs, chunksize=32)
+            for rel, clip_boxes in progress(done, desc="rendering apclip_bench", total=len(jobs)):
+                boxes[rel] = clip_boxes
+    else:
+        for job in progress(jobs, desc="rendering apclip_bench"):
+            rel, clip_boxes = _render_one(job)
+            boxes[rel] = clip_boxes
 
     index = {n: i for i, n in enumerate(info.classnames)}
     base_index = {n: i for i, n in enumerate(info.base_classes)}

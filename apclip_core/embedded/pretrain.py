@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 MODEL_NAME = "apclip-tiny"
 PRETRAIN_VERSION = "1"
 WEIGHTS_FILE = "open_clip_model.pt"
-DEFAULTS = {"steps": 300, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.1, "warmup_fraction": 0.05}
+DEFAULTS = {"steps": 500, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.1, "warmup_fraction": 0.05}
 EVAL_FRAMES = 600
 
 
@@ -63,8 +63,9 @@ def pretrain_config(*, steps: int = DEFAULTS["steps"], batch_size: int = DEFAULT
     """Everything that determines the weights (its hash names the cache folder)."""
     render = json.dumps({"renderer": benchmark.renderer_spec(), "phrases": benchmark.PHRASES},
                         sort_keys=True, default=list)
+    architecture = (Path(__file__).resolve().parent.parent / "model" / "configs" / f"{MODEL_NAME}.json").read_bytes()
     return {
-        "model": MODEL_NAME, "steps": int(steps), "batch_size": int(batch_size), "lr": float(lr),
+        "model": MODEL_NAME, "architecture": hashlib.sha256(architecture).hexdigest()[:16], "steps": int(steps), "batch_size": int(batch_size), "lr": float(lr),
         "weight_decay": DEFAULTS["weight_decay"], "warmup_fraction": DEFAULTS["warmup_fraction"],
         "seed": int(seed), "pretrain_version": PRETRAIN_VERSION, "benchmark_version": benchmark.SPEC_VERSION,
         "renderer_hash": hashlib.sha256(render.encode()).hexdigest()[:16],

@@ -41,6 +41,8 @@ class TrainConfig:
     temporal_views: int = 2                  # evaluation views: the paper 2 x 2, fully supervised 3 x 4
     spatial_crops: int = 2
     flip: bool = True                        # horizontal flip augmentation (off for the benchmark: mirrored motion)
+    colour_jitter: bool = True               # colour jitter and grayscale (off for the benchmark: its classes are
+                                             # defined by colours, which jitter and grayscale would change)
     video_backend: str = "auto"              # auto (the faster decoder per container) | decord | pyav
     short_videos: str = "fail"               # a file whose frames stop decoding early: fail (counted as failed;
                                              # replaced in training) | pad (its decodable start; counted as padded)

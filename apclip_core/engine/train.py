@@ -331,7 +331,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     pretrained = resolve_pretrained(cfg, d)
     model, train_tf, _ = create_model_and_transforms(
         cfg.model_name, pretrained, temporal_module=cfg.temporal_module, quick_gelu=cfg.quick_gelu, device=device,
-        num_spatial_crops=cfg.spatial_crops, aug=AugConfig(flip=cfg.flip))
+        num_spatial_crops=cfg.spatial_crops, aug=AugConfig(flip=cfg.flip, **({} if cfg.colour_jitter else {"color_jitter_p": 0.0, "grayscale_p": 0.0})))
     prompt_file = resolve_prompt_file(cfg.prompt_file)
     bank = training_bank(cfg, classnames)
     classifier = PromptClassifier(model, bank, cfg.similarity, cfg.prompts_per_class_per_step).to(device)

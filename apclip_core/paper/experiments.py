@@ -50,7 +50,7 @@ METHODS["Base(ViFi-CLIP)"] = METHODS["ViFi-CLIP"]
 # Config fields added after runs were named, with their defaults: left out of a run's identity at that
 # default, so the names of runs trained before they existed stay valid (and those runs are reused).
 FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail", "quick_gelu": None,
-                      "missing_videos": "stop", "max_videos_per_split": 0}
+                      "missing_videos": "stop", "max_videos_per_split": 0, "colour_jitter": True}
 
 # Config fields that do not change a run's result (left out of its identity).
 _NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size"}
