@@ -133,3 +133,20 @@ def test_readme_claims_table_matches_the_tracked_tables():
     block = readme.split(report.CLAIMS_BEGIN, 1)[1].split(report.CLAIMS_END, 1)[0].strip()
     assert block == report.claims_table(reproduce.paths.PROJECT_ROOT / "figures").strip()
     assert not math.isnan(len(block))
+
+
+def test_classes_are_the_unit_when_answers_do_not_vary_within_a_class():
+    """24 classes of 32 videos, each class all right or all wrong: drawing videos would see 768 observations,
+    drawing classes sees 24, and its interval is the wider, honest one."""
+    labels = np.repeat(np.arange(24), 32)
+    rng = np.random.default_rng(0)
+    base, method = {}, {}
+    right = rng.uniform(size=24) < 0.4
+    flip = rng.uniform(size=24)
+    better = np.where(right, flip > 0.1, flip < 0.3)         # wins on some classes, losses on others
+    for s in (1, 2, 3):                                      # every seed the same: only the sampling is left
+        base[s], method[s] = {"novel": right[labels]}, {"novel": better[labels]}
+    by_video = stats.paired_gain(method, base, stats.top1("novel"), splits=["novel"])
+    by_class = stats.paired_gain(method, base, stats.top1("novel"), splits=["novel"], clusters={"novel": labels})
+    assert by_class.gain == pytest.approx(by_video.gain)
+    assert (by_class.high - by_class.low) > 2 * (by_video.high - by_video.low)

@@ -8,9 +8,24 @@ graph) let a CLIP model recognise actions it was never trained on. Real datasets
 GPU time to test that; this benchmark tests the same premise in seconds on a CPU, and in a way
 that can be explained completely:
 
-* Class names are INVENTED pronounceable words ("blorping", "zindling", ...). No model, tiny or
-  web-scale, has seen them, so the single prompt "a video of {name}" carries no visual
-  information for a class the model was not fine-tuned on. Only descriptions of attributes do.
+Design principles (spec 2), fixed before any result was looked at; the results are reported as they came:
+
+1. **Names carry partial meaning, as real class names do.** A name is an invented stem plus ONE word the
+   tiny CLIP's pretraining has seen with its visual meaning ("red zindling", "sand wuzzling": ``NAME_WORDS``),
+   true of the class and shared with other classes of its split, so the single prompt "a video of {name}" is
+   informative but never enough. Motion-only groups share a stem and add a motion word ("narping upward" /
+   "downward" / "sideways"), which single-frame pretraining never saw: like SSv2's names, only fine-tuning on
+   base classes can teach it.
+2. **Enough classes and videos, and an honest count of them.** 48 classes (24 base, 24 novel), 32 validation
+   videos each (768 novel videos), compared paired (two methods on the same videos) over three seeds. The
+   tiny models answer nearly all videos of a class alike (the videos differ only by jitter), so the tables'
+   intervals draw whole classes (``paper.stats``): 24 novel units, not 768.
+3. **The temporally hard case is large enough to measure.** In each split 4 groups of 3 classes share every
+   static value and differ only in motion (direction; or speed and pattern): half the classes.
+4. **Novel classes are new combinations of known values.** Every value a novel class shows, a base class shows.
+5. **The benchmark is not tuned until a claim holds.** The class table comes from these rules by a seeded
+   search (``_design_classes``), never from looking at a table's gain.
+
 * Every class is a tuple of 12 attribute values, one per key of the attribute graph, and every
   value is rendered visibly with a short English phrase attached to it (``PHRASES``):
 
@@ -33,23 +48,15 @@ that can be explained completely:
   ====================  ==================================================================
 
   Static attributes (Scene, Actor) are visible in every frame; Body attributes only across frames.
-* 24 classes: 12 base, 12 novel (``CLASS_TABLE``). The 20 distinct static "looks" differ
-  pairwise in at least 5 of the 8 static attributes. Two base pairs and two novel pairs share ALL
-  static attributes and differ only in motion (speed, or direction): the temporally hard case,
-  like SSv2. Every attribute value used by a novel class also occurs in some base class, so the
-  novel classes are new COMBINATIONS of known values (the open-vocabulary setting).
+* ``CLASS_TABLE`` is derived from the rules above; any two of its 32 static looks differ in at least 3 of
+  the 8 static attributes.
 * The tiny CLIP (``apclip_core.embedded.pretrain``) is pretrained on single frames with random attribute
-  combinations described by the same phrases (``sample_pretraining_pairs``), never class names:
-  it plays the role of web-scale image-text pretraining, which knows what "dressed in red" looks
-  like but not what "blorping" means.
-
-So the expected (and tested) outcome is honest rather than rigged: after base-class
-fine-tuning, "a video of {name}" is near chance on novel classes, attribute prompts (+ MAKA)
-recover the static attributes, and the motion-only pairs stay hard for anything that ignores
-time.
+  combinations described by the same phrases and name words (``sample_pretraining_pairs``), never class
+  names or motion: it plays the role of web-scale image-text pretraining, which knows what "dressed in red"
+  looks like but not what "zindling" means.
 
 Files (relative to the root, default ``paths.data_dir()/"apclip_bench"``): real videos written
-with PyAV, alternating MP4/H.264 and AVI/MPEG-4 Part 2, 80x64 (W x H), 8 fps, 16-24 frames;
+with PyAV, alternating MP4/H.264 and AVI/MPEG-4 Part 2, 80x64 (W x H), 8 fps, 12-16 frames;
 the same list and label formats as the public ViFi-CLIP protocols; per-frame actor boxes;
 ``classes.json`` with the attribute phrases; ``manifest.json`` with a spec hash that makes
 ``render_benchmark`` idempotent. Everything is deterministic given the seed.

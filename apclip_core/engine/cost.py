@@ -66,7 +66,7 @@ def requirements(cfg: TrainConfig) -> list[str]:
         hf = os.environ.get("HF_HOME", "~/.cache/huggingface")
         needs[-1] += f" (fetched once from the Hugging Face hub into {hf}/hub; set HF_HUB_OFFLINE=1 afterwards)"
     elif cfg.pretrained == "tiny":
-        needs[-1] += " (contrastively pretrained on the embedded benchmark; cached, ~3 min on first use)"
+        needs[-1] += " (contrastively pretrained on the embedded benchmark; cached, ~6 min on first use)"
     elif cfg.pretrained:
         needs[-1] += f" (file must exist: {'yes' if Path(cfg.pretrained).is_file() else 'NO'})"
     if cfg.protocol.startswith("bench_"):

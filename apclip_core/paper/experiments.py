@@ -154,6 +154,14 @@ def per_video(run_dir: Path, evaluated_as: Optional[str] = None) -> dict[str, "n
     return out
 
 
+def video_labels(run_dir: Path) -> dict[str, "np.ndarray"]:
+    """Each evaluation split of a finished run -> the label of each video of its list (what paired comparisons
+    group videos by when they draw whole classes: paper.stats.paired_gain's clusters)."""
+    import numpy as np
+
+    return {r["split"]: np.asarray(r.get("labels") or []) for r in _split_results(Path(run_dir))}
+
+
 def _slug(method: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", method.lower()).strip("-")
 

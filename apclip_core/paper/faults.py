@@ -2,7 +2,7 @@
 
 An instrument is worth what it detects. Each fault below breaks one thing the paper's method relies on, at
 evaluation time, in the models the smoke tables trained (the same runs, every seed), and the drop is measured
-like a table's gain: paired on the same videos, a two-level bootstrap over seeds and videos (paper.stats).
+like a table's gain: paired on the same videos, a two-level bootstrap over seeds and classes (paper.stats).
 A fault is *detected* when the whole 95% interval of (correct - faulty) lies above 0.
 
     maka_to_mean            AP-CLIP scored with mean pooling instead of MAKA (its action-conditioned prompts kept)
@@ -102,6 +102,7 @@ def measure_faults(seeds: Sequence[int] = (1, 2, 3), *, config: str = "bench_bas
     from apclip_core.prompts.strategies import build_prompt_bank
 
     correct: dict[str, dict] = {name: {} for name in ("ok", *FAULTS, "ok_motion")}
+    classes: dict[str, np.ndarray] = {}
 
     def trained(method: str, seed: int):
         (_, _, run_overrides), = experiments.grid_runs(config, [method], seeds=[seed], overrides=overrides,
@@ -119,6 +120,7 @@ def measure_faults(seeds: Sequence[int] = (1, 2, 3), *, config: str = "bench_bas
         ok, mean, swap, body = evaluate_variants(model, split, [(bank, "maka"), (bank, "mean"),
                                                                 (swapped(bank, seed=seed), "maka"), (no_body, "maka")],
                                                  view=cfg.view(), batch_size=32)
+        classes["novel"] = np.asarray(ok.labels)
         for name, result in (("ok", ok), ("maka_to_mean", mean), ("swapped_prompts", swap),
                              ("no_body_prompts", body)):
             correct[name][seed] = {NOVEL_SPLIT: _correct(result)}
@@ -127,11 +129,14 @@ def measure_faults(seeds: Sequence[int] = (1, 2, 3), *, config: str = "bench_bas
         bank = build_prompt_bank(cfg.prompt_strategy, motion.classnames, cfg.prompt_file)
         (kept,) = evaluate_variants(model, motion, [(bank, cfg.similarity)], view=cfg.view(), batch_size=32)
         correct["ok_motion"][seed] = {NOVEL_SPLIT: _correct(kept)}
+        classes["motion"] = np.asarray(kept.labels)
         correct["shuffled_motion_frames"][seed] = {NOVEL_SPLIT: _shuffled_correct(model, motion, bank, cfg, seed)}
     rows = []
     for name, description in FAULTS.items():
         reference = correct["ok_motion" if name == "shuffled_motion_frames" else "ok"]
-        g = stats.paired_gain(reference, correct[name], stats.top1(NOVEL_SPLIT), splits=[NOVEL_SPLIT])
+        group = classes["motion" if name == "shuffled_motion_frames" else "novel"]
+        g = stats.paired_gain(reference, correct[name], stats.top1(NOVEL_SPLIT), splits=[NOVEL_SPLIT],
+                              clusters={NOVEL_SPLIT: group})
         rows.append({"fault": name, "description": description, "drop": g.gain, "low": g.low, "high": g.high,
                      "detected": g.verdict == "holds", "seeds": g.seeds, "videos": g.videos,
                      "correct_top1": float(np.mean([100 * r[NOVEL_SPLIT].mean() for r in reference.values()]))})

@@ -10,6 +10,10 @@ both with a two-level bootstrap:
     draw each split's videos with replacement (the same draw for every seed and both methods), and
     recompute the gain = mean over the drawn seeds of statistic(method) - statistic(baseline)
 
+Drawn videos are independent only when a model's answers vary from video to video; where they hardly vary
+within a class (the embedded benchmark's classes are mostly all right or all wrong), the tables draw whole
+CLASSES instead (`clusters`), so an interval rests on as many units as there really are.
+
 The 95% interval is the 2.5 and 97.5 percentiles of the replicates; the point estimate is the gain on all
 videos and seeds. The verdict on a claim "method beats baseline" is:
 
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -90,9 +94,15 @@ def _stack(correct: Correct, seeds: Sequence, split: str) -> np.ndarray:
 
 
 def paired_gain(method: Correct, baseline: Correct, statistic, *, splits: Sequence[str],
+                clusters: Optional[Mapping[str, np.ndarray]] = None,
                 replicates: int = BOOTSTRAP_REPLICATES, seed: int = 0) -> Gain:
     """The gain statistic(method) - statistic(baseline), mean over the seeds both have, with its two-level
-    bootstrap interval and verdict (module docstring). `splits` are the splits the statistic reads."""
+    bootstrap interval and verdict (module docstring). `splits` are the splits the statistic reads.
+
+    clusters: per split, each video's class (its label). Given, the bootstrap draws CLASSES with replacement and
+    keeps every video of a drawn class: the honest unit when a model's answers hardly vary within a class (the
+    embedded benchmark: most classes are all right or all wrong), where drawing videos would count one class's
+    32 near-identical videos as 32 independent observations."""
     seeds = [s for s in method if s in baseline]
     if not seeds:
         raise ValueError("no seed was run for both methods: nothing to compare")
@@ -110,10 +120,18 @@ def paired_gain(method: Correct, baseline: Correct, statistic, *, splits: Sequen
     acc_m, acc_b = {}, {}
     for sp in splits:
         n = m[sp].shape[1]
-        # video draws as counts: acc[b, s] = sum_v counts[b, v] * correct[s, v] / n (one matrix product)
-        counts = np.zeros((replicates, n), np.float32)
-        np.add.at(counts, (np.arange(replicates)[:, None], rng.integers(0, n, size=(replicates, n))), 1.0)
-        per_seed_m, per_seed_b = 100 * counts @ m[sp].T / n, 100 * counts @ b[sp].T / n   # [B, S]
+        # draws as counts: acc[b, s] = sum_v counts[b, v] * correct[s, v] / sum_v counts[b, v] (one matrix product)
+        if clusters is not None:
+            groups, index = np.unique(np.asarray(clusters[sp]), return_inverse=True)
+            drawn = np.zeros((replicates, len(groups)), np.float32)
+            np.add.at(drawn, (np.arange(replicates)[:, None],
+                              rng.integers(0, len(groups), size=(replicates, len(groups)))), 1.0)
+            counts = drawn[:, index]                                             # a class's videos come together
+        else:
+            counts = np.zeros((replicates, n), np.float32)
+            np.add.at(counts, (np.arange(replicates)[:, None], rng.integers(0, n, size=(replicates, n))), 1.0)
+        total = counts.sum(1, keepdims=True)
+        per_seed_m, per_seed_b = 100 * counts @ m[sp].T / total, 100 * counts @ b[sp].T / total   # [B, S]
         acc_m[sp] = np.take_along_axis(per_seed_m, seed_draw, axis=1)
         acc_b[sp] = np.take_along_axis(per_seed_b, seed_draw, axis=1)
     gains = (statistic(acc_m) - statistic(acc_b)).mean(axis=1)
