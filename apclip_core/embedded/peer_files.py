@@ -24,7 +24,7 @@ from typing import Optional
 import torch
 
 # the layouts this module writes: the importer's --from names, plus xclip (a layout it refuses)
-LAYOUTS = ("openai", "vificlip", "ost", "openvclip", "froster", "xclip")
+LAYOUTS = ("openai", "vificlip", "ost", "openvclip", "froster", "xclip", "mote", "tcclip")
 
 
 class YacsStandIn:
@@ -47,6 +47,60 @@ class YacsStandIn:
         config.CfgNode, yacs.config = CfgNode, config
         sys.modules["yacs"], sys.modules["yacs.config"] = yacs, config
         return CfgNode
+
+    def __exit__(self, *exc):
+        for name, module in self._saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+class OmegaConfStandIn:
+    """Registers stand-ins for omegaconf's DictConfig, ListConfig, AnyNode, Metadata and ContainerMetadata
+    while active, so that `to_dict_config(d)` pickles as TC-CLIP's hydra config does: the same class names and
+    the same state (_metadata with typing.Any types and a defaultdict resolver cache, _parent, _content of
+    nodes holding _val). omegaconf need not be installed; whatever was imported before is put back on exit."""
+    MODULES = ("omegaconf", "omegaconf.base", "omegaconf.nodes", "omegaconf.dictconfig", "omegaconf.listconfig")
+
+    def __enter__(self):
+        import collections
+        import typing
+
+        classes = {}
+        for module, name in (("omegaconf.base", "Metadata"), ("omegaconf.base", "ContainerMetadata"),
+                             ("omegaconf.nodes", "AnyNode"), ("omegaconf.dictconfig", "DictConfig"),
+                             ("omegaconf.listconfig", "ListConfig")):
+            cls = type(name, (), {})
+            cls.__module__, cls.__qualname__ = module, name
+            classes[name] = cls
+        self._saved = {name: sys.modules.get(name) for name in self.MODULES}
+        for name in self.MODULES:
+            sys.modules[name] = types.ModuleType(name)
+        for name, cls in classes.items():
+            setattr(sys.modules[cls.__module__], name, cls)
+
+        def metadata(kind, key, object_type):
+            meta = classes[kind]()
+            meta.__dict__.update(ref_type=typing.Any, object_type=object_type, optional=True, key=key, flags={},
+                                 flags_root=False, resolver_cache=collections.defaultdict(dict))
+            if kind == "ContainerMetadata":
+                meta.__dict__.update(key_type=typing.Any, element_type=typing.Any)
+            return meta
+
+        def node(value, key, parent):
+            if isinstance(value, (dict, list)):
+                container = classes["DictConfig" if isinstance(value, dict) else "ListConfig"]()
+                container.__dict__.update(_metadata=metadata("ContainerMetadata", key, type(value)), _parent=parent)
+                items = value.items() if isinstance(value, dict) else enumerate(value)
+                content = {k: node(v, k, container) for k, v in items}
+                container._content = content if isinstance(value, dict) else list(content.values())
+                return container
+            leaf = classes["AnyNode"]()
+            leaf.__dict__.update(_metadata=metadata("Metadata", key, None), _parent=parent, _val=value)
+            return leaf
+
+        return lambda config: node(config, None, None)
 
     def __exit__(self, *exc):
         for name, module in self._saved.items():
@@ -112,13 +166,114 @@ def xclip_model(sd: dict, generator: torch.Generator) -> dict:
     return out
 
 
-def write_peer_file(layout: str, sd: dict, path: str | Path, *, seed: int = 0) -> Path:
+# ---- MoTE and TC-CLIP: a CLIP plus modules of their own ------------------------------------------------
+def _block(width: int, generator: torch.Generator, prefix: str, names=("ln_1", "ln_2")) -> dict:
+    out = {}
+    for ln in names:
+        out[f"{prefix}{ln}.weight"] = 1 + 0.1 * torch.randn(width, generator=generator)
+        out[f"{prefix}{ln}.bias"] = 0.1 * torch.randn(width, generator=generator)
+    return out
+
+
+def mote_fusion(sd: dict, generator: torch.Generator, *, layers: int = 2, experts: int = 3, classes: int = 12,
+                positions: int = 77) -> dict:
+    """MoTE's fusion_model_state_dict for the CLIP `sd`: the K-400 class features (here `classes` random unit
+    rows), learned frame positions, `layers` temporal blocks of `experts` MLP experts; the fusion weight is
+    saved as zeros, as MoTE never trains it."""
+    d = _embed_dim(sd)
+    out = {"spe_cls_feature": torch.nn.functional.normalize(torch.randn(classes, d, generator=generator), dim=-1),
+           "frame_position_embeddings.weight": 0.2 * torch.randn(positions, d, generator=generator)}
+    for i in range(layers):
+        b = f"transformer.resblocks.{i}."
+        out[b + "attn.in_proj_weight"] = 0.2 * torch.randn(3 * d, d, generator=generator)
+        out[b + "attn.in_proj_bias"] = 0.1 * torch.randn(3 * d, generator=generator)
+        out[b + "attn.out_proj.weight"] = 0.2 * torch.randn(d, d, generator=generator)
+        out[b + "attn.out_proj.bias"] = 0.1 * torch.randn(d, generator=generator)
+        out.update(_block(d, generator, b))
+        out[b + "mlp.mote_fusion_weight"] = torch.zeros(experts)
+        for e in range(experts):
+            out[f"{b}mlp.fc_up.{e}.weight"] = 0.2 * torch.randn(4 * d, d, generator=generator)
+            out[f"{b}mlp.fc_up.{e}.bias"] = 0.1 * torch.randn(4 * d, generator=generator)
+            out[f"{b}mlp.fc_dn.{e}.weight"] = 0.1 * torch.randn(d, 4 * d, generator=generator)
+            out[f"{b}mlp.fc_dn.{e}.bias"] = 0.1 * torch.randn(d, generator=generator)
+    return out
+
+
+def mote_payload(sd: dict, fusion: dict) -> dict:
+    """What MoTE's epoch_saving writes (no prefix): the image tower and logit scale only (its text side is
+    the original CLIP's, never saved), the temporal module, the optimizer."""
+    visual = {k: v for k, v in sd.items() if k.startswith("visual.") or k == "logit_scale"}
+    return {"epoch": 29, "model_state_dict": OrderedDict(visual), "fusion_model_state_dict": OrderedDict(fusion),
+            "optimizer_state_dict": {"state": {}, "param_groups": [{"lr": 8e-6, "params": [0]}]}}
+
+
+# the settings TC-CLIP's config holds that shapes cannot tell (its released trainer config, shrunk to tiny models)
+TCCLIP_TINY_CONFIG = {"num_frames": 4, "context_token_k": 6, "seed_token_a": 0.3, "tome_r": 4, "tome_d": 0,
+                      "n_ctx": 4, "ctx_init": "a photo of a", "context_length": 30, "model_arch": "ViT-B/16",
+                      "positional_embedding_type": "space", "local_global_bias": True, "wise_ft": 0.0}
+
+
+def tcclip_extras(sd: dict, generator: torch.Generator, *, n_ctx: int = 4, classes: int = 3,
+                  context_length: int = 30) -> dict:
+    """TC-CLIP's own parameters for the CLIP `sd`, in its names (after 'module.'): the learned context, the
+    prompt-generation layer, the local/global bias of visual blocks 1.., and the prompt learner's buffers
+    (embeddings of the training class prompts, deleted by its loader)."""
+    import re
+
+    w, vw = _text_width(sd), int(sd["visual.conv1.weight"].shape[0])
+    heads = vw // 64
+    visual_layers = {int(m.group(1)) for k in sd if (m := re.match(r"visual\.transformer\.resblocks\.(\d+)\.", k))}
+    out = {"prompt_learner.ctx": 0.2 * torch.randn(n_ctx, w, generator=generator),
+           "prompt_learner.token_prefix": torch.randn(classes, 1, w, generator=generator),
+           "prompt_learner.token_suffix": torch.randn(classes, context_length - 1 - n_ctx, w, generator=generator)}
+    for i in sorted(visual_layers)[1:]:
+        out[f"image_encoder.transformer.resblocks.{i}.attn.local_global_bias_table"] = \
+            0.5 * torch.randn(heads, 1, 2, generator=generator)
+    g = "text_encoder.prompt_generation_layer.0."
+    out[g + "attn.in_proj_weight"] = 0.2 * torch.randn(3 * w, w, generator=generator)
+    out[g + "attn.in_proj_bias"] = 0.1 * torch.randn(3 * w, generator=generator)
+    out[g + "attn.out_proj.weight"] = 0.2 * torch.randn(w, w, generator=generator)
+    out[g + "attn.out_proj.bias"] = 0.1 * torch.randn(w, generator=generator)
+    out.update(_block(w, generator, g, ("ln_1", "ln_1_kv", "ln_2")))
+    out[g + "mlp.c_fc.weight"] = 0.2 * torch.randn(4 * w, w, generator=generator)
+    out[g + "mlp.c_fc.bias"] = 0.1 * torch.randn(4 * w, generator=generator)
+    out[g + "mlp.c_proj.weight"] = 0.1 * torch.randn(w, 4 * w, generator=generator)
+    out[g + "mlp.c_proj.bias"] = 0.1 * torch.randn(w, generator=generator)
+    return out
+
+
+def tcclip_model(sd: dict, extras: dict) -> dict:
+    """TC-CLIP's weights as its DDP model saves them: module.image_encoder.* with each attention's in_proj
+    split into q_proj/k_proj/v_proj, module.text_encoder.* without token embedding, module.logit_scale, and
+    its own parameters (`tcclip_extras`)."""
+    out = {}
+    for k, v in sd.items():
+        if k.startswith("visual."):
+            k = "image_encoder." + k[len("visual."):]
+            if k.endswith(("attn.in_proj_weight", "attn.in_proj_bias")):
+                kind = k.rsplit("_", 1)[1]
+                for name, part in zip(("q_proj", "k_proj", "v_proj"), v.chunk(3)):
+                    out[f"module.{k.rsplit('.', 1)[0]}.{name}.{kind}"] = part.clone()
+                continue
+        elif k == "token_embedding.weight":
+            continue
+        elif k != "logit_scale":
+            k = "text_encoder." + k
+        out["module." + k] = v
+    out.update({"module." + k: v for k, v in extras.items()})
+    return out
+
+
+def write_peer_file(layout: str, sd: dict, path: str | Path, *, seed: int = 0, extras: Optional[dict] = None,
+                    config: Optional[dict] = None) -> Path:
     """Write the OpenAI-layout CLIP state dict `sd` at `path` as `layout`'s released file does.
 
     openai: the state dict itself. vificlip: the trainer payload with the yacs config, no token embedding,
     and the prompt learner (token embeddings of its training prompts) that its own loader deletes.
     ost: the same payload, token embedding included. openvclip: the SWA file. froster: with its projectors.
-    xclip: the trainer payload of an X-CLIP model."""
+    xclip: the trainer payload of an X-CLIP model. mote: MoTE's file, `extras` its fusion_model_state_dict
+    (default: `mote_fusion`). tcclip: TC-CLIP's trainer payload, `extras` its own parameters (default:
+    `tcclip_extras`) and `config` the settings pickled as an omegaconf DictConfig (default: TCCLIP_TINY_CONFIG)."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; valid: {', '.join(LAYOUTS)}")
     path = Path(path)
@@ -137,6 +292,15 @@ def write_peer_file(layout: str, sd: dict, path: str | Path, *, seed: int = 0) -
             model["module.prompt_learner.token_suffix"] = torch.randn(3, 5, width, generator=g)
         with YacsStandIn() as cfg_node:
             torch.save(trainer_payload(model, cfg_node), path)
+    elif layout == "mote":
+        torch.save(mote_payload(sd, extras if extras is not None else mote_fusion(sd, g)), path)
+    elif layout == "tcclip":
+        model = tcclip_model(sd, extras if extras is not None else tcclip_extras(sd, g))
+        with OmegaConfStandIn() as dict_config:
+            payload = {"model": model, "optimizer": {"state": {}, "param_groups": [{"lr": 8e-6, "params": [0]}]},
+                       "lr_scheduler": {"t_initial": 10}, "max_accuracy": 54.2, "epoch": 9,
+                       "config": dict_config(dict(config if config is not None else TCCLIP_TINY_CONFIG))}
+            torch.save(payload, path)
     elif layout == "openvclip":
         torch.save(openvclip_layout(sd), path)
     else:

@@ -98,7 +98,13 @@ FORMATS: dict[str, SourceFormat] = {
     "openvclip": SourceFormat("openvclip", "Open-VCLIP", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, 0.5,
                               "patching"),
     "froster": SourceFormat("froster", "FROSTER", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, None),
+    # more than a CLIP (model.mote, model.tcclip): scored by their own zero_shot_logits, no frame pooling
+    "mote": SourceFormat("mote", "MoTE", CLIP_MEAN, CLIP_STD, None, False, 0.01, "MoTE's weight patch"),
+    "tcclip": SourceFormat("tcclip", "TC-CLIP", tuple(m / 255 for m in IMAGENET_MEAN_255),
+                           tuple(s / 255 for s in IMAGENET_STD_255), None, False, None, "WiSE-FT"),
 }
+PEER_MODELS = ("mote", "tcclip")     # formats whose models are apclip's re-implementations, not a plain CLIP
+MOTE_FRAMES, TCCLIP_WISE_FT_EVAL = 8, 0.7   # MoTE's clips; the alpha of TC-CLIP's WiSE-FT evaluation script
 
 # training-only keys, named in the peers' code: never part of the model
 DROPPED_PREFIXES = {"vificlip": ("prompt_learner.",), "froster": ("projector_v.", "projector_t.")}
@@ -120,11 +126,40 @@ class CfgDict(dict):
     """A yacs CfgNode read back as a plain dict; yacs' own attributes land in __dict__, unused."""
 
 
+class PickledConfigObject(dict):
+    """An omegaconf object (DictConfig, ListConfig, a node, its metadata) read back without omegaconf: built
+    empty whatever the pickle passes, its state landing in __dict__ (`plain_config` reads the values). Calling
+    it runs nothing, so trusting the names it stands for is safe."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__()
+
+
+def plain_config(obj):
+    """A config read by the restricted unpickler as plain Python: omegaconf containers as dicts and lists of
+    their nodes' values (interpolations stay the strings they were), yacs nodes as dicts."""
+    if isinstance(obj, PickledConfigObject):
+        state = obj.__dict__
+        if "_content" in state:
+            return plain_config(state["_content"])
+        if "_val" in state:
+            return plain_config(state["_val"])
+        return None
+    if isinstance(obj, dict):
+        return {k: plain_config(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain_config(v) for v in obj]
+    return obj
+
+
 def _allowed_globals() -> dict[tuple[str, str], object]:
     allowed = {("collections", "OrderedDict"): OrderedDict, ("builtins", "set"): set,
                ("builtins", "frozenset"): frozenset, ("_codecs", "encode"): __import__("codecs").encode,
                ("torch", "Size"): torch.Size, ("torch", "device"): torch.device,
-               ("yacs.config", "CfgNode"): CfgDict}
+               ("yacs.config", "CfgNode"): CfgDict,
+               # TC-CLIP pickles an omegaconf DictConfig: its metadata names these (calling them is harmless)
+               ("typing", "Any"): PickledConfigObject, ("collections", "defaultdict"): PickledConfigObject,
+               ("builtins", "dict"): dict, ("builtins", "list"): list, ("builtins", "int"): int}
     for name in ("_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state"):
         if hasattr(torch._utils, name):
             allowed[("torch._utils", name)] = getattr(torch._utils, name)
@@ -152,7 +187,8 @@ class RefusedGlobal(pickle.UnpicklingError):
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickles tensors, plain containers and yacs CfgNode (as CfgDict); refuses every other global."""
+    """Unpickles tensors, plain containers, yacs CfgNode (as CfgDict) and omegaconf's objects (as
+    PickledConfigObject); refuses every other global."""
     ALLOWED: dict = {}
 
     def find_class(self, module: str, name: str):
@@ -162,6 +198,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         if (module, name) in _compat_pickle.NAME_MAPPING:
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if module.split(".")[0] == "omegaconf":
+            return PickledConfigObject
         try:
             return RestrictedUnpickler.ALLOWED[(module, name)]
         except KeyError:
@@ -205,7 +243,7 @@ def read_file(path: str | Path, what: str = "SRC"):
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_restricted_pickle_module())
     except RefusedGlobal as e:
-        raise ConvertError(f"{what} {path}: {e}. apclip reads only tensors, plain containers and yacs configs "
+        raise ConvertError(f"{what} {path}: {e}. apclip reads only tensors, plain containers and yacs or omegaconf configs "
                            "from a pickle; re-save the weights as a plain state dict of tensors") from None
     except Exception as e:  # noqa: BLE001
         raise ConvertError(f"{what} {path}: not a PyTorch checkpoint ({type(e).__name__}: {e})") from None
@@ -226,8 +264,12 @@ def detect_format(payload) -> tuple[Optional[str], str]:
         return None, f"the file holds a {type(payload).__name__}, not a dict of weights"
     if "state_dict" in payload and "config" in payload and isinstance(payload.get("config"), str):
         return "apclip", "keys 'state_dict' and 'config' (already an apclip checkpoint)"
+    if isinstance(payload.get("model_state_dict"), dict) and isinstance(payload.get("fusion_model_state_dict"), dict):
+        return "mote", "'model_state_dict' and 'fusion_model_state_dict' (MoTE's image tower and temporal module)"
     if isinstance(payload.get("model"), dict):
         keys = _strip(payload["model"], "module.")
+        if any(".attn.q_proj." in k or "prompt_generation_layer." in k for k in keys):
+            return "tcclip", "'model' with split q_proj/k_proj/v_proj attention and a prompt_generation_layer"
         if any(m in k for k in keys for m in XCLIP_MARKERS):
             return "xclip", "X-CLIP modules (mit., prompts_generator., message_ attention)"
         if any(k.startswith("image_encoder.") for k in keys):
@@ -410,7 +452,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_strict(clip: torch.nn.Module, sd: dict, src: Path) -> None:
+def load_strict(clip: torch.nn.Module, sd: dict, src: Path, what: str = "a CLIP of the inferred architecture") -> None:
     """load_state_dict, after checking every key is used and every needed key present, shapes equal."""
     expected = clip.state_dict()
     missing = sorted(set(expected) - set(sd))
@@ -426,14 +468,134 @@ def load_strict(clip: torch.nn.Module, sd: dict, src: Path) -> None:
                          f"{' ...' if len(unexpected) > 20 else ''}")
         if shapes:
             parts.append(f"shape mismatches: {'; '.join(shapes[:10])}")
-        raise ConvertError(f"{src}: the weights do not fit a CLIP of the inferred architecture (names after "
-                           f"renaming to OpenAI's layout): " + " | ".join(parts))
+        raise ConvertError(f"{src}: the weights do not fit {what} (names after "
+                           f"renaming to apclip's layout): " + " | ".join(parts))
     clip.load_state_dict(sd, strict=True)
+
+
+# ---- MoTE and TC-CLIP: a CLIP plus modules of their own ---------------------------------------------------
+def _standard_name_of_visual(sd: dict) -> str:
+    """The OpenAI model whose image tower has these shapes (to fetch the matching original CLIP), else a
+    description that load_base refuses with the valid choices."""
+    conv = sd.get("visual.conv1.weight")
+    if conv is not None:
+        grid = round((sd["visual.positional_embedding"].shape[-2] - 1) ** 0.5)
+        for name in STANDARD_MODELS:
+            v = open_clip.get_model_config(name)["vision_cfg"]
+            if (v["width"], v["patch_size"], v["image_size"], v["layers"]) == (
+                    conv.shape[0], conv.shape[-1], grid * conv.shape[-1],
+                    _count_blocks(sd, "visual.transformer.resblocks.")):
+                return name
+    return "an architecture that is not OpenAI's"
+
+
+def mote_layout(payload) -> tuple[dict, dict, dict]:
+    """(image tower + logit scale in OpenAI names, the temporal module's state, its shape) of a MoTE file."""
+    visual = payload["model_state_dict"]
+    fusion = {k: v.detach().float() for k, v in payload["fusion_model_state_dict"].items()}
+    bad = [k for k in visual if not (k.startswith("visual.") or k == "logit_scale")]
+    if bad:
+        raise ConvertError(f"model_state_dict holds keys beyond MoTE's image tower: {', '.join(bad[:10])}")
+    if "spe_cls_feature" not in fusion or "frame_position_embeddings.weight" not in fusion:
+        raise ConvertError("fusion_model_state_dict lacks spe_cls_feature or frame_position_embeddings.weight: "
+                           "not MoTE's temporal module")
+    classes, width = fusion["spe_cls_feature"].shape
+    experts = len({k.split(".")[5] for k in fusion if k.startswith("transformer.resblocks.0.mlp.fc_up.")})
+    shape = {"width": int(width), "layers": _count_blocks(fusion, "transformer.resblocks."), "experts": experts,
+             "positions": int(fusion["frame_position_embeddings.weight"].shape[0]), "classes": int(classes)}
+    return {k: v.detach().float() for k, v in visual.items()}, fusion, shape
+
+
+def tcclip_layout(payload) -> tuple[dict, dict, list[str]]:
+    """(the CLIP in OpenAI names, q/k/v joined into in_proj, no token embedding; TC-CLIP's own parameters in
+    model.tcclip's names; the dropped prompt-learner buffers) of a TC-CLIP file."""
+    sd, extras, dropped, split, bias_tables = {}, {}, [], {}, {}
+    for key, value in payload["model"].items():
+        k = key[len("module."):] if key.startswith("module.") else key
+        value = value.detach().float()
+        if k in ("prompt_learner.token_prefix", "prompt_learner.token_suffix"):
+            dropped.append(key)          # embeddings of the training class names: rebuilt per label set
+        elif k == "prompt_learner.ctx":
+            extras["ctx"] = value
+        elif k.startswith("text_encoder.prompt_generation_layer."):
+            rest = k[len("text_encoder.prompt_generation_layer."):]
+            if not rest.startswith("0."):
+                raise ConvertError(f"{key}: more than one prompt-generation layer; apclip reads TC-CLIP's released "
+                                   "models, which have one (prompt_generation_layer_level 12)")
+            extras["prompt_generation_layer." + rest[2:]] = value
+        elif k.startswith("image_encoder."):
+            k = "visual." + k[len("image_encoder."):]
+            m = re.match(r"(.*)\.attn\.([qkv])_proj\.(weight|bias)$", k)
+            if m:
+                split[(m.group(1), m.group(3), m.group(2))] = value
+            elif k.endswith(".attn.local_global_bias_table"):
+                bias_tables[k] = value
+            else:
+                sd[k] = value
+        elif k.startswith("text_encoder."):
+            sd[k[len("text_encoder."):]] = value
+        else:
+            sd[k] = value
+    for block, kind in sorted({(b, kind) for b, kind, _ in split}):
+        parts = [split.get((block, kind, name)) for name in "qkv"]
+        if any(p is None for p in parts):
+            raise ConvertError(f"{block}.attn: q_proj/k_proj/v_proj.{kind} incomplete")
+        sd[f"{block}.attn.in_proj_{kind}"] = torch.cat(parts)
+    layers = _count_blocks(sd, "visual.transformer.resblocks.")
+    heads = int(sd["visual.conv1.weight"].shape[0]) // 64
+    prefix = "visual.transformer.resblocks."
+    if f"{prefix}0.attn.local_global_bias_table" in bias_tables:
+        raise ConvertError("visual block 0 has a local_global_bias_table; TC-CLIP's first block has none")
+    tables = [bias_tables.get(f"{prefix}{i}.attn.local_global_bias_table") for i in range(1, layers)]
+    if bias_tables and any(t is None for t in tables):
+        raise ConvertError("local_global_bias_table is missing in some visual blocks")
+    # without the bias (local_global_bias: false) every logit gets 0: the same as zero tables
+    extras["local_global_bias"] = (torch.stack([t[:, 0, :] for t in tables]) if bias_tables
+                                   else torch.zeros(layers - 1, heads, 2))
+    return sd, extras, dropped
+
+
+def tcclip_settings(payload, sd: dict, extras: dict, src: Path) -> tuple[dict, list[str]]:
+    """TC-CLIP's settings that shapes cannot tell (frames, context tokens k, seed ratio a, ToMe r, context
+    length...), from the config pickled in its file, else its released config's; and the keys so defaulted."""
+    from apclip_core.model.tcclip import DEFAULTS
+
+    cfg = plain_config(payload.get("config"))
+    cfg = cfg if isinstance(cfg, dict) else {}
+    settings, defaulted = {}, []
+    for key, default in DEFAULTS.items():
+        settings[key] = cfg.get(key, default) if cfg.get(key) is not None else default
+        if cfg.get(key) is None:
+            defaulted.append(key)
+    if cfg.get("positional_embedding_type", "space") != "space" or sd["visual.positional_embedding"].ndim != 2:
+        raise ConvertError(f"{src}: TC-CLIP with a joint spatio-temporal positional embedding; apclip reads the "
+                           "released models, which use one spatial embedding for every frame ('space')")
+    text_layers = _count_blocks(sd, "transformer.resblocks.")
+    visual_layers = _count_blocks(sd, "visual.transformer.resblocks.")
+    level = cfg.get("prompt_generation_layer_level", text_layers)   # 1-based; 12 of 12 as released
+    if not isinstance(level, int) or not 1 <= level <= min(text_layers, visual_layers):
+        raise ConvertError(f"{src}: prompt_generation_layer_level {level!r} is not one text block (1.."
+                           f"{min(text_layers, visual_layers)}); apclip reads TC-CLIP's released models (12)")
+    if "prompt_generation_layer_level" not in cfg:
+        defaulted.append("prompt_generation_layer_level")
+    n_ctx = int(extras["ctx"].shape[0]) if "ctx" in extras else 0
+    if not n_ctx:
+        raise ConvertError(f"{src}: no prompt_learner.ctx (TC-CLIP's learned context vectors)")
+    width = int(sd["ln_final.weight"].shape[0])
+    if width % settings["prompt_generation_heads"]:
+        raise ConvertError(f"{src}: the text width {width} does not split into TC-CLIP's "
+                           f"{settings['prompt_generation_heads']} prompt-generation heads")
+    if int(sd["visual.proj"].shape[1]) != width:
+        raise ConvertError(f"{src}: the prompt-generation layer reads the projected context tokens (width "
+                           f"{int(sd['visual.proj'].shape[1])}) with the text width {width}; TC-CLIP needs both "
+                           "equal (512 in ViT-B/16)")
+    settings.update(n_ctx=n_ctx, prompt_generation_layer=level - 1)
+    return settings, defaulted
 
 
 def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optional[str] = None,
             interpolate: bool = True, frames: Optional[int] = None, heads: Optional[int | tuple[int, int]] = None,
-            quick_gelu: bool = True):
+            quick_gelu: bool = True, wise_ft: Optional[float] = None):
     """Convert a peer's checkpoint at `src` into an apclip checkpoint at `dst`; returns the VideoCLIP.
     heads (one count for both towers, or (image, text)) and quick_gelu: for a CLIP that is not OpenAI's
     convention (heads of 64, QuickGELU), which tensor shapes cannot tell; None/True for every peer's file."""
@@ -454,8 +616,15 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
         heads = (heads, heads)
     shape_of = {"heads": tuple(heads) if heads else None, "quick_gelu": quick_gelu}
 
+    if wise_ft is not None and source_format != "tcclip":
+        raise ConvertUsageError(f"--wise-ft is TC-CLIP's evaluation-time interpolation; {fmt.title} has "
+                                + (f"its own ({fmt.interpolation_name}; --no-interpolate turns it off)"
+                                   if fmt.original_weight else "none"))
     payload = read_file(src)
     _check_format(payload, source_format, src)
+    if source_format in PEER_MODELS:
+        return _convert_peer_model(payload, src, dst, source_format, base=base, interpolate=interpolate,
+                                   wise_ft=wise_ft)
     sd, dropped = to_openai_layout(payload, source_format)
     del payload
     if source_format == "vificlip" and "token_embedding.weight" not in sd and base is None:
@@ -515,6 +684,85 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
               # what the shapes could not say: OpenAI's convention unless --heads / --no-quick-gelu were given
               "heads": [arch["vision_cfg"]["width"] // arch["vision_cfg"]["head_width"], arch["text_cfg"]["heads"]],
               "quick_gelu": arch["quick_gelu"], "heads_and_activation_stated": heads is not None or not quick_gelu}
+    try:
+        save_checkpoint(model, dst, converted_from=record)
+    except OSError as e:
+        raise ConvertError(f"DST {dst}: cannot write the checkpoint ({e})") from None
+    return model
+
+
+def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, base: Optional[str],
+                        interpolate: bool, wise_ft: Optional[float]):
+    """MoTE or TC-CLIP: their CLIP (the parts each saves, the rest from --base), their own modules, their
+    evaluation-time interpolation, written by save_checkpoint like every converted model."""
+    from apclip_core.model.video_clip import create_model, peer_model_class, save_checkpoint
+
+    fmt = FORMATS[source_format]
+    if source_format == "mote":
+        sd, own, shape = mote_layout(payload)
+        dropped, defaulted = [], []
+        original_weight = fmt.original_weight if interpolate else None
+        needs = "its whole text tower (MoTE saves only the image tower; its class text is the original CLIP's)"
+    else:
+        if not interpolate:
+            raise ConvertUsageError("TC-CLIP's interpolation is --wise-ft ALPHA (default 0: off, as its zero-shot "
+                                    "config); --no-interpolate does not apply")
+        alpha = 0.0 if wise_ft is None else float(wise_ft)
+        if not 0.0 <= alpha <= 1.0:
+            raise ConvertUsageError(f"--wise-ft {wise_ft}: ALPHA is the checkpoint's weight, from 0 (off: the "
+                                    f"checkpoint as saved) to 1 (also the checkpoint); its evaluation script uses "
+                                    f"{TCCLIP_WISE_FT_EVAL}")
+        sd, own, dropped = tcclip_layout(payload)
+        settings, defaulted = tcclip_settings(payload, sd, own, src)
+        # TC-CLIP's code: alpha = 0 skips the fusion; else w = (1 - alpha) original + alpha checkpoint
+        original_weight = 1.0 - alpha if alpha else None
+        needs = "its token embedding (TC-CLIP never saves one)"
+    del payload
+    if base is None:
+        raise ConvertUsageError(f"{src}: {fmt.title} needs the original CLIP of the same architecture for {needs}; "
+                                "pass --base (OpenAI's ViT-B-16.pt TorchScript file or state dict, or 'openai')")
+    base_sd, base_name = load_base(base, _standard_name_of_visual(sd))
+    text_keys = [k for k in base_sd if not k.startswith("visual.") and k != "logit_scale"]
+    if source_format == "mote":   # everything on the text side is the original CLIP's
+        sd.update({k: base_sd[k].clone() for k in text_keys})
+    elif "token_embedding.weight" in base_sd:
+        sd["token_embedding.weight"] = base_sd["token_embedding.weight"].clone()
+    try:
+        arch = infer_architecture(sd)
+    except ConvertError as e:
+        raise type(e)(f"{src}: {e}") from None
+    _check_base_shapes(base_sd, sd, list(sd), base_name)
+    if original_weight is not None:   # MoTE: the keys it saves; TC-CLIP: every CLIP parameter it saves
+        patched = [k for k in sd if k not in text_keys] if source_format == "mote" else \
+            [k for k in sd if k != "token_embedding.weight"]
+        for k in patched:
+            sd[k] = original_weight * base_sd[k] + (1 - original_weight) * sd[k]
+    model_name = model_name_for(arch)
+    plain = create_model(model_name, None, quick_gelu=True, load_weights=False,
+                         open_clip_config=None if model_name in STANDARD_MODELS else arch)
+    interpolation = {"original_weight": original_weight,
+                     "method": fmt.interpolation_name if original_weight is not None else None,
+                     "default_original_weight": fmt.original_weight, "applied": original_weight is not None}
+    config = dict(plain.config, mean=list(fmt.mean), std=list(fmt.std), video_pooling=None,
+                  source_format=source_format, pretrained=None, interpolation=interpolation, peer_model=source_format)
+    if source_format == "mote":
+        shape["heads"] = arch["text_cfg"]["width"] // 64   # MoTE: heads of the temporal module = text width // 64
+        if shape["width"] != arch["embed_dim"]:
+            raise ConvertError(f"{src}: the temporal module's width {shape['width']} is not the CLIP's embedding "
+                               f"width {arch['embed_dim']}")
+        config.update(mote=shape, frames_per_clip=MOTE_FRAMES)
+        settings = shape
+    else:
+        config.update(tcclip=settings, frames_per_clip=settings["num_frames"])
+    model = peer_model_class(source_format)(plain.clip, config, plain.tokenizer)
+    load_strict(model.clip, sd, src)
+    load_strict(model.mote if source_format == "mote" else model.tc, own, src, f"{fmt.title}'s own modules")
+    record = {"source": str(src), "source_sha256": _sha256(src), "source_format": source_format,
+              "source_title": fmt.title, "base": base_name,
+              "base_sha256": _sha256(Path(base)) if base != "openai" else None,
+              "from_base": "text tower" if source_format == "mote" else "token_embedding.weight",
+              "dropped_keys": dropped, "interpolation": interpolation, "settings": settings,
+              "settings_defaulted": defaulted, "mean": list(fmt.mean), "std": list(fmt.std)}
     try:
         save_checkpoint(model, dst, converted_from=record)
     except OSError as e:

@@ -436,6 +436,17 @@ def is_checkpoint(path: str | Path) -> bool:
         return False
 
 
+def peer_model_class(name: str) -> type:
+    """The model class of a converted peer that is more than a frame-wise CLIP (config "peer_model")."""
+    from apclip_core.model.mote import MoTEVideoCLIP
+    from apclip_core.model.tcclip import TCCLIPVideoCLIP
+
+    classes = {"mote": MoTEVideoCLIP, "tcclip": TCCLIPVideoCLIP}
+    if name not in classes:
+        raise ValueError(f"unknown peer_model {name!r} in the checkpoint's config; known: {', '.join(classes)}")
+    return classes[name]
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoCLIP:
     """Rebuild the VideoCLIP saved by save_checkpoint (architecture + activation from its config)."""
     from apclip_core.errors import CheckpointError
@@ -454,6 +465,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Vid
                          precision=config.get("precision", "fp32"), load_weights=False,
                          expand_temporal_view=config.get("expand_temporal_view", 0),
                          open_clip_config=config.get("open_clip_config"))
+    if config.get("peer_model"):  # MoTE, TC-CLIP: the CLIP inside their own model class
+        model = peer_model_class(config["peer_model"])(model.clip, {**model.config, **config}, model.tokenizer)
     model.config.update(config)  # keep mean/std/size exactly as trained
     model.load_state_dict(payload["state_dict"], strict=True)
     return model.to(device)
