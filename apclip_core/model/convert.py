@@ -1,7 +1,8 @@
 """Import the peers' released checkpoints as regular apclip checkpoints.
 
-    python -m apclip_core convert --from {openai,vificlip,openvclip,froster,ost} SRC DST [--base ORIGINAL_CLIP]
-                                  [--no-interpolate] [--frames T] [--heads N[,M]] [--no-quick-gelu]
+    python -m apclip_core convert --from {openai,vificlip,openvclip,froster,ost,mote,tcclip} SRC DST
+                                  [--base ORIGINAL_CLIP] [--no-interpolate] [--wise-ft ALPHA] [--frames T]
+                                  [--heads N[,M]] [--no-quick-gelu]
 
 or `convert(src, dst, "openvclip", base=...)`. DST is what `save_checkpoint` writes, so `load_checkpoint`,
 `evaluate`, `classify` and training (`pretrained: DST`) read it like any fine-tuned apclip model.
@@ -38,6 +39,21 @@ refuses them. They are read with a restricted unpickler that maps yacs.config.Cf
 and refuses every other global that is not a tensor, storage or plain container (yacs is not needed).
 X-CLIP-style checkpoints (cross-frame message tokens, MIT, a prompt generator) are refused: they are
 not a frame-wise CLIP.
+
+MoTE and TC-CLIP are more than CLIP weights plus pooling; their converted models are apclip's re-implementations
+(model.mote, model.tcclip), scored by `zero_shot_logits(frames, classnames)` as their zero-shot evaluations
+score, and refuse `encode_video` (their video features depend on the label set, or their text on the video):
+
+| --from | weights                                      | from --base (never saved)    | at evaluation                  |
+|--------|----------------------------------------------|------------------------------|--------------------------------|
+| mote   | "model_state_dict" (visual.*, logit_scale), "fusion_model_state_dict" (temporal module, K-400 class features) | the whole text tower | always 0.99 checkpoint + 0.01 original on the image tower (its test scripts; --no-interpolate: as saved) |
+| tcclip | ["model"], "module."; image_encoder.* with split q/k/v (joined into in_proj here) and local/global bias tables; text_encoder.* with the prompt-generation layer; prompt_learner.ctx; token_prefix/suffix dropped | the token embedding | --wise-ft ALPHA: (1 - ALPHA) original + ALPHA checkpoint over the CLIP parameters (not ctx, bias, prompt generation); default 0 = off, as its zero-shot config; its evaluation script uses 0.7 |
+
+TC-CLIP's docs say wise_ft 1.0 "means the vanilla CLIP weight is used"; its code (wise_state_dict) returns the
+checkpoint unchanged for 1.0 and skips the fusion for 0. apclip follows the code. TC-CLIP's settings that shapes
+cannot tell (frames 16, context tokens 96, seed ratio 0.3, ToMe r 100, text context 30) are read from the omegaconf
+config pickled in its file, else its released config's; the restricted unpickler reads omegaconf's objects as
+plain data without omegaconf. Pixels: MoTE CLIP's mean/std, TC-CLIP ImageNet's on 0-255 (as ViFi-CLIP).
 
 Not every CLIP follows OpenAI's convention, and two things of it cannot be read from tensor shapes: the
 number of attention heads (an in_proj weight of width W splits into any number of heads) and the
@@ -607,7 +623,8 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
     src, dst = Path(src), Path(dst)
     if frames is not None and not fmt.expand_temporal_view:
         raise ConvertUsageError(f"--frames applies to Open-VCLIP/FROSTER's neighbour-frame attention only; "
-                                f"{fmt.title} encodes frames one by one")
+                                + (f"{fmt.title} records its own frames per clip" if source_format in PEER_MODELS
+                                   else f"{fmt.title} encodes frames one by one"))
     if frames is not None and frames < 2:
         raise ConvertUsageError(f"--frames must be >= 2 (frames per clip), got {frames}")
     if src.resolve() == dst.resolve():
@@ -774,8 +791,9 @@ def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, ba
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="apclip convert", description="Convert a peer's released checkpoint into an apclip checkpoint.",
-        epilog="ViFi-CLIP needs --base (its token embedding); Open-VCLIP and OST need --base for the "
-               "interpolation their evaluation applies, unless --no-interpolate.")
+        epilog="ViFi-CLIP and TC-CLIP need --base (their token embedding), MoTE too (its whole text tower); "
+               "Open-VCLIP, OST and MoTE need it for the interpolation their evaluation applies, unless "
+               "--no-interpolate.")
     parser.add_argument("--from", dest="source_format", required=True, choices=list(FORMATS),
                         help="the checkpoint's origin")
     parser.add_argument("src", help="the released checkpoint file")
@@ -784,7 +802,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="the original CLIP of the same architecture: OpenAI's TorchScript .pt, an OpenAI-layout "
                              "state dict, or 'openai' (downloads through open_clip)")
     parser.add_argument("--no-interpolate", action="store_true",
-                        help="keep the weights as saved (default: Open-VCLIP 0.5 / OST 0.2 of the original CLIP)")
+                        help="keep the weights as saved (default: Open-VCLIP 0.5 / OST 0.2 / MoTE 0.01 of the original "
+                             "CLIP)")
+    parser.add_argument("--wise-ft", type=float, default=None, metavar="ALPHA",
+                        help=f"TC-CLIP: evaluate with (1 - ALPHA) original + ALPHA checkpoint (needs --base); default "
+                             f"0 = off, as its zero-shot config; its evaluation script uses {TCCLIP_WISE_FT_EVAL}")
     parser.add_argument("--frames", type=int, default=None,
                         help=f"Open-VCLIP/FROSTER: frames per clip of the neighbour-frame attention (default "
                              f"{DEFAULT_FRAMES}, as released)")
@@ -807,11 +829,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         model = convert(args.src, args.dst, args.source_format, base=args.base,
                         interpolate=not args.no_interpolate, frames=args.frames, heads=heads,
-                        quick_gelu=args.quick_gelu)
+                        quick_gelu=args.quick_gelu, wise_ft=args.wise_ft)
     except ConvertError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     cfg = model.config
+    if cfg.get("peer_model"):
+        print(f"wrote {args.dst} ({FORMATS[args.source_format].title} -> {cfg['model_name']} with its own modules, "
+              f"interpolation {cfg['interpolation']['original_weight'] or 'off'}, "
+              f"{cfg['frames_per_clip']} frames per clip as evaluated; score with zero_shot_logits)")
+        return 0
     print(f"wrote {args.dst} ({FORMATS[args.source_format].title} -> {cfg['model_name']}, "
           f"interpolation {cfg['interpolation']['original_weight'] or 'off'}, "
           f"neighbour-frame attention {cfg['expand_temporal_view'] or 'off'}, pooling {cfg['video_pooling']}"

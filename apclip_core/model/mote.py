@@ -24,13 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from apclip_core.model.video_clip import VideoCLIP, encode_text_tokens
+from apclip_core.model.video_clip import VideoCLIP, check_video, encode_text_tokens
+from apclip_core.prompts.bank import SET_TEMPLATES
 
-# MoTE's class text (modules/text_prompt.py): 4 openings x 7 endings; identical to Open-VCLIP's "Set"
-OPENINGS = ("a photo of", "a video of", "a example of", "a demonstration of")
-ENDINGS = ("{}.", "a person {}.", "a person using {}.", "a person doing {}.", "a person during {}.",
-           "a person performing {}.", "a person practicing {}.")
-TEMPLATES = tuple(f"{o} {e}" for o in OPENINGS for e in ENDINGS)
+# MoTE's class text: 4 openings x 7 endings, the same 28 templates as Open-VCLIP's "Set"
+TEMPLATES = SET_TEMPLATES
 TOP_CLASSES = 5          # the modulation's estimate: top-5 classes on each side
 MODULATION_SCALE = 0.05  # w = exp(-(1 - m) / scale)
 LOGIT_SCALE = 100.0      # test_zeroshot's fixed scale
@@ -140,14 +138,10 @@ class MoTEVideoCLIP(VideoCLIP):
 
     def zero_shot_logits(self, video: torch.Tensor, classnames: list[str]) -> torch.Tensor:
         """video [B, V, T, 3, S, S] -> [B, C]: 100 x cosine per view, averaged over the views."""
-        _check_video(video)
+        check_video(video)
         classes = self.class_features(list(classnames))
         frames = self.frame_features(video)
         B, V = frames.shape[:2]
         videos = self.mote(frames.flatten(0, 1), classes).reshape(B, V, -1)
         return (LOGIT_SCALE * videos @ classes.T).mean(dim=1)
 
-
-def _check_video(video: torch.Tensor) -> None:
-    if video.ndim != 6:
-        raise ValueError(f"video must be [B, V, T, 3, S, S], got shape {tuple(video.shape)}")

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from apclip_core.model.mote import LabelSetDependent, _check_video
-from apclip_core.model.video_clip import VideoCLIP
+from apclip_core.model.mote import LabelSetDependent
+from apclip_core.model.video_clip import VideoCLIP, check_video
 
 # the released trainer config (configs/trainer/tc_clip.yaml) and zero-shot config: what a file's own
 # pickled config overrides
@@ -254,7 +254,7 @@ class TCCLIPVideoCLIP(VideoCLIP):
     def zero_shot_logits(self, video: torch.Tensor, classnames: list[str]) -> torch.Tensor:
         """video [B, V, T, 3, S, S] -> [B, C]: logit_scale.exp() x cosine with the video's own class text; with
         V > 1 views, the log of the mean of the views' softmax (their combination, as a logit)."""
-        _check_video(video)
+        check_video(video)
         return self.logits_for(video, self.text_prefix(list(classnames)))
 
     def logits_for(self, video: torch.Tensor, prefix: TextPrefix) -> torch.Tensor:

@@ -130,6 +130,21 @@ def encode_text_tokens(clip: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return F.normalize(x.float(), dim=-1)
 
 
+def check_video(video: torch.Tensor) -> None:
+    if video.ndim != 6:
+        raise ValueError(f"video must be [B, V, T, 3, S, S], got shape {tuple(video.shape)}")
+
+
+def zero_shot_templates(source_format: Optional[str]) -> tuple[str, ...]:
+    """The class text a converted peer's own zero-shot evaluation uses: ViFi-CLIP (and OST, built on it, whose
+    descriptors with optimal transport apclip does not reproduce) 'a photo of a {}.', Open-VCLIP and FROSTER
+    the 28 "Set" templates, vanilla CLIP the bare name; apclip's own checkpoints its single prompt."""
+    from apclip_core.prompts.bank import SET_TEMPLATES
+
+    return {"vificlip": ("a photo of a {}.",), "ost": ("a photo of a {}.",), "openvclip": SET_TEMPLATES,
+            "froster": SET_TEMPLATES, "openai": ("{}",)}.get(source_format or "", ("a video of {}.",))
+
+
 class VideoCLIP(nn.Module):
     """open_clip CLIP + optional temporal module; frame-level video and prompt embeddings."""
 
@@ -176,6 +191,25 @@ class VideoCLIP(nn.Module):
             feats = self._encode_frames_temporal(frames, T)
         feats = F.normalize(feats.float(), dim=-1) if normalize else feats.float()
         return feats.reshape(B, V * T, -1)
+
+    def zero_shot_logits(self, video: torch.Tensor, classnames: list[str]) -> torch.Tensor:
+        """video [B, V, T, 3, S, S] (normalised as config mean/std say) -> [B, C] logits, as the converted peer's
+        own zero-shot evaluation scores: its class text (zero_shot_templates; several templates: L2 each,
+        averaged, L2), its frame pooling per view (the recorded video_pooling: ViFi-CLIP L2 of the mean of raw
+        frame features; OST and OpenAI CLIP L2 of the mean of L2 frames; Open-VCLIP and FROSTER the mean of the
+        frames' cosines), logit_scale.exp() x that, the views' mean.
+        The same call scores MoTE and TC-CLIP (model.mote, model.tcclip), whose features depend on the label set."""
+        check_video(video)
+        B, V, T = video.shape[:3]
+        templates = zero_shot_templates(self.config.get("source_format"))
+        texts = encode_text_tokens(self.clip, self.tokenize([t.format(c) for c in classnames for t in templates]))
+        classes = F.normalize(texts.reshape(len(classnames), len(templates), -1).mean(dim=1), dim=-1)
+        pooling = self.config.get("video_pooling")
+        frames = self.encode_video(video, normalize=pooling != "mean_then_l2")
+        videos = frames.reshape(B, V, T, -1).mean(dim=2)                                  # [B, V, D]
+        if pooling != "mean_of_frame_logits":   # Open-VCLIP/FROSTER average the frames' cosines: no second L2
+            videos = F.normalize(videos, dim=-1)
+        return (self.clip.logit_scale.exp() * videos @ classes.T).mean(dim=1)
 
     def _encode_frames_temporal(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
         """open_clip's VisionTransformer.forward, with the neighbour-frame branch after each block
