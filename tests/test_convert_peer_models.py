@@ -472,3 +472,32 @@ def test_strict_keys_for_the_peers_own_modules(peers, tmp_path):
     message = str(err.value)
     assert "MoTE's own modules" in message and "missing keys (1): transformer.resblocks.1.ln_2.bias" in message
     assert "unexpected keys (1): transformer.resblocks.0.mlp.gate" in message
+
+
+def test_cli_converts_both_and_says_what_it_applied(peers, tmp_path, capsys):
+    from apclip_core.__main__ import main
+
+    root, base = peers["root"], str(peers["root"] / "ViT-tiny.pt")
+    assert main(["convert", "--from", "tcclip", str(root / "tc_clip_tiny.pth"), str(tmp_path / "t.pt"), "--base", base,
+                 "--wise-ft", "0.7"]) == 0
+    out = capsys.readouterr().out
+    assert "TC-CLIP" in out and "interpolation 0.3" in out and f"{FRAMES} frames per clip" in out
+    assert main(["convert", "--from", "tcclip", str(root / "MoTE_tiny.pt"), str(tmp_path / "x.pt"), "--base", base]) == 2
+    assert main(["convert", "--from", "mote", str(root / "MoTE_tiny.pt"), str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "looks like a MoTE checkpoint" in err and "pass --base" in err and "Traceback" not in err
+    assert err.count("error:") == 2 and not (tmp_path / "x.pt").exists()
+
+
+def test_tcclip_clip_length_is_fixed_at_build_and_can_be_stated(peers, tmp_path):
+    model, _ = converted(peers, "tcclip")
+    with pytest.raises(ValueError, match=f"built for clips of {FRAMES} frames.*--frames 3"):
+        model.zero_shot_logits(VIDEO[:, :, :3], NAMES)
+    three = conv.convert(peers["root"] / "tc_clip_tiny.pth", tmp_path / "t3.pt", "tcclip",
+                         base=str(peers["root"] / "ViT-tiny.pt"), frames=3).eval()
+    assert three.config["frames_per_clip"] == 3
+    with torch.no_grad():
+        assert three.zero_shot_logits(VIDEO[:, :, :3], NAMES).shape == (1, len(NAMES))
+    with pytest.raises(conv.ConvertUsageError, match="--heads / --no-quick-gelu do not apply to MoTE"):
+        conv.convert(peers["root"] / "MoTE_tiny.pt", tmp_path / "x.pt", "mote", base=str(peers["root"] / "ViT-tiny.pt"),
+                     heads=2)

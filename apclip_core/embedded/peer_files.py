@@ -4,8 +4,10 @@ ViFi-CLIP, OST, Open-VCLIP and FROSTER release CLIP weights, each in its own lay
 `apclip_core.model.convert`). This module writes any CLIP state dict in OpenAI's names into each of
 those layouts, as their training scripts save them: the key prefixes and top-level entries, ViFi-CLIP's
 missing token embedding and the prompt learner its own loader deletes, the yacs config pickled beside
-ViFi-CLIP/OST weights, FROSTER's training-only projectors; and an X-CLIP-style file, which the importer
-must refuse. So the importer and the zoo (`apclip_core.paper.zoo`) are exercised on files shaped like
+ViFi-CLIP/OST weights, FROSTER's training-only projectors; MoTE's image tower beside its temporal module
+(`mote_fusion`), TC-CLIP's split q/k/v attention, bias tables, learned context and prompt-generation layer
+(`tcclip_extras`) beside its omegaconf config (OmegaConfStandIn); and an X-CLIP-style file, which the
+importer must refuse. So the importer and the zoo (`apclip_core.paper.zoo`) are exercised on files shaped like
 the real ones, with nothing downloaded.
 
 They are stand-ins, not the peers' models: the weights are whatever state dict is given. The zoo's

@@ -621,10 +621,12 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
         raise ConvertUsageError(f"unknown --from {source_format!r}; valid: {', '.join(FORMATS)}")
     fmt = FORMATS[source_format]
     src, dst = Path(src), Path(dst)
-    if frames is not None and not fmt.expand_temporal_view:
-        raise ConvertUsageError(f"--frames applies to Open-VCLIP/FROSTER's neighbour-frame attention only; "
-                                + (f"{fmt.title} records its own frames per clip" if source_format in PEER_MODELS
-                                   else f"{fmt.title} encodes frames one by one"))
+    if frames is not None and not fmt.expand_temporal_view and source_format != "tcclip":
+        raise ConvertUsageError(f"--frames applies to Open-VCLIP/FROSTER's neighbour-frame attention and TC-CLIP's "
+                                f"clip length only; {fmt.title} encodes frames one by one")
+    if source_format in PEER_MODELS and (heads is not None or not quick_gelu):
+        raise ConvertUsageError(f"--heads / --no-quick-gelu do not apply to {fmt.title}: OpenAI's CLIP is underneath "
+                                "(heads of 64, QuickGELU)")
     if frames is not None and frames < 2:
         raise ConvertUsageError(f"--frames must be >= 2 (frames per clip), got {frames}")
     if src.resolve() == dst.resolve():
@@ -641,7 +643,7 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
     _check_format(payload, source_format, src)
     if source_format in PEER_MODELS:
         return _convert_peer_model(payload, src, dst, source_format, base=base, interpolate=interpolate,
-                                   wise_ft=wise_ft)
+                                   wise_ft=wise_ft, frames=frames)
     sd, dropped = to_openai_layout(payload, source_format)
     del payload
     if source_format == "vificlip" and "token_embedding.weight" not in sd and base is None:
@@ -709,7 +711,7 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
 
 
 def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, base: Optional[str],
-                        interpolate: bool, wise_ft: Optional[float]):
+                        interpolate: bool, wise_ft: Optional[float], frames: Optional[int] = None):
     """MoTE or TC-CLIP: their CLIP (the parts each saves, the rest from --base), their own modules, their
     evaluation-time interpolation, written by save_checkpoint like every converted model."""
     from apclip_core.model.video_clip import create_model, peer_model_class, save_checkpoint
@@ -731,6 +733,8 @@ def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, ba
                                     f"{TCCLIP_WISE_FT_EVAL}")
         sd, own, dropped = tcclip_layout(payload)
         settings, defaulted = tcclip_settings(payload, sd, own, src)
+        if frames is not None:   # the clip length is fixed when their model is built; the weights do not depend on it
+            settings["num_frames"] = frames
         # TC-CLIP's code: alpha = 0 skips the fusion; else w = (1 - alpha) original + alpha checkpoint
         original_weight = 1.0 - alpha if alpha else None
         needs = "its token embedding (TC-CLIP never saves one)"
@@ -809,7 +813,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                              f"0 = off, as its zero-shot config; its evaluation script uses {TCCLIP_WISE_FT_EVAL}")
     parser.add_argument("--frames", type=int, default=None,
                         help=f"Open-VCLIP/FROSTER: frames per clip of the neighbour-frame attention (default "
-                             f"{DEFAULT_FRAMES}, as released)")
+                             f"{DEFAULT_FRAMES}, as released); TC-CLIP: its clip length (default: its config's, 16)")
     parser.add_argument("--heads", default=None, metavar="N[,M]",
                         help="attention heads of the image tower (and M of the text tower; default: both N) for a "
                              "CLIP that is not OpenAI's (default: width // 64, as every peer's file)")

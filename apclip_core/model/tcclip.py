@@ -259,7 +259,11 @@ class TCCLIPVideoCLIP(VideoCLIP):
 
     def logits_for(self, video: torch.Tensor, prefix: TextPrefix) -> torch.Tensor:
         """zero_shot_logits with the label set's video-independent text layers computed already."""
-        B, V = video.shape[:2]
+        B, V, T = video.shape[:3]
+        if T != self.settings["num_frames"]:
+            raise ValueError(f"this TC-CLIP model was built for clips of {self.settings['num_frames']} frames (fixed "
+                             f"when its model is built, as in its code), got {T}: use {self.settings['num_frames']} "
+                             f"frames per clip, or convert the checkpoint again with --frames {T}")
         feats, context = self.encode_clips(video.flatten(0, 1))
         scale = self.clip.logit_scale.exp()
         logits = torch.stack([scale * feats[i] @ self.text_features(prefix, context[i]).T for i in range(B * V)])
