@@ -29,10 +29,26 @@ import torch
 LAYOUTS = ("openai", "vificlip", "ost", "openvclip", "froster", "xclip", "mote", "tcclip")
 
 
-class YacsStandIn:
+class _ModulesStandIn:
+    """Saves what sys.modules holds under MODULES on entry (`_save`) and puts it back on exit."""
+    MODULES: tuple = ()
+
+    def _save(self) -> None:
+        self._saved = {name: sys.modules.get(name) for name in self.MODULES}
+
+    def __exit__(self, *exc):
+        for name, module in self._saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+
+
+class YacsStandIn(_ModulesStandIn):
     """Registers a stand-in `yacs.config.CfgNode` while active, so a pickle names that class as
     ViFi-CLIP's and OST's files do (yacs need not be installed); whatever `yacs` was imported before
     is put back on exit."""
+    MODULES = ("yacs", "yacs.config")
 
     def __enter__(self):
         class CfgNode(dict):
@@ -44,21 +60,14 @@ class YacsStandIn:
                 self.__dict__["__new_allowed__"] = False
 
         CfgNode.__module__, CfgNode.__qualname__ = "yacs.config", "CfgNode"
-        self._saved = {name: sys.modules.get(name) for name in ("yacs", "yacs.config")}
+        self._save()
         yacs, config = types.ModuleType("yacs"), types.ModuleType("yacs.config")
         config.CfgNode, yacs.config = CfgNode, config
         sys.modules["yacs"], sys.modules["yacs.config"] = yacs, config
         return CfgNode
 
-    def __exit__(self, *exc):
-        for name, module in self._saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
 
-
-class OmegaConfStandIn:
+class OmegaConfStandIn(_ModulesStandIn):
     """Registers stand-ins for omegaconf's DictConfig, ListConfig, AnyNode, Metadata and ContainerMetadata
     while active, so that `to_dict_config(d)` pickles as TC-CLIP's hydra config does: the same class names and
     the same state (_metadata with typing.Any types and a defaultdict resolver cache, _parent, _content of
@@ -76,7 +85,7 @@ class OmegaConfStandIn:
             cls = type(name, (), {})
             cls.__module__, cls.__qualname__ = module, name
             classes[name] = cls
-        self._saved = {name: sys.modules.get(name) for name in self.MODULES}
+        self._save()
         for name in self.MODULES:
             sys.modules[name] = types.ModuleType(name)
         for name, cls in classes.items():
@@ -103,13 +112,6 @@ class OmegaConfStandIn:
             return leaf
 
         return lambda config: node(config, None, None)
-
-    def __exit__(self, *exc):
-        for name, module in self._saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
 
 
 def trainer_payload(model: dict, cfg_node, *, arch: str = "ViT-B/16", frames: int = 32) -> dict:
