@@ -501,3 +501,28 @@ def test_tcclip_clip_length_is_fixed_at_build_and_can_be_stated(peers, tmp_path)
     with pytest.raises(conv.ConvertUsageError, match="--heads / --no-quick-gelu do not apply to MoTE"):
         conv.convert(peers["root"] / "MoTE_tiny.pt", tmp_path / "x.pt", "mote", base=str(peers["root"] / "ViT-tiny.pt"),
                      heads=2)
+
+
+def test_a_split_is_evaluated_with_the_models_own_scoring(peers, bench_root):
+    """evaluate_zero_shot: decoded benchmark videos scored by zero_shot_logits; the frame-feature path refuses."""
+    from apclip_core.data.datasets import VideoDataset
+    from apclip_core.data.protocols import bench_base_to_novel
+    from apclip_core.data.views import ViewSpec
+    from apclip_core.engine.evaluate import eval_subset, eval_transform_for, evaluate, evaluate_zero_shot
+    from apclip_core.prompts.strategies import build_prompt_bank
+
+    model, _ = converted(peers, "tcclip")
+    split = eval_subset(bench_base_to_novel(bench_root).eval[1], 3)
+    view = ViewSpec(FRAMES, 2, 1)
+    result = evaluate_zero_shot(model, split, view=view, batch_size=2)
+    assert (result.n_evaluated, result.n_failed, result.n_classes) == (3, 0, len(split.classnames))
+    assert result.protocol["source_format"] == "tcclip" and result.protocol["frames"] == FRAMES
+    dataset = VideoDataset(list(split.records), split.root, view=view, train=False,
+                           transform=eval_transform_for(model, view.spatial_crops))
+    items = [dataset[i] for i in range(3)]
+    with torch.no_grad():
+        logits = model.zero_shot_logits(torch.stack([it["video"] for it in items]), split.classnames)
+    labels = torch.tensor([it["label"] for it in items])
+    assert result.top1 == pytest.approx(100 * (logits.argmax(1) == labels).float().mean().item())
+    with pytest.raises(LabelSetDependent, match="evaluate_zero_shot"):
+        evaluate(model, split, build_prompt_bank("single", split.classnames), view=view)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from apclip_core.errors import UserError
 from apclip_core.model.video_clip import VideoCLIP, check_video, encode_text_tokens
 from apclip_core.prompts.bank import SET_TEMPLATES
 
@@ -35,8 +36,9 @@ LOGIT_SCALE = 100.0      # test_zeroshot's fixed scale
 LAYER_NORM_EPS = 1e-12   # its TF-style LayerNorm (epsilon inside the square root, as torch's)
 
 
-class LabelSetDependent(TypeError):
-    """A model whose video feature depends on the classes scored: it has no label-free encode_video."""
+class LabelSetDependent(UserError, TypeError):
+    """A model whose video feature depends on the classes scored (or whose class text depends on the video):
+    it has no label-free encode_video; the CLIs say so in one message."""
 
 
 class MergedExperts(nn.Module):
@@ -122,7 +124,8 @@ class MoTEVideoCLIP(VideoCLIP):
         raise LabelSetDependent(
             "MoTE has no label-free video embedding: its temporal module is modulated by the top-5 of the classes "
             "being scored (against the Kinetics-400 class features stored in its file), so encode_video cannot "
-            "give the features its authors evaluate; score with zero_shot_logits(frames, classnames)")
+            "give the features its authors evaluate; score with zero_shot_logits(frames, classnames) (a split: "
+            "apclip_core.engine.evaluate.evaluate_zero_shot)")
 
     def frame_features(self, video: torch.Tensor) -> torch.Tensor:
         """Raw CLIP frame features [B, V, T, D] (the temporal module's input)."""

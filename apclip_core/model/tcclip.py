@@ -153,7 +153,8 @@ class TCCLIPVideoCLIP(VideoCLIP):
         raise LabelSetDependent(
             "TC-CLIP has no frame-wise video embedding: each frame attends to context tokens gathered from the "
             "whole clip and its class text is encoded per video from them, so encode_video cannot give the "
-            "features its authors evaluate; score with zero_shot_logits(frames, classnames)")
+            "features its authors evaluate; score with zero_shot_logits(frames, classnames) (a split: "
+            "apclip_core.engine.evaluate.evaluate_zero_shot)")
 
     # ---- image tower ---------------------------------------------------------------------------
     def _block(self, i: int, x: torch.Tensor, T: int, N: int, r: int) -> torch.Tensor:
