@@ -498,9 +498,6 @@ def test_tcclip_clip_length_is_fixed_at_build_and_can_be_stated(peers, tmp_path)
     assert three.config["frames_per_clip"] == 3
     with torch.no_grad():
         assert three.zero_shot_logits(VIDEO[:, :, :3], NAMES).shape == (1, len(NAMES))
-    with pytest.raises(conv.ConvertUsageError, match="--heads / --no-quick-gelu do not apply to MoTE"):
-        conv.convert(peers["root"] / "MoTE_tiny.pt", tmp_path / "x.pt", "mote", base=str(peers["root"] / "ViT-tiny.pt"),
-                     heads=2)
 
 
 def test_a_split_is_evaluated_with_the_models_own_scoring(peers, bench_root):

@@ -522,9 +522,10 @@ def mote_layout(payload) -> tuple[dict, dict, dict]:
     return {k: v.detach().float() for k, v in visual.items()}, fusion, shape
 
 
-def tcclip_layout(payload) -> tuple[dict, dict, list[str]]:
+def tcclip_layout(payload, heads: Optional[int] = None) -> tuple[dict, dict, list[str]]:
     """(the CLIP in OpenAI names, q/k/v joined into in_proj, no token embedding; TC-CLIP's own parameters in
-    model.tcclip's names; the dropped prompt-learner buffers) of a TC-CLIP file."""
+    model.tcclip's names; the dropped prompt-learner buffers) of a TC-CLIP file. heads: of the image tower
+    (default OpenAI's width // 64), for a file without bias tables."""
     sd, extras, dropped, split, bias_tables = {}, {}, [], {}, {}
     for key, value in payload["model"].items():
         k = key[len("module."):] if key.startswith("module.") else key
@@ -558,7 +559,7 @@ def tcclip_layout(payload) -> tuple[dict, dict, list[str]]:
             raise ConvertError(f"{block}.attn: q_proj/k_proj/v_proj.{kind} incomplete")
         sd[f"{block}.attn.in_proj_{kind}"] = torch.cat(parts)
     layers = _count_blocks(sd, "visual.transformer.resblocks.")
-    heads = int(sd["visual.conv1.weight"].shape[0]) // 64
+    heads = heads or int(sd["visual.conv1.weight"].shape[0]) // 64
     prefix = "visual.transformer.resblocks."
     if f"{prefix}0.attn.local_global_bias_table" in bias_tables:
         raise ConvertError("visual block 0 has a local_global_bias_table; TC-CLIP's first block has none")
@@ -624,9 +625,6 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
     if frames is not None and not fmt.expand_temporal_view and source_format != "tcclip":
         raise ConvertUsageError(f"--frames applies to Open-VCLIP/FROSTER's neighbour-frame attention and TC-CLIP's "
                                 f"clip length only; {fmt.title} encodes frames one by one")
-    if source_format in PEER_MODELS and (heads is not None or not quick_gelu):
-        raise ConvertUsageError(f"--heads / --no-quick-gelu do not apply to {fmt.title}: OpenAI's CLIP is underneath "
-                                "(heads of 64, QuickGELU)")
     if frames is not None and frames < 2:
         raise ConvertUsageError(f"--frames must be >= 2 (frames per clip), got {frames}")
     if src.resolve() == dst.resolve():
@@ -643,7 +641,7 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
     _check_format(payload, source_format, src)
     if source_format in PEER_MODELS:
         return _convert_peer_model(payload, src, dst, source_format, base=base, interpolate=interpolate,
-                                   wise_ft=wise_ft, frames=frames)
+                                   wise_ft=wise_ft, frames=frames, shape_of=shape_of)
     sd, dropped = to_openai_layout(payload, source_format)
     del payload
     if source_format == "vificlip" and "token_embedding.weight" not in sd and base is None:
@@ -711,7 +709,8 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
 
 
 def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, base: Optional[str],
-                        interpolate: bool, wise_ft: Optional[float], frames: Optional[int] = None):
+                        interpolate: bool, wise_ft: Optional[float], frames: Optional[int] = None,
+                        shape_of: Optional[dict] = None):
     """MoTE or TC-CLIP: their CLIP (the parts each saves, the rest from --base), their own modules, their
     evaluation-time interpolation, written by save_checkpoint like every converted model."""
     from apclip_core.model.video_clip import create_model, peer_model_class, save_checkpoint
@@ -731,7 +730,7 @@ def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, ba
             raise ConvertUsageError(f"--wise-ft {wise_ft}: ALPHA is the checkpoint's weight, from 0 (off: the "
                                     f"checkpoint as saved) to 1 (also the checkpoint); its evaluation script uses "
                                     f"{TCCLIP_WISE_FT_EVAL}")
-        sd, own, dropped = tcclip_layout(payload)
+        sd, own, dropped = tcclip_layout(payload, ((shape_of or {}).get("heads") or (None,))[0])
         settings, defaulted = tcclip_settings(payload, sd, own, src)
         if frames is not None:   # the clip length is fixed when their model is built; the weights do not depend on it
             settings["num_frames"] = frames
@@ -749,7 +748,7 @@ def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, ba
     elif "token_embedding.weight" in base_sd:
         sd["token_embedding.weight"] = base_sd["token_embedding.weight"].clone()
     try:
-        arch = infer_architecture(sd)
+        arch = infer_architecture(sd, **(shape_of or {}))
     except ConvertError as e:
         raise type(e)(f"{src}: {e}") from None
     _check_base_shapes(base_sd, sd, list(sd), base_name)
@@ -759,7 +758,7 @@ def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, ba
         for k in patched:
             sd[k] = original_weight * base_sd[k] + (1 - original_weight) * sd[k]
     model_name = model_name_for(arch)
-    plain = create_model(model_name, None, quick_gelu=True, load_weights=False,
+    plain = create_model(model_name, None, quick_gelu=arch["quick_gelu"], load_weights=False,
                          open_clip_config=None if model_name in STANDARD_MODELS else arch)
     interpolation = {"original_weight": original_weight,
                      "method": fmt.interpolation_name if original_weight is not None else None,
@@ -781,7 +780,8 @@ def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, ba
     record = {"source": str(src), "source_sha256": _sha256(src), "source_format": source_format,
               "source_title": fmt.title, "base": base_name,
               "base_sha256": _sha256(Path(base)) if base != "openai" else None,
-              "from_base": "text tower" if source_format == "mote" else "token_embedding.weight",
+              "heads": [arch["vision_cfg"]["width"] // arch["vision_cfg"]["head_width"], arch["text_cfg"]["heads"]],
+              "quick_gelu": arch["quick_gelu"], "from_base": "text tower" if source_format == "mote" else "token_embedding.weight",
               "dropped_keys": dropped, "interpolation": interpolation, "settings": settings,
               "settings_defaulted": defaulted, "mean": list(fmt.mean), "std": list(fmt.std)}
     try:
