@@ -523,3 +523,18 @@ def test_a_split_is_evaluated_with_the_models_own_scoring(peers, bench_root):
     assert result.top1 == pytest.approx(100 * (logits.argmax(1) == labels).float().mean().item())
     with pytest.raises(LabelSetDependent, match="evaluate_zero_shot"):
         evaluate(model, split, build_prompt_bank("single", split.classnames), view=view)
+
+
+def test_the_zoo_scores_them_as_their_own_evaluations_beside_their_published_numbers(peers, bench_root):
+    from apclip_core.data.views import ViewSpec
+    from apclip_core.paper import zoo
+
+    models = [zoo.ZooModel("MoTE", converted(peers, "mote")[1]), zoo.ZooModel("TC-CLIP", converted(peers, "tcclip")[1])]
+    run = zoo.evaluate_zoo(models, ["apclip_bench"], view=ViewSpec(3, 1, 1), max_videos=4, batch_size=2)
+    assert [(r["model"], r["prompts"], r["similarity"], r["n_evaluated"]) for r in run.rows] == [
+        ("MoTE", "set", "mean", 4), ("TC-CLIP", "single", "mean", 4)]
+    assert run.models["TC-CLIP"]["built_for_frames"] == {"zoo": 3, "its own": FRAMES}   # recorded, not hidden
+    assert run.models["MoTE"]["similarities"] == {"own": "zero_shot_logits"} and run.encoded["MoTE"] == 4
+    table, gains = zoo.build_table(run, paper_dataset="HMDB-51", paper_backbone="ViT-B/16")
+    assert table.set_index("model")["published"].to_dict() == {"MoTE": 55.8, "TC-CLIP": 54.2}
+    assert "16 frames x 2 temporal views" in table.set_index("model")["published by"]["TC-CLIP"] and not len(gains)

@@ -203,6 +203,21 @@ def mote_fusion(sd: dict, generator: torch.Generator, *, layers: int = 2, expert
     return out
 
 
+def mote_initial_fusion(sd: dict, generator: torch.Generator, *, layers: int = 2, experts: int = 4) -> dict:
+    """MoTE's temporal module as its code initialises it for the CLIP `sd` (linear and embedding weights
+    N(0, 0.02), biases 0, LayerNorms 1/0, fusion weight 0, the 400 stored class features 0): the zoo's
+    stand-in, whose modulation is then exp(-20), so it scores as the mean of the CLIP's frames."""
+    out = mote_fusion(sd, generator, layers=layers, experts=experts, classes=400)
+    for k, v in out.items():
+        if k == "spe_cls_feature" or k.endswith(("bias", "mote_fusion_weight")):
+            out[k] = torch.zeros_like(v)
+        elif ".ln_" in k:
+            out[k] = torch.ones_like(v)
+        else:
+            out[k] = 0.02 * torch.randn(v.shape, generator=generator)
+    return out
+
+
 def mote_payload(sd: dict, fusion: dict) -> dict:
     """What MoTE's epoch_saving writes (no prefix): the image tower and logit scale only (its text side is
     the original CLIP's, never saved), the temporal module, the optimizer."""
@@ -211,21 +226,24 @@ def mote_payload(sd: dict, fusion: dict) -> dict:
             "optimizer_state_dict": {"state": {}, "param_groups": [{"lr": 8e-6, "params": [0]}]}}
 
 
-# the settings TC-CLIP's config holds that shapes cannot tell (its released trainer config, shrunk to tiny models)
-TCCLIP_TINY_CONFIG = {"num_frames": 4, "context_token_k": 6, "seed_token_a": 0.3, "tome_r": 4, "tome_d": 0,
-                      "n_ctx": 4, "ctx_init": "a photo of a", "context_length": 30, "model_arch": "ViT-B/16",
-                      "positional_embedding_type": "space", "local_global_bias": True, "wise_ft": 0.0}
+# the settings TC-CLIP's config holds that shapes cannot tell: its released trainer and zero-shot configs
+# (without prompt_generation_layer_level: the converter's default, the last text block, as the released 12 of 12),
+# and the same shrunk for the tests' tiny models
+TCCLIP_RELEASED_CONFIG = {"num_frames": 16, "context_token_k": 96, "seed_token_a": 0.3, "tome_r": 100, "tome_d": 0,
+                          "n_ctx": 4, "ctx_init": "a photo of a", "context_length": 30, "model_arch": "ViT-B/16",
+                          "positional_embedding_type": "space", "local_global_bias": True, "wise_ft": 0.0}
+TCCLIP_TINY_CONFIG = {**TCCLIP_RELEASED_CONFIG, "num_frames": 4, "context_token_k": 6, "tome_r": 4}
 
 
 def tcclip_extras(sd: dict, generator: torch.Generator, *, n_ctx: int = 4, classes: int = 3,
-                  context_length: int = 30) -> dict:
+                  context_length: int = 30, heads: Optional[int] = None) -> dict:
     """TC-CLIP's own parameters for the CLIP `sd`, in its names (after 'module.'): the learned context, the
     prompt-generation layer, the local/global bias of visual blocks 1.., and the prompt learner's buffers
     (embeddings of the training class prompts, deleted by its loader)."""
     import re
 
     w, vw = _text_width(sd), int(sd["visual.conv1.weight"].shape[0])
-    heads = vw // 64
+    heads = heads or vw // 64     # the image tower's (OpenAI's heads of 64 unless stated)
     visual_layers = {int(m.group(1)) for k in sd if (m := re.match(r"visual\.transformer\.resblocks\.(\d+)\.", k))}
     out = {"prompt_learner.ctx": 0.2 * torch.randn(n_ctx, w, generator=generator),
            "prompt_learner.token_prefix": torch.randn(classes, 1, w, generator=generator),
@@ -243,6 +261,26 @@ def tcclip_extras(sd: dict, generator: torch.Generator, *, n_ctx: int = 4, class
     out[g + "mlp.c_fc.bias"] = 0.1 * torch.randn(4 * w, generator=generator)
     out[g + "mlp.c_proj.weight"] = 0.1 * torch.randn(w, 4 * w, generator=generator)
     out[g + "mlp.c_proj.bias"] = 0.1 * torch.randn(w, generator=generator)
+    return out
+
+
+def tcclip_initial_extras(sd: dict, generator: torch.Generator, *, heads: int, n_ctx: int = 4,
+                          ctx_init: str = "a photo of a", classes: int = 3, context_length: int = 30) -> dict:
+    """TC-CLIP's own parameters as its code initialises them from the CLIP `sd`: the context vectors are the
+    token embeddings of `ctx_init`, the prompt-generation layer a copy of the last text block (its ln_1_kv
+    = ln_1), the local/global bias N(0, 0.02) (`heads`: the image tower's). The zoo's stand-in."""
+    import open_clip
+
+    out = tcclip_extras(sd, generator, n_ctx=n_ctx, classes=classes, context_length=context_length, heads=heads)
+    tokens = open_clip.tokenize([ctx_init], context_length=context_length)[0]
+    out["prompt_learner.ctx"] = sd["token_embedding.weight"][tokens[1:1 + n_ctx]].clone()
+    last = max(int(k.split(".")[2]) for k in sd if k.startswith("transformer.resblocks."))
+    g = "text_encoder.prompt_generation_layer.0."
+    for k in [k for k in out if k.startswith(g)]:
+        name = k[len(g):].replace("ln_1_kv.", "ln_1.")
+        out[k] = sd[f"transformer.resblocks.{last}.{name}"].clone()
+    for k in [k for k in out if k.endswith("local_global_bias_table")]:
+        out[k] = 0.02 * torch.randn(out[k].shape, generator=generator)
     return out
 
 
@@ -312,10 +350,24 @@ def write_peer_file(layout: str, sd: dict, path: str | Path, *, seed: int = 0, e
     return path
 
 
-def write_standins(sd: dict, folder: str | Path, layouts: Optional[tuple[str, ...]] = None) -> dict[str, Path]:
+def write_standins(sd: dict, folder: str | Path, layouts: Optional[tuple[str, ...]] = None, *,
+                   heads: Optional[int] = None) -> dict[str, Path]:
     """Every peer's file (and OpenAI's, the original CLIP that --base takes) holding `sd`, in `folder`:
-    {layout: path}, named openai.pt, vificlip.pth, ost.pth, openvclip.pth, froster.pth."""
+    {layout: path}, named openai.pt, vificlip.pth, ost.pth, openvclip.pth, froster.pth, mote.pth, tcclip.pth.
+    MoTE's and TC-CLIP's own modules are as their code initialises them from that CLIP (mote_initial_fusion,
+    tcclip_initial_extras; `heads`: the image tower's, OpenAI's width // 64 unless stated), TC-CLIP's config
+    its released one."""
     folder = Path(folder)
     wanted = layouts or ("openai", "vificlip", "ost", "openvclip", "froster")
-    return {layout: write_peer_file(layout, sd, folder / (f"{layout}.pt" if layout == "openai" else f"{layout}.pth"))
-            for layout in wanted}
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for layout in wanted:
+        path = folder / (f"{layout}.pt" if layout == "openai" else f"{layout}.pth")
+        if layout == "mote":
+            out[layout] = write_peer_file(layout, sd, path, extras=mote_initial_fusion(sd, g))
+        elif layout == "tcclip":
+            extras = tcclip_initial_extras(sd, g, heads=heads or int(sd["visual.conv1.weight"].shape[0]) // 64)
+            out[layout] = write_peer_file(layout, sd, path, extras=extras, config=TCCLIP_RELEASED_CONFIG)
+        else:
+            out[layout] = write_peer_file(layout, sd, path)
+    return out
