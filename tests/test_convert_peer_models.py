@@ -296,12 +296,16 @@ def reference_tcclip_clip(p, extras, clip):
     return F.normalize(cls.mean(0), dim=0), context_out
 
 
-def reference_tcclip_text(p, extras, name: str, context) -> torch.Tensor:
+def reference_tcclip_text(p, extras, name: str, context, description: bool = False) -> torch.Tensor:
     """One class's text for one video: learned context in place of 'a photo of a', rewritten before the last
-    text block by cross-attention to the video's context tokens."""
-    name = re.sub(r"([A-Z])", r" \1", name).strip().replace("_", " ")
-    tokens = open_clip.tokenize([f"a photo of a {name}."], context_length=30)[0]
-    x = p["token_embedding.weight"][tokens] + p["positional_embedding"][:30]
+    text block by cross-attention to the video's context tokens. description: `name` is a whole prompt, put
+    after the learned context, in a context of 77."""
+    if description:
+        tokens, L = open_clip.tokenize([f"a photo of a {name}"])[0], 77
+    else:
+        name = re.sub(r"([A-Z])", r" \1", name).strip().replace("_", " ")
+        tokens, L = open_clip.tokenize([f"a photo of a {name}."], context_length=30)[0], 30
+    x = p["token_embedding.weight"][tokens] + p["positional_embedding"][:L]
     x = torch.cat([x[:1], extras["prompt_learner.ctx"] + p["positional_embedding"][1:5], x[5:]])
     g = {k[len("text_encoder.prompt_generation_layer.0."):]: v for k, v in extras.items()
          if k.startswith("text_encoder.prompt_generation_layer.0.")}
@@ -312,7 +316,7 @@ def reference_tcclip_text(p, extras, name: str, context) -> torch.Tensor:
                             g["attn.in_proj_bias"], g["attn.out_proj.weight"], g["attn.out_proj.bias"], 8)[0]
             ctx = ctx + mlp(ln(ctx, g, "ln_2"), g, "mlp.")
             x = torch.cat([x[:1], ctx, x[5:]])
-        x = text_block(x, p, f"transformer.resblocks.{i}.", causal(30))
+        x = text_block(x, p, f"transformer.resblocks.{i}.", causal(L))
     return F.normalize(ln(x, p, "ln_final")[int(tokens.argmax())] @ p["text_projection"], dim=0)
 
 
@@ -532,9 +536,41 @@ def test_the_zoo_scores_them_as_their_own_evaluations_beside_their_published_num
     models = [zoo.ZooModel("MoTE", converted(peers, "mote")[1]), zoo.ZooModel("TC-CLIP", converted(peers, "tcclip")[1])]
     run = zoo.evaluate_zoo(models, ["apclip_bench"], view=ViewSpec(3, 1, 1), max_videos=4, batch_size=2)
     assert [(r["model"], r["prompts"], r["similarity"], r["n_evaluated"]) for r in run.rows] == [
-        ("MoTE", "set", "mean", 4), ("TC-CLIP", "single", "mean", 4)]
+        ("MoTE", "set", "mean", 4), ("MoTE", "action_conditioned", "mean", 4), ("TC-CLIP", "single", "mean", 4),
+        ("TC-CLIP", "action_conditioned", "mean", 4)]
+    assert run.rows[1]["n_prompts"] > run.rows[1]["n_classes"]            # several descriptions per class
     assert run.models["TC-CLIP"]["built_for_frames"] == {"zoo": 3, "its own": FRAMES}   # recorded, not hidden
     assert run.models["MoTE"]["similarities"] == {"own": "zero_shot_logits"} and run.encoded["MoTE"] == 4
     table, gains = zoo.build_table(run, paper_dataset="HMDB-51", paper_backbone="ViT-B/16")
-    assert table.set_index("model")["published"].to_dict() == {"MoTE": 55.8, "TC-CLIP": 54.2}
-    assert "16 frames x 2 temporal views" in table.set_index("model")["published by"]["TC-CLIP"] and not len(gains)
+    own = table[table["prompts"] != "action_conditioned"].set_index("model")
+    assert own["published"].to_dict() == {"MoTE": 55.8, "TC-CLIP": 54.2}
+    assert "16 frames x 2 temporal views" in own["published by"]["TC-CLIP"] and not len(gains)
+    assert set(table[table["prompts"] == "action_conditioned"]["note"]) == {zoo.NEW}
+
+
+def test_tcclip_scores_each_description_through_its_per_video_text_path(peers):
+    model, _ = converted(peers, "tcclip")
+    prompts = [["a video of juggling, three balls in the air.", "a video of juggling, hands moving fast."],
+               ["a video of skipping rope."], ["a video of a cartwheel on grass.", "a video of a cartwheel."],
+               ["a video of playing guitar."], ["a video of rock climbing, chalk on the hands."]]
+    video = VIDEO[:, :1]
+    with torch.no_grad():
+        logits = model.zero_shot_logits(video, NAMES, prompts=prompts)
+    p = tcclip_weights(peers, 0.0)
+    v, context = reference_tcclip_clip(p, peers["extras"], video[0, 0])
+    classes = F.normalize(torch.stack([torch.stack([reference_tcclip_text(p, peers["extras"], t, context, True)
+                                                    for t in texts]).mean(0) for texts in prompts]), dim=-1)
+    expected = p["logit_scale"].exp() * classes @ v
+    torch.testing.assert_close(logits[0], expected, rtol=1e-3, atol=1e-3 * expected.abs().max().item())
+
+
+def test_prompts_take_the_place_of_motes_templates(peers):
+    from apclip_core.model.mote import TEMPLATES
+
+    model, _ = converted(peers, "mote")
+    with torch.no_grad():
+        own = model.zero_shot_logits(VIDEO, NAMES)
+        given = model.zero_shot_logits(VIDEO, NAMES, prompts=[[t.format(n) for t in TEMPLATES] for n in NAMES])
+        other = model.zero_shot_logits(VIDEO, NAMES, prompts=[[f"a video of {n}."] for n in NAMES])
+    torch.testing.assert_close(given, own)
+    assert (other - own).abs().max() > 1e-3

@@ -133,16 +133,21 @@ class MoTEVideoCLIP(VideoCLIP):
         feats = self.clip.encode_image(video.reshape(B * V * T, *video.shape[3:]).to(self._visual_dtype()))
         return feats.float().reshape(B, V, T, -1)
 
-    def class_features(self, classnames: list[str]) -> torch.Tensor:
-        """[C, D]: per class, the mean of its 28 templates' L2 features, L2 again (MoTE's zero-shot classifier)."""
-        texts = [t.format(name) for name in classnames for t in TEMPLATES]
-        feats = encode_text_tokens(self.clip, self.tokenize(texts)).reshape(len(classnames), len(TEMPLATES), -1)
-        return F.normalize(feats.mean(dim=1), dim=-1)
+    def class_features(self, classnames: list[str], prompts: list[list[str]] | None = None) -> torch.Tensor:
+        """[C, D]: per class, the mean of its 28 templates' L2 features, L2 again (MoTE's zero-shot classifier);
+        prompts: each class's own texts (e.g. action descriptions) in place of the templates, averaged alike."""
+        prompts = prompts or [[t.format(name) for t in TEMPLATES] for name in classnames]
+        owner = torch.tensor([c for c, texts in enumerate(prompts) for _ in texts])
+        feats = encode_text_tokens(self.clip, self.tokenize([t for texts in prompts for t in texts]))
+        sums = torch.zeros(len(prompts), feats.shape[1]).index_add_(0, owner, feats)
+        return F.normalize(sums, dim=-1)
 
-    def zero_shot_logits(self, video: torch.Tensor, classnames: list[str]) -> torch.Tensor:
-        """video [B, V, T, 3, S, S] -> [B, C]: 100 x cosine per view, averaged over the views."""
+    def zero_shot_logits(self, video: torch.Tensor, classnames: list[str],
+                         prompts: list[list[str]] | None = None) -> torch.Tensor:
+        """video [B, V, T, 3, S, S] -> [B, C]: 100 x cosine per view, averaged over the views. prompts: each
+        class's texts in place of MoTE's templates (they drive the modulation too, as its classifier does)."""
         check_video(video)
-        classes = self.class_features(list(classnames))
+        classes = self.class_features(list(classnames), prompts)
         frames = self.frame_features(video)
         B, V = frames.shape[:2]
         videos = self.mote(frames.flatten(0, 1), classes).reshape(B, V, -1)

@@ -252,14 +252,39 @@ class TCCLIPVideoCLIP(VideoCLIP):
         x = clip.ln_final(x)[torch.arange(C), prefix.tokens.argmax(dim=-1)] @ clip.text_projection
         return F.normalize(x.float(), dim=-1)
 
-    def zero_shot_logits(self, video: torch.Tensor, classnames: list[str]) -> torch.Tensor:
-        """video [B, V, T, 3, S, S] -> [B, C]: logit_scale.exp() x cosine with the video's own class text; with
-        V > 1 views, the log of the mean of the views' softmax (their combination, as a logit)."""
-        check_video(video)
-        return self.logits_for(video, self.text_prefix(list(classnames)))
+    def description_tokens(self, texts: list[str]) -> torch.Tensor:
+        """'<ctx_init> <text>' per text, for the learned context to take the ctx_init words' place in front of
+        any prompt (an action description); context 77 as TC-CLIP's LLM-rephrased runs, trimmed to the longest."""
+        from apclip_core.model.video_clip import trim_tokens
 
-    def logits_for(self, video: torch.Tensor, prefix: TextPrefix) -> torch.Tensor:
-        """zero_shot_logits with the label set's video-independent text layers computed already."""
+        return trim_tokens(open_clip.tokenize([f"{self.settings['ctx_init']} {t}" for t in texts]))
+
+    @staticmethod
+    def _class_features(feats: torch.Tensor, owner: torch.Tensor | None) -> torch.Tensor:
+        """Per class the L2 mean of its prompts' features (feats as they are when each class has one)."""
+        if owner is None:
+            return feats
+        sums = torch.zeros(int(owner.max()) + 1, feats.shape[1], dtype=feats.dtype).index_add_(0, owner, feats)
+        return F.normalize(sums, dim=-1)
+
+    def zero_shot_logits(self, video: torch.Tensor, classnames: list[str],
+                         prompts: list[list[str]] | None = None) -> torch.Tensor:
+        """video [B, V, T, 3, S, S] -> [B, C]: logit_scale.exp() x cosine with the video's own class text; with
+        V > 1 views, the log of the mean of the views' softmax (their combination, as a logit). prompts: each
+        class's texts (e.g. action descriptions) in place of 'a photo of a {name}.', each through the per-video
+        text path, their features averaged per class (L2 each, mean, L2)."""
+        check_video(video)
+        if prompts is None:
+            return self.logits_for(video, self.text_prefix(list(classnames)))
+        if len(prompts) != len(classnames):
+            raise ValueError(f"{len(classnames)} class names but {len(prompts)} prompt lists")
+        owner = torch.tensor([c for c, texts in enumerate(prompts) for _ in texts])
+        prefix = self.text_prefix(tokens=self.description_tokens([t for texts in prompts for t in texts]))
+        return self.logits_for(video, prefix, owner)
+
+    def logits_for(self, video: torch.Tensor, prefix: TextPrefix, owner: torch.Tensor | None = None) -> torch.Tensor:
+        """zero_shot_logits with the label set's video-independent text layers computed already (once per label
+        set, whatever the number of videos); owner[p]: the class of prompt p when a class has several."""
         B, V, T = video.shape[:3]
         if T != self.settings["num_frames"]:
             raise ValueError(f"this TC-CLIP model was built for clips of {self.settings['num_frames']} frames (fixed "
@@ -267,6 +292,7 @@ class TCCLIPVideoCLIP(VideoCLIP):
                              f"frames per clip, or convert the checkpoint again with --frames {T}")
         feats, context = self.encode_clips(video.flatten(0, 1))
         scale = self.clip.logit_scale.exp()
-        logits = torch.stack([scale * feats[i] @ self.text_features(prefix, context[i]).T for i in range(B * V)])
+        logits = torch.stack([scale * feats[i] @ self._class_features(self.text_features(prefix, context[i]), owner).T
+                              for i in range(B * V)])
         logits = logits.reshape(B, V, -1)
         return logits[:, 0] if V == 1 else logits.softmax(dim=-1).mean(dim=1).log()

@@ -192,18 +192,22 @@ class VideoCLIP(nn.Module):
         feats = F.normalize(feats.float(), dim=-1) if normalize else feats.float()
         return feats.reshape(B, V * T, -1)
 
-    def zero_shot_logits(self, video: torch.Tensor, classnames: list[str]) -> torch.Tensor:
+    def zero_shot_logits(self, video: torch.Tensor, classnames: list[str],
+                         prompts: Optional[list[list[str]]] = None) -> torch.Tensor:
         """video [B, V, T, 3, S, S] (normalised as config mean/std say) -> [B, C] logits, as the converted peer's
         own zero-shot evaluation scores: its class text (zero_shot_templates; several templates: L2 each,
         averaged, L2), its frame pooling per view (the recorded video_pooling: ViFi-CLIP L2 of the mean of raw
         frame features; OST and OpenAI CLIP L2 of the mean of L2 frames; Open-VCLIP and FROSTER the mean of the
         frames' cosines), logit_scale.exp() x that, the views' mean.
-        The same call scores MoTE and TC-CLIP (model.mote, model.tcclip), whose features depend on the label set."""
+        The same call scores MoTE and TC-CLIP (model.mote, model.tcclip), whose features depend on the label set.
+        prompts: each class's texts (e.g. action descriptions) in place of the templates, averaged alike."""
         check_video(video)
         B, V, T = video.shape[:3]
         templates = zero_shot_templates(self.config.get("source_format"))
-        texts = encode_text_tokens(self.clip, self.tokenize([t.format(c) for c in classnames for t in templates]))
-        classes = F.normalize(texts.reshape(len(classnames), len(templates), -1).mean(dim=1), dim=-1)
+        prompts = prompts or [[t.format(c) for t in templates] for c in classnames]
+        owner = torch.tensor([c for c, texts in enumerate(prompts) for _ in texts])
+        texts = encode_text_tokens(self.clip, self.tokenize([t for texts in prompts for t in texts]))
+        classes = F.normalize(torch.zeros(len(prompts), texts.shape[1]).index_add_(0, owner, texts), dim=-1)
         pooling = self.config.get("video_pooling")
         frames = self.encode_video(video, normalize=pooling != "mean_then_l2")
         videos = frames.reshape(B, V, T, -1).mean(dim=2)                                  # [B, V, D]

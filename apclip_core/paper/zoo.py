@@ -61,8 +61,9 @@ NEW = "new: no published number"
 # its baseline is the single prompt. Pooling: a model's "mean" rows pool frames as its authors do, by the
 # pooling its checkpoint records (model.similarity.pooled_similarity): L2 per frame then mean ranks classes as
 # Open-VCLIP, FROSTER and OST pool; ViFi-CLIP's rows average its raw frame features ("mean_raw").
-# MoTE and TC-CLIP score only as their own evaluations do (zero_shot_logits: MoTE's 28 templates and temporal
-# module, TC-CLIP's learned context rewritten per video): one row each, on the row of its own prompts.
+# MoTE and TC-CLIP score as their own evaluations do (zero_shot_logits: MoTE's 28 templates and temporal module,
+# TC-CLIP's learned context rewritten per video), on the row of their own prompts; with action prompts, each
+# description takes the place of their class text in that same scoring (the "mean" row; no MAKA).
 OWN_VARIANT = {"openai": ("single", "mean"), "vificlip": ("single", "mean"), "ost": ("single", "mean"),
                "openvclip": ("set", "mean"), "froster": ("set", "mean"), "mote": ("set", "mean"),
                "tcclip": ("single", "mean")}
@@ -291,7 +292,8 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
     not a video container are left out before decoding and counted per split, as the training tables do."""
     import torch
 
-    from apclip_core.engine.evaluate import evaluate_variants, evaluate_zero_shot, prepare_split, sha256_file
+    from apclip_core.engine.evaluate import (evaluate_variants, evaluate_zero_shot_variants, prepare_split,
+                                             sha256_file)
     from apclip_core.engine.feature_cache import FrameFeatureCache
     from apclip_core.model.similarity import pooled_similarity
     from apclip_core.model.video_clip import load_checkpoint
@@ -331,7 +333,7 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
                                                           "its own": loaded.config["tcclip"]["num_frames"]}
             loaded.config["tcclip"]["num_frames"] = view.frames
         # the "mean" variant is the model's own pooling (recorded beside the model); MoTE and TC-CLIP: their own
-        # scoring, one variant (their features depend on the label set: nothing to cache, no other prompts)
+        # scoring (their features depend on the label set: nothing to cache), own class text or action prompts
         scored_by = ({"own": "zero_shot_logits"} if peer else
                      {sim: pooled_similarity(loaded.config) if sim == "mean" else sim for sim in similarities})
         run.models[model.name]["similarities"] = scored_by
@@ -341,11 +343,13 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
             cache = FrameFeatureCache(feature_cache)
             for prepared in chosen:
                 split = prepared.split
-                if peer:
-                    keys = [OWN_VARIANT[peer]]
-                    results = [evaluate_zero_shot(loaded, split, view=view, batch_size=batch_size,
-                                                  num_workers=num_workers, device=device, autocast_dtype=autocast,
-                                                  prepared=prepared)]
+                if peer:  # its own class text, and the action prompts through the same scoring (mean of their features)
+                    keys = [OWN_VARIANT[peer]] + ([(ACTION, "mean")] if ACTION in strategies else [])
+                    texts = [None] + [build_prompt_bank(ACTION, split.classnames, prompt_file)
+                                      for s in keys[1:]]
+                    results = evaluate_zero_shot_variants(loaded, split, texts, view=view, batch_size=batch_size,
+                                                          num_workers=num_workers, device=device,
+                                                          autocast_dtype=autocast, prepared=prepared)
                     run.encoded[model.name] += results[0].n_videos
                 else:
                     keys = [(s, m) for s in strategies for m in similarities]
