@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from apclip_core.errors import UserError
-from apclip_core.model.video_clip import VideoCLIP, check_video, encode_text_tokens
+from apclip_core.model.video_clip import VideoCLIP, check_video, class_means, encode_text_tokens, prompt_owners
 from apclip_core.prompts.bank import SET_TEMPLATES
 
 # MoTE's class text: 4 openings x 7 endings, the same 28 templates as Open-VCLIP's "Set"
@@ -137,10 +137,8 @@ class MoTEVideoCLIP(VideoCLIP):
         """[C, D]: per class, the mean of its 28 templates' L2 features, L2 again (MoTE's zero-shot classifier);
         prompts: each class's own texts (e.g. action descriptions) in place of the templates, averaged alike."""
         prompts = prompts or [[t.format(name) for t in TEMPLATES] for name in classnames]
-        owner = torch.tensor([c for c, texts in enumerate(prompts) for _ in texts])
         feats = encode_text_tokens(self.clip, self.tokenize([t for texts in prompts for t in texts]))
-        sums = torch.zeros(len(prompts), feats.shape[1]).index_add_(0, owner, feats)
-        return F.normalize(sums, dim=-1)
+        return class_means(feats, prompt_owners(prompts))
 
     def zero_shot_logits(self, video: torch.Tensor, classnames: list[str],
                          prompts: list[list[str]] | None = None) -> torch.Tensor:

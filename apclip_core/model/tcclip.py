@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from apclip_core.model.mote import LabelSetDependent
-from apclip_core.model.video_clip import VideoCLIP, check_video
+from apclip_core.model.video_clip import VideoCLIP, check_video, class_means, prompt_owners
 
 # the released trainer config (configs/trainer/tc_clip.yaml) and zero-shot config: what a file's own
 # pickled config overrides
@@ -259,14 +259,6 @@ class TCCLIPVideoCLIP(VideoCLIP):
 
         return trim_tokens(open_clip.tokenize([f"{self.settings['ctx_init']} {t}" for t in texts]))
 
-    @staticmethod
-    def _class_features(feats: torch.Tensor, owner: torch.Tensor | None) -> torch.Tensor:
-        """Per class the L2 mean of its prompts' features (feats as they are when each class has one)."""
-        if owner is None:
-            return feats
-        sums = torch.zeros(int(owner.max()) + 1, feats.shape[1], dtype=feats.dtype).index_add_(0, owner, feats)
-        return F.normalize(sums, dim=-1)
-
     def zero_shot_logits(self, video: torch.Tensor, classnames: list[str],
                          prompts: list[list[str]] | None = None) -> torch.Tensor:
         """video [B, V, T, 3, S, S] -> [B, C]: logit_scale.exp() x cosine with the video's own class text; with
@@ -278,9 +270,8 @@ class TCCLIPVideoCLIP(VideoCLIP):
             return self.logits_for(video, self.text_prefix(list(classnames)))
         if len(prompts) != len(classnames):
             raise ValueError(f"{len(classnames)} class names but {len(prompts)} prompt lists")
-        owner = torch.tensor([c for c, texts in enumerate(prompts) for _ in texts])
         prefix = self.text_prefix(tokens=self.description_tokens([t for texts in prompts for t in texts]))
-        return self.logits_for(video, prefix, owner)
+        return self.logits_for(video, prefix, prompt_owners(prompts))
 
     def logits_for(self, video: torch.Tensor, prefix: TextPrefix, owner: torch.Tensor | None = None) -> torch.Tensor:
         """zero_shot_logits with the label set's video-independent text layers computed already (once per label
@@ -292,7 +283,10 @@ class TCCLIPVideoCLIP(VideoCLIP):
                              f"frames per clip, or convert the checkpoint again with --frames {T}")
         feats, context = self.encode_clips(video.flatten(0, 1))
         scale = self.clip.logit_scale.exp()
-        logits = torch.stack([scale * feats[i] @ self._class_features(self.text_features(prefix, context[i]), owner).T
-                              for i in range(B * V)])
+        def classes(i):  # this view's class features: one prompt per class, or each class's prompts averaged
+            texts = self.text_features(prefix, context[i])
+            return texts if owner is None else class_means(texts, owner)
+
+        logits = torch.stack([scale * feats[i] @ classes(i).T for i in range(B * V)])
         logits = logits.reshape(B, V, -1)
         return logits[:, 0] if V == 1 else logits.softmax(dim=-1).mean(dim=1).log()

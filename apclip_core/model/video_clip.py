@@ -135,6 +135,17 @@ def check_video(video: torch.Tensor) -> None:
         raise ValueError(f"video must be [B, V, T, 3, S, S], got shape {tuple(video.shape)}")
 
 
+def prompt_owners(prompts: list[list[str]]) -> torch.Tensor:
+    """The class of each prompt of a ragged per-class list, flattened in order: [P]."""
+    return torch.tensor([c for c, texts in enumerate(prompts) for _ in texts], dtype=torch.long)
+
+
+def class_means(feats: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+    """Per class, the L2-normalised mean of its prompts' L2-normalised features [P, D] -> [C, D]."""
+    sums = torch.zeros(int(owners.max()) + 1, feats.shape[1], dtype=feats.dtype, device=feats.device)
+    return F.normalize(sums.index_add_(0, owners.to(feats.device), feats), dim=-1)
+
+
 def zero_shot_templates(source_format: Optional[str]) -> tuple[str, ...]:
     """The class text a converted peer's own zero-shot evaluation uses: ViFi-CLIP (and OST, built on it, whose
     descriptors with optimal transport apclip does not reproduce) 'a photo of a {}.', Open-VCLIP and FROSTER
@@ -205,9 +216,8 @@ class VideoCLIP(nn.Module):
         B, V, T = video.shape[:3]
         templates = zero_shot_templates(self.config.get("source_format"))
         prompts = prompts or [[t.format(c) for t in templates] for c in classnames]
-        owner = torch.tensor([c for c, texts in enumerate(prompts) for _ in texts])
         texts = encode_text_tokens(self.clip, self.tokenize([t for texts in prompts for t in texts]))
-        classes = F.normalize(torch.zeros(len(prompts), texts.shape[1]).index_add_(0, owner, texts), dim=-1)
+        classes = class_means(texts, prompt_owners(prompts))
         pooling = self.config.get("video_pooling")
         frames = self.encode_video(video, normalize=pooling != "mean_then_l2")
         videos = frames.reshape(B, V, T, -1).mean(dim=2)                                  # [B, V, D]
