@@ -526,3 +526,35 @@ def test_evaluate_and_classify_default_to_the_similarity_of_the_recorded_pooling
 
     tuned = save_checkpoint(model, tmp_path / "tuned.pt", train_config={"similarity": "maka"})
     assert default_similarity(load_checkpoint(tuned).config) == ("maka", "the similarity the checkpoint was trained with")
+
+
+# ---- one scoring contract: zero_shot_logits as each peer's own zero-shot evaluation ----------------------
+OPENVCLIP_SET = [f"{p} {f}." for p in ("a photo of", "a video of", "a example of", "a demonstration of")
+                 for f in ("{}", "a person {}", "a person using {}", "a person doing {}", "a person during {}",
+                           "a person performing {}", "a person practicing {}")]
+OWN_TEXT = {"openai": ["{}"], "vificlip": ["a photo of a {}."], "ost": ["a photo of a {}."],
+            "openvclip": OPENVCLIP_SET, "froster": OPENVCLIP_SET}
+
+
+@pytest.mark.parametrize("fmt,interpolate", [("openai", True), ("vificlip", True), ("ost", True), ("openvclip", True),
+                                             ("froster", True)])
+def test_zero_shot_logits_score_as_each_peer_evaluates(files, converted, fmt, interpolate):
+    """Its class text (templates L2, averaged, L2), its frame pooling per view, logit_scale.exp(), views averaged."""
+    import open_clip
+
+    model, _ = converted(fmt, interpolate)
+    weights = peer_weights(files, fmt, interpolate)
+    names = ["juggling", "skipping rope", "cartwheel"]
+    classes = F.normalize(torch.stack([reference_text(weights, open_clip.tokenize([t.format(n) for t in OWN_TEXT[fmt]]))
+                                       .mean(0) for n in names]), dim=-1)
+    raw = reference_frames(visual(weights), CLIPS.flatten(0, 1), fmt in ("openvclip", "froster"), normalize=False)
+    if fmt == "vificlip":                      # mean of raw frame features, then L2
+        videos = F.normalize(raw.mean(1), dim=-1)
+    elif fmt in ("openvclip", "froster"):      # the mean of the frames' cosines
+        videos = F.normalize(raw, dim=-1).mean(1)
+    else:                                      # L2 per frame, mean, L2
+        videos = F.normalize(F.normalize(raw, dim=-1).mean(1), dim=-1)
+    expected = (weights["logit_scale"].exp() * videos @ classes.T).reshape(CLIPS.shape[0], CLIPS.shape[1], -1).mean(1)
+    with torch.no_grad():
+        logits = model.zero_shot_logits(CLIPS, names)
+    torch.testing.assert_close(logits, expected, rtol=1e-3, atol=1e-3 * expected.abs().max().item())

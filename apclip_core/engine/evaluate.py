@@ -303,6 +303,68 @@ def evaluate(model, split, bank, *, similarity: Optional[str] = None, view: View
                              prepared=prepared)[0]
 
 
+def evaluate_zero_shot(model, split, *, view: ViewSpec, batch_size: int = 8, num_workers: int = 0,
+                       device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
+                       record: Optional[dict] = None, prepared: Optional["PreparedSplit"] = None) -> EvalResult:
+    """Accuracy of a converted peer scored as its own zero-shot evaluation scores (`model.zero_shot_logits`: its
+    class text from the split's class names, its temporal module, scale and view averaging). The one way to
+    evaluate MoTE and TC-CLIP, whose video features depend on the label set (no frame features to cache)."""
+    return evaluate_zero_shot_variants(model, split, [None], view=view, batch_size=batch_size,
+                                       num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
+                                       record=record, prepared=prepared)[0]
+
+
+@torch.no_grad()
+def evaluate_zero_shot_variants(model, split, prompt_sets: Sequence[Optional[Any]], *, view: ViewSpec,
+                                batch_size: int = 8, num_workers: int = 0, device: str | torch.device = "cpu",
+                                autocast_dtype: Optional[torch.dtype] = None, record: Optional[dict] = None,
+                                prepared: Optional["PreparedSplit"] = None) -> list[EvalResult]:
+    """evaluate_zero_shot for several class texts from one decoding of the videos: each of `prompt_sets` is
+    None (the model's own class text) or a PromptBank whose texts take its place (zero_shot_logits(prompts=))."""
+    from apclip_core.data.datasets import VideoDataset, build_eval_loader
+
+    prepared = prepared or PreparedSplit(split, len(split.records))
+    if not split.records:
+        raise no_video_evaluated(split, prepared, {})
+    start = time.perf_counter()
+    dataset = VideoDataset(list(split.records), split.root, view=view, train=False,
+                           transform=eval_transform_for(model, view.spatial_crops))
+    device = torch.device(device)
+    model.eval()
+    logits, labels, oks, errors = [[] for _ in prompt_sets], [], [], {}
+    for batch in progress(build_eval_loader(dataset, batch_size=batch_size, num_workers=num_workers),
+                          desc=f"evaluate {split.name}"):
+        ok = torch.as_tensor(batch["ok"], dtype=torch.bool)
+        video = batch["video"].to(device)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            for out, bank in zip(logits, prompt_sets):
+                texts = {} if bank is None else {"prompts": bank.prompts}
+                out.append(model.zero_shot_logits(video, list(split.classnames), **texts).float().cpu())
+        labels.append(torch.as_tensor(batch["label"]))
+        oks.append(ok)
+        for idx, good, err in zip(torch.as_tensor(batch["index"]).tolist(), ok.tolist(), batch["error"]):
+            if not good:
+                errors[idx] = str(err)
+    ok = torch.cat(oks)
+    if not bool(ok.any()):
+        raise no_video_evaluated(split, prepared, errors)
+    failed = [{"path": split.records[i].path, "error": errors[i]} for i in sorted(errors)]
+    results = []
+    for out, bank in zip(logits, prompt_sets):
+        protocol = {"model": model.config.get("model_name"), "source_format": model.config.get("source_format"),
+                    **view.record(r.path for r in split.records), "dataset": split.dataset, "role": split.role,
+                    "prompt_strategy": "the model's own (zero_shot_logits)" if bank is None else bank.strategy,
+                    "n_prompts": None if bank is None else sum(len(p) for p in bank.prompts),
+                    "similarity": "the model's own", "n_classes": len(split.classnames),
+                    "n_videos": len(split.records), "videos_encoded": len(split.records),
+                    "missing_videos": prepared.missing_videos, "subset_of": prepared.subset_of,
+                    "seconds": round(time.perf_counter() - start, 2), **(record or {})}
+        result = score(split.name, split.classnames, torch.cat(out), torch.cat(labels), ok, failed, protocol)
+        result.n_listed, result.skipped, result.n_skipped = prepared.listed, list(prepared.skipped), len(prepared.skipped)
+        results.append(result)
+    return results
+
+
 def summarize(results: Sequence[EvalResult]) -> dict[str, Any]:
     """Headline numbers of a protocol's eval splits.
 

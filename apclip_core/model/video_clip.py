@@ -130,6 +130,32 @@ def encode_text_tokens(clip: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return F.normalize(x.float(), dim=-1)
 
 
+def check_video(video: torch.Tensor) -> None:
+    if video.ndim != 6:
+        raise ValueError(f"video must be [B, V, T, 3, S, S], got shape {tuple(video.shape)}")
+
+
+def prompt_owners(prompts: list[list[str]]) -> torch.Tensor:
+    """The class of each prompt of a ragged per-class list, flattened in order: [P]."""
+    return torch.tensor([c for c, texts in enumerate(prompts) for _ in texts], dtype=torch.long)
+
+
+def class_means(feats: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+    """Per class, the L2-normalised mean of its prompts' L2-normalised features [P, D] -> [C, D]."""
+    sums = torch.zeros(int(owners.max()) + 1, feats.shape[1], dtype=feats.dtype, device=feats.device)
+    return F.normalize(sums.index_add_(0, owners.to(feats.device), feats), dim=-1)
+
+
+def zero_shot_templates(source_format: Optional[str]) -> tuple[str, ...]:
+    """The class text a converted peer's own zero-shot evaluation uses: ViFi-CLIP (and OST, built on it, whose
+    descriptors with optimal transport apclip does not reproduce) 'a photo of a {}.', Open-VCLIP and FROSTER
+    the 28 "Set" templates, vanilla CLIP the bare name; apclip's own checkpoints its single prompt."""
+    from apclip_core.prompts.bank import SET_TEMPLATES
+
+    return {"vificlip": ("a photo of a {}.",), "ost": ("a photo of a {}.",), "openvclip": SET_TEMPLATES,
+            "froster": SET_TEMPLATES, "openai": ("{}",)}.get(source_format or "", ("a video of {}.",))
+
+
 class VideoCLIP(nn.Module):
     """open_clip CLIP + optional temporal module; frame-level video and prompt embeddings."""
 
@@ -176,6 +202,28 @@ class VideoCLIP(nn.Module):
             feats = self._encode_frames_temporal(frames, T)
         feats = F.normalize(feats.float(), dim=-1) if normalize else feats.float()
         return feats.reshape(B, V * T, -1)
+
+    def zero_shot_logits(self, video: torch.Tensor, classnames: list[str],
+                         prompts: Optional[list[list[str]]] = None) -> torch.Tensor:
+        """video [B, V, T, 3, S, S] (normalised as config mean/std say) -> [B, C] logits, as the converted peer's
+        own zero-shot evaluation scores: its class text (zero_shot_templates; several templates: L2 each,
+        averaged, L2), its frame pooling per view (the recorded video_pooling: ViFi-CLIP L2 of the mean of raw
+        frame features; OST and OpenAI CLIP L2 of the mean of L2 frames; Open-VCLIP and FROSTER the mean of the
+        frames' cosines), logit_scale.exp() x that, the views' mean.
+        The same call scores MoTE and TC-CLIP (model.mote, model.tcclip), whose features depend on the label set.
+        prompts: each class's texts (e.g. action descriptions) in place of the templates, averaged alike."""
+        check_video(video)
+        B, V, T = video.shape[:3]
+        templates = zero_shot_templates(self.config.get("source_format"))
+        prompts = prompts or [[t.format(c) for t in templates] for c in classnames]
+        texts = encode_text_tokens(self.clip, self.tokenize([t for texts in prompts for t in texts]))
+        classes = class_means(texts, prompt_owners(prompts))
+        pooling = self.config.get("video_pooling")
+        frames = self.encode_video(video, normalize=pooling != "mean_then_l2")
+        videos = frames.reshape(B, V, T, -1).mean(dim=2)                                  # [B, V, D]
+        if pooling != "mean_of_frame_logits":   # Open-VCLIP/FROSTER average the frames' cosines: no second L2
+            videos = F.normalize(videos, dim=-1)
+        return (self.clip.logit_scale.exp() * videos @ classes.T).mean(dim=1)
 
     def _encode_frames_temporal(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
         """open_clip's VisionTransformer.forward, with the neighbour-frame branch after each block
@@ -436,6 +484,17 @@ def is_checkpoint(path: str | Path) -> bool:
         return False
 
 
+def peer_model_class(name: str) -> type:
+    """The model class of a converted peer that is more than a frame-wise CLIP (config "peer_model")."""
+    from apclip_core.model.mote import MoTEVideoCLIP
+    from apclip_core.model.tcclip import TCCLIPVideoCLIP
+
+    classes = {"mote": MoTEVideoCLIP, "tcclip": TCCLIPVideoCLIP}
+    if name not in classes:
+        raise ValueError(f"unknown peer_model {name!r} in the checkpoint's config; known: {', '.join(classes)}")
+    return classes[name]
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoCLIP:
     """Rebuild the VideoCLIP saved by save_checkpoint (architecture + activation from its config)."""
     from apclip_core.errors import CheckpointError
@@ -454,6 +513,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Vid
                          precision=config.get("precision", "fp32"), load_weights=False,
                          expand_temporal_view=config.get("expand_temporal_view", 0),
                          open_clip_config=config.get("open_clip_config"))
+    if config.get("peer_model"):  # MoTE, TC-CLIP: the CLIP inside their own model class
+        model = peer_model_class(config["peer_model"])(model.clip, {**model.config, **config}, model.tokenizer)
     model.config.update(config)  # keep mean/std/size exactly as trained
     model.load_state_dict(payload["state_dict"], strict=True)
     return model.to(device)
