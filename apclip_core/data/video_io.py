@@ -117,6 +117,23 @@ def _check_file(path: Path) -> None:
         raise VideoDecodeError(path, "empty file (0 bytes)")
 
 
+NOT_A_VIDEO = "not a video file (no container FFmpeg can read, or no video stream in it)"
+
+
+def _check_container(path: str) -> None:
+    """VideoDecodeError(NOT_A_VIDEO) for a file FFmpeg cannot open as a container with a video stream, asked
+    of PyAV, which is silent: decord's own FFmpeg would print its raw complaint before the clean message."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            has_video = bool(container.streams.video)
+    except _decode_errors() as exc:
+        raise VideoDecodeError(path, f"{NOT_A_VIDEO}: {_short(exc)}") from None
+    if not has_video:
+        raise VideoDecodeError(path, NOT_A_VIDEO)
+
+
 def count_packets(path) -> int:
     """Number of non-empty video packets, by demuxing only (no decoding). 0 if it cannot demux."""
     return stream_counts(path)[0]
@@ -192,6 +209,7 @@ class DecordReader(VideoReader):
         self.fallback, self.strict_length = fallback, strict_length
         self.path = str(path)
         _check_file(Path(path))
+        _check_container(self.path)  # before decord, whose FFmpeg prints raw lines on stderr for a non-video
         try:
             self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1)
             reported = len(self._reader)
@@ -295,8 +313,8 @@ def open_video(path, backend: str = "auto", *, fallback: bool = True, strict_len
     except ShortVideoError:
         raise  # PyAV would count the same frames
     except VideoDecodeError as exc:
-        if not fallback or exc.reason in ("file not found", "empty file (0 bytes)", "not a regular file",
-                                          "is a directory, not a video file"):
+        if not fallback or exc.reason.startswith(NOT_A_VIDEO) or exc.reason in (
+                "file not found", "empty file (0 bytes)", "not a regular file", "is a directory, not a video file"):
             raise
         try:
             reader = PyAVReader(path, strict_length=strict_length)
@@ -328,3 +346,43 @@ def probe_video(path, backend: str = "auto", *, full: bool = False) -> dict:
 def _short(exc: BaseException, limit: int = 160) -> str:
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+# A decode may use this share of the memory available: the model, the prompts and the rest of the
+# process need the remainder.
+DECODE_MEMORY_SHARE = 0.5
+
+
+def decode_bytes(frames: int, temporal_views: int, spatial_crops: int, height: int, width: int,
+                 image_size: int | None = None) -> int:
+    """Bytes `views.decode_video` holds at its peak for one video of height x width sampled as `frames` x
+    `temporal_views`: the decoded uint8 frames and the transform's float copy of them; with the model's
+    `image_size`, also the clips it returns (one per view and crop)."""
+    decoded = frames * temporal_views * height * width * 3
+    clips = frames * temporal_views * spatial_crops * 3 * image_size * image_size * 4 if image_size else 0
+    return decoded * (1 + 4) + clips
+
+
+def check_decode_fits(path, frames: int, temporal_views: int = 1, spatial_crops: int = 1,
+                      image_size: int | None = None) -> None:
+    """Refuse, before decoding, a sampling of `path` that cannot fit in the memory available (a UserError
+    naming the sizes), where decoding would end in std::bad_alloc or the kernel's OOM killer. A file
+    that cannot be probed is left for the decoder to name."""
+    import av
+    import psutil
+
+    from apclip_core.errors import UserError
+
+    try:
+        with av.open(str(path)) as container:
+            context = container.streams.video[0].codec_context
+            height, width = int(context.height), int(context.width)
+    except Exception:  # noqa: BLE001 - not readable: the decoder says why, with its own message
+        return
+    need = decode_bytes(frames, temporal_views, spatial_crops, height, width, image_size)
+    available = psutil.virtual_memory().available
+    if need > DECODE_MEMORY_SHARE * available:
+        raise UserError(
+            f"{path}: {frames} frames x {temporal_views} views x {spatial_crops} crops of this {width}x{height} "
+            f"video need about {need / 2**30:.1f} GiB to decode, more than this machine can spare "
+            f"({available / 2**30:.1f} GiB available); ask for fewer frames, views or crops (e.g. --frames 8 --views 1)")
