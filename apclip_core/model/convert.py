@@ -72,7 +72,7 @@ IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
 IMAGENET_STD_255 = (58.395, 57.12, 57.375)
 CLIP_MEAN = tuple(open_clip.OPENAI_DATASET_MEAN)
 CLIP_STD = tuple(open_clip.OPENAI_DATASET_STD)
-DEFAULT_FRAMES = 8                  # Open-VCLIP/FROSTER's released models: 8-frame clips
+from apclip_core.model.convert_cli import DEFAULT_FRAMES, FORMAT_NAMES  # noqa: E402 - Open-VCLIP/FROSTER: 8-frame clips
 OPENAI_METADATA = ("input_resolution", "context_length", "vocab_size")  # ints in OpenAI's TorchScript files
 STANDARD_MODELS = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336")   # names used when the shapes match
 
@@ -99,6 +99,7 @@ FORMATS: dict[str, SourceFormat] = {
                               "patching"),
     "froster": SourceFormat("froster", "FROSTER", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, None),
 }
+assert tuple(FORMATS) == FORMAT_NAMES, "convert_cli.FORMAT_NAMES names the --from choices: keep it in step"
 
 # training-only keys, named in the peers' code: never part of the model
 DROPPED_PREFIXES = {"vificlip": ("prompt_learner.",), "froster": ("projector_v.", "projector_t.")}
@@ -522,31 +523,9 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
     return model
 
 
-# ---- CLI ----------------------------------------------------------------------------------------------
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="apclip convert", description="Convert a peer's released checkpoint into an apclip checkpoint.",
-        epilog="ViFi-CLIP needs --base (its token embedding); Open-VCLIP and OST need --base for the "
-               "interpolation their evaluation applies, unless --no-interpolate.")
-    parser.add_argument("--from", dest="source_format", required=True, choices=list(FORMATS),
-                        help="the checkpoint's origin")
-    parser.add_argument("src", help="the released checkpoint file")
-    parser.add_argument("dst", help="the apclip checkpoint to write (plus DST.json)")
-    parser.add_argument("--base", default=None,
-                        help="the original CLIP of the same architecture: OpenAI's TorchScript .pt, an OpenAI-layout "
-                             "state dict, or 'openai' (downloads through open_clip)")
-    parser.add_argument("--no-interpolate", action="store_true",
-                        help="keep the weights as saved (default: Open-VCLIP 0.5 / OST 0.2 of the original CLIP)")
-    parser.add_argument("--frames", type=int, default=None,
-                        help=f"Open-VCLIP/FROSTER: frames per clip of the neighbour-frame attention (default "
-                             f"{DEFAULT_FRAMES}, as released)")
-    parser.add_argument("--heads", default=None, metavar="N[,M]",
-                        help="attention heads of the image tower (and M of the text tower; default: both N) for a "
-                             "CLIP that is not OpenAI's (default: width // 64, as every peer's file)")
-    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=True,
-                        help="the activation: QuickGELU (OpenAI's CLIP and every peer's file; the default) or GELU "
-                             "(--no-quick-gelu, a CLIP trained with it)")
-    args = parser.parse_args(argv)
+# ---- CLI (its parser: model.convert_cli, which imports no torch) -----------------------------------
+def run_command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The `convert` command once its arguments are parsed."""
     heads = None
     if args.heads is not None:
         try:
@@ -569,6 +548,9 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"neighbour-frame attention {cfg['expand_temporal_view'] or 'off'}, pooling {cfg['video_pooling']}"
           + (f", heads {heads[0]}/{heads[1]}" if heads else "") + ("" if args.quick_gelu else ", GELU") + ")")
     return 0
+
+
+from apclip_core.model.convert_cli import main  # noqa: E402,F401
 
 
 if __name__ == "__main__":
