@@ -24,7 +24,7 @@ def written_name(table: str, notebook: Path | None) -> str:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="apclip report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m apclip_core report", description=__doc__)
     parser.add_argument("--table", required=True, help="table name, e.g. table2_base_to_novel")
     parser.add_argument("--notebook", type=Path, help="the executed notebook that produced it (its parameters say "
                         "which dataset's files it wrote)")
