@@ -48,6 +48,7 @@ def test_training_info_goes_to_the_log_file_and_to_the_console_only_in_a_termina
         monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
     else:
         monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    level_before = logging.getLogger("apclip_core").level
     setup_logging(tmp_path, Dist())
     log = logging.getLogger("apclip_core.engine.train")
     log.info("config: {...}")
@@ -61,6 +62,8 @@ def test_training_info_goes_to_the_log_file_and_to_the_console_only_in_a_termina
     close_logging()  # the run is over: what the process logs next is not this run's
     logging.getLogger("apclip_core.paper.experiments").warning("reused another run")
     assert "reused another run" not in (tmp_path / "train.log").read_text()
+    # nor at the run's level: an INFO line of a later notebook cell stays out of its output
+    assert logging.getLogger("apclip_core").level == level_before
 
 
 def test_run_log_summary_says_what_was_trained_and_what_was_reused(monkeypatch):
