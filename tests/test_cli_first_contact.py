@@ -128,3 +128,29 @@ def test_classify_says_each_names_prompts_and_the_near_miss_before_the_ranking(v
     out = capsys.readouterr().out
     assert "chorving      shipped: apclip_bench.json" in out and "making sushi  single prompt" in out
     assert "k400.json" not in out                                                    # only the set chosen
+
+
+def test_classify_says_what_it_does_within_a_second_on_a_terminal(video, tmp_path):
+    """On a terminal the first stage line comes at once, not after the model has loaded (12 s before)."""
+    import os
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "apclip_core", "classify", str(video), "--actions", "chorving",
+                             "blorping", "--no-generate", "--frames", "2", "--checkpoint", str(tmp_path / "never.pt")],
+                            stdout=subprocess.DEVNULL, stderr=follower, cwd=PROJECT_ROOT,
+                            env={**os.environ, "APCLIP_TERMINAL": ""})
+    os.close(follower)
+    seen = b""
+    try:
+        while b"\n" not in seen and select.select([leader], [], [], 10)[0]:
+            seen += os.read(leader, 1024)
+        elapsed = time.perf_counter() - start
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(leader)
+    assert seen.startswith(b">> reading ") and str(video).encode() in seen, seen
+    assert elapsed < 3, elapsed  # about 0.5 s; slack for a loaded CI runner
