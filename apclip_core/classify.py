@@ -271,8 +271,7 @@ def classify(video: Union[str, Path], actions, *, model=None, checkpoint: Option
     import torch
     import torch.nn.functional as F
 
-    from apclip_core.data.video_io import check_decode_fits
-    from apclip_core.data.views import ViewSpec, decode_video
+    from apclip_core.data.views import ViewSpec, check_decode_fits, decode_video
     from apclip_core.engine.evaluate import eval_transform_for
     from apclip_core.model import video_clip as model_lib
     from apclip_core.model.similarity import default_similarity, frame_features, get_similarity
@@ -407,7 +406,8 @@ def main(argv: list[str]) -> int:
     if args.video.is_dir():
         parser.error(f"{args.video} is a directory; give one video file")
     say(f"reading {args.video}, the names and their prompts")
-    from apclip_core.data.video_io import VideoDecodeError, check_decode_fits, probe_video
+    from apclip_core.data.video_io import VideoDecodeError, probe_video
+    from apclip_core.data.views import check_decode_fits
 
     probe = probe_video(args.video, args.video_backend)
     if not probe["ok"]:

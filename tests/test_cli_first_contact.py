@@ -40,6 +40,12 @@ def test_every_subcommand_answers_help_at_once_without_importing_torch():
     assert elapsed < 3 * 2 + 0.5 * len(COMMANDS), out.stderr
 
 
+def test_the_light_command_lines_state_what_the_heavy_modules_define():
+    from apclip_core.model import convert, convert_cli
+
+    assert convert_cli.FORMAT_NAMES == tuple(convert.FORMATS) and convert_cli.DEFAULT_FRAMES == convert.DEFAULT_FRAMES
+
+
 def test_usage_lines_name_one_program_and_say_no_default_none(capsys):
     for command in COMMANDS:
         with pytest.raises(SystemExit):

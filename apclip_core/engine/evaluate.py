@@ -492,6 +492,3 @@ def run_command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     print(f"wrote {out}")
     return 0
 
-
-# the command line lives in engine.evaluate_cli: `evaluate --help` without torch
-from apclip_core.engine.evaluate_cli import main  # noqa: E402,F401

@@ -474,11 +474,3 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     close_logging()
     return run_dir
 
-
-# ==== CLI ===========================================================================================
-# the command line (main, parse_command_line) lives in engine.train_cli: `train --help` without torch
-from apclip_core.engine.train_cli import main, parse_command_line  # noqa: E402,F401
-
-
-if __name__ == "__main__":
-    sys.exit(main())

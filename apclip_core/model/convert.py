@@ -72,7 +72,7 @@ IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
 IMAGENET_STD_255 = (58.395, 57.12, 57.375)
 CLIP_MEAN = tuple(open_clip.OPENAI_DATASET_MEAN)
 CLIP_STD = tuple(open_clip.OPENAI_DATASET_STD)
-from apclip_core.model.convert_cli import DEFAULT_FRAMES, FORMAT_NAMES  # noqa: E402 - Open-VCLIP/FROSTER: 8-frame clips
+DEFAULT_FRAMES = 8                  # Open-VCLIP/FROSTER's released models: 8-frame clips
 OPENAI_METADATA = ("input_resolution", "context_length", "vocab_size")  # ints in OpenAI's TorchScript files
 STANDARD_MODELS = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336")   # names used when the shapes match
 
@@ -99,7 +99,6 @@ FORMATS: dict[str, SourceFormat] = {
                               "patching"),
     "froster": SourceFormat("froster", "FROSTER", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, None),
 }
-assert tuple(FORMATS) == FORMAT_NAMES, "convert_cli.FORMAT_NAMES names the --from choices: keep it in step"
 
 # training-only keys, named in the peers' code: never part of the model
 DROPPED_PREFIXES = {"vificlip": ("prompt_learner.",), "froster": ("projector_v.", "projector_t.")}
@@ -549,9 +548,3 @@ def run_command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) 
           + (f", heads {heads[0]}/{heads[1]}" if heads else "") + ("" if args.quick_gelu else ", GELU") + ")")
     return 0
 
-
-from apclip_core.model.convert_cli import main  # noqa: E402,F401
-
-
-if __name__ == "__main__":
-    sys.exit(main())

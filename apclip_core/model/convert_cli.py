@@ -6,9 +6,10 @@ import argparse
 import sys
 from typing import Optional
 
-# the peers' formats, as --from names them (model.convert.FORMATS describes each, in this order)
+# model.convert's FORMATS names and DEFAULT_FRAMES, restated so that --help imports no torch
+# (tests/test_cli_first_contact.py keeps them equal)
 FORMAT_NAMES = ("openai", "vificlip", "ost", "openvclip", "froster")
-DEFAULT_FRAMES = 8                  # Open-VCLIP/FROSTER's released models: 8-frame clips
+DEFAULT_FRAMES = 8
 
 
 def build_parser() -> argparse.ArgumentParser:
