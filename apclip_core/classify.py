@@ -1,13 +1,15 @@
 """Open-vocabulary use (`apclip_core.classify`): one video and any list of action names -> ranked actions.
 
     >>> from apclip_core import classify
-    >>> result = classify("clip.mp4", ["juggling", "skipping rope"], checkpoint="runs/k400/model.pt")
+    >>> result = classify("clip.mp4", ["juggling", "skipping rope"], checkpoint="runs/k400/checkpoint.pt")
     >>> result.ranking[:3]          # [(action, score), ...] best first
     >>> result.per_frame[0][:5]     # the top prompts of frame 0: [(action, prompt, score), ...]
 
 Action-conditioned prompts come from the shipped prompt files (prompts/*.json) when they know the
 name, else from the prompt generator when one is configured (an OpenAI-compatible server or
 OPENAI_API_KEY), else the single prompt "a video of {action}" is used and the result says so.
+`prompt_sets=["k400"]` searches only the sets named: sets of different datasets are written in different
+styles, and a ranking across them can favour one set's names (`prompt_report` says which set each name used).
 """
 from __future__ import annotations
 
