@@ -249,7 +249,7 @@ def prompt_report(sources: dict[str, str]) -> list[str]:
     if len(sets) > 1:
         lines.append(f"note: these prompts come from {len(sets)} sets ({', '.join(sets)}), written for different "
                      f"datasets in different styles: a set's style can lift its actions above the others; "
-                     f"rank within one set with --prompt-set NAME")
+                     f"rank within one set: --prompt-set NAME (prompt_sets=[NAME] in Python)")
     if single and len(single) < len(sources):
         lines.append(f"note: {', '.join(single)} {'has' if len(single) == 1 else 'have'} a single prompt while the "
                      f"others have action-conditioned ones: their scores are not strictly comparable")
