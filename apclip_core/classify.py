@@ -66,6 +66,8 @@ def prompt_search_order(prompt_files: Optional[Sequence[Path]] = None,
     """Where classify looks for a name's prompts, first match wins: the files given, then the shipped
     sets named (`prompt_sets`, e.g. ["k400"]); when neither is given, every shipped set (prompts/*.json,
     alphabetical), then the complete sets a user generated (paths.user_prompts_dir(); *.partial.json never)."""
+    if isinstance(prompt_sets, str):  # one set's name, as `papermill -p prompt_sets k400` passes it
+        prompt_sets = [prompt_sets]
     if prompt_files is not None or prompt_sets is not None:
         shipped = shipped_prompt_sets()
         unknown = [s for s in prompt_sets or () if s not in shipped]
