@@ -57,8 +57,22 @@ def test_usage_lines_name_one_program_and_say_no_default_none(capsys):
 
 
 @pytest.fixture(scope="module")
-def video(bench_root):
-    return sorted((bench_root / "videos" / "chorving").glob("*.avi"))[0]
+def bench(bench_root):
+    """(a benchmark video, its class, the other classes): names read from the benchmark, whatever they are."""
+    from apclip_core.data.annotations import read_labels, read_video_list
+
+    names = read_labels(bench_root / "labels.csv")
+    record = read_video_list(bench_root / "splits" / "val.txt")[0]
+    return bench_root / record.path, names[record.label], [n for n in names if n != names[record.label]]
+
+
+@pytest.fixture(scope="module")
+def video(bench):
+    return bench[0]
+
+
+def _line(text: str, name: str) -> str:
+    return next(line for line in text.splitlines() if line.strip().startswith(name + "  "))
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +89,7 @@ def bad_prompt_files(tmp_path_factory):
 # argv after `classify VIDEO`, what the message says: a checkpoint that does not exist proves that the
 # refusal came before any model was loaded (loading it would say "not found" about the checkpoint)
 CLASSIFY_CASES = [
-    ("one action", ["--actions", "chorving", "chorving"], "at least two different action names"),
+    ("one action", ["--actions", "walking", " walking "], "at least two different action names"),
     ("missing prompt file", ["--actions", "a", "b", "--prompts", "{d}/nope.json"], "nope.json not found"),
     ("empty prompt file", ["--actions", "a", "b", "--prompts", "{d}/empty.json"], "empty.json is not valid JSON"),
     ("truncated prompt file", ["--actions", "a", "b", "--prompts", "{d}/truncated.json"],
@@ -115,24 +129,27 @@ def test_classify_says_a_non_video_file_in_one_clean_message(tmp_path, capfd):
     assert usage.value.code == 2 and "k400" in capfd.readouterr().err  # the valid sets listed
 
 
-def test_classify_says_each_names_prompts_and_the_near_miss_before_the_ranking(video, tmp_path, capsys):
+def test_classify_says_each_names_prompts_and_the_near_miss_before_the_ranking(bench, tmp_path, capsys):
     import torch
 
     from apclip_core.model.video_clip import create_model, save_checkpoint
 
+    video, name, others = bench
+    misspelt = name[:5] + name[6:]  # one letter lost after the stem: 'blorping' -> 'blorpng'
     torch.manual_seed(0)
     checkpoint = save_checkpoint(create_model("apclip-tiny", pretrained=None), tmp_path / "checkpoint.pt")
-    assert main(["classify", str(video), "--actions", "chorving", "greebng", "making sushi", "--no-generate",
+    assert main(["classify", str(video), "--actions", others[0], misspelt, "making sushi", "--no-generate",
                  "--frames", "2", "--checkpoint", str(checkpoint)]) == 0
     out = capsys.readouterr().out
     ranking = out.index("  1. ")
-    assert out.index("greebng") < out.index("did you mean greebing (apclip_bench.json)?") < ranking
-    assert out.index("making sushi  shipped: k400.json") < ranking
+    assert out.index(f"did you mean {name} (apclip_bench.json)") < ranking, out
+    assert "single prompt" in _line(out, misspelt) and "shipped: apclip_bench.json" in _line(out, others[0])
+    assert "shipped: k400.json" in _line(out, "making sushi") and out.index("making sushi") < ranking
     assert out.index("come from 2 sets (apclip_bench.json, k400.json)") < ranking     # mixed styles said
-    assert main(["classify", str(video), "--actions", "chorving", "making sushi", "--no-generate",
+    assert main(["classify", str(video), "--actions", name, "making sushi", "--no-generate",
                  "--frames", "2", "--checkpoint", str(checkpoint), "--prompt-set", "apclip_bench"]) == 0
     out = capsys.readouterr().out
-    assert "chorving      shipped: apclip_bench.json" in out and "making sushi  single prompt" in out
+    assert "shipped: apclip_bench.json" in _line(out, name) and "single prompt" in _line(out, "making sushi")
     assert "k400.json" not in out                                                    # only the set chosen
 
 
@@ -144,8 +161,8 @@ def test_classify_says_what_it_does_within_a_second_on_a_terminal(video, tmp_pat
 
     leader, follower = pty.openpty()
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "apclip_core", "classify", str(video), "--actions", "chorving",
-                             "blorping", "--no-generate", "--frames", "2", "--checkpoint", str(tmp_path / "never.pt")],
+    proc = subprocess.Popen([sys.executable, "-m", "apclip_core", "classify", str(video), "--actions", "walking",
+                             "running", "--no-generate", "--frames", "2", "--checkpoint", str(tmp_path / "never.pt")],
                             stdout=subprocess.DEVNULL, stderr=follower, cwd=PROJECT_ROOT,
                             env={**os.environ, "APCLIP_TERMINAL": ""})
     os.close(follower)
