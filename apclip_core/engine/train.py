@@ -96,8 +96,7 @@ def setup_logging(run_dir: Path, d: Dist) -> None:
     gets warnings only (INFO there is pages of config and epoch lines above the result; the notebook
     prints one summary line instead). Other ranks: warnings only."""
     root = logging.getLogger("apclip_core")
-    if not any(getattr(h, "_apclip_train", False) for h in root.handlers):  # not already a run's level
-        root._apclip_level_before_train = root.level
+    root._apclip_level_before_train = root.level  # close_logging puts it back
     root.setLevel(logging.INFO if d.main else logging.WARNING)
     fmt = logging.Formatter(f"%(asctime)s [rank {d.rank}] %(levelname)s %(message)s", "%H:%M:%S")
     for h in list(root.handlers):
