@@ -90,8 +90,13 @@ lock: $(STAMP)
 
 # Served from the project root, so outputs/notebooks/ and figures/ open too (the README sends users there);
 # it starts in notebooks/. As root (containers) Jupyter refuses to start without --allow-root.
+# It leaves `git status` clean: a shipped notebook is saved in its stored form (apclip_core.stored_notebooks:
+# outputs and counts only in the NBVAL_CHECK_OUTPUT cells, as committed), and figures the notebooks draw go
+# to outputs/figures/ (`make figures` and `make demo` write the tracked ones).
 lab: $(STAMP)
-	APCLIP_TERMINAL= APCLIP_PROGRESS=1 $(BIN)/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/notebooks \
+	APCLIP_TERMINAL= APCLIP_PROGRESS=1 APCLIP_FIGURES=$(CURDIR)/outputs/figures $(BIN)/jupyter lab --notebook-dir=. \
+		--ServerApp.default_url=/lab/tree/notebooks \
+		--ContentsManager.pre_save_hook=apclip_core.stored_notebooks.pre_save_hook \
 		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 # The main job: render the embedded benchmark, pretrain the tiny CLIP (cached), then train and

@@ -81,7 +81,7 @@ def run(notebook: Path, output: Path, *, parameters_files: Sequence[Path] = (), 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="apclip notebook", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m apclip_core notebook", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", type=Path)
     parser.add_argument("output", type=Path)

@@ -27,6 +27,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -235,7 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     atomic.write_text(args.out / "gpu_check.md", to_markdown(result))
     print(to_markdown(result))
     print(f">> wrote {args.out / 'gpu_check.json'} and {args.out / 'gpu_check.md'}")
-    return 0 if all(r["status"] in ("ok", "skipped") for r in result["steps"].values()) else 1
+    ok = all(r["status"] in ("ok", "skipped") for r in result["steps"].values())
+    if ok:  # its runs and benchmark files (about 120 MB for --dry-run): what mattered is in args.out
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f">> kept the work folder for a look at what failed: {work}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
 """Shared fixtures. Tests never write into the committed figures/ and never show progress bars."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("APCLIP_PROGRESS", "0")
-# Tables and figures that notebooks/tests render go to a scratch folder, not the committed figures/.
-os.environ.setdefault("APCLIP_FIGURES", tempfile.mkdtemp(prefix="apclip-figures-"))
+# Tables and figures that notebooks/tests render go to a scratch folder, not the committed figures/;
+# removed when the session ends (one was left in /tmp per test run).
+if "APCLIP_FIGURES" not in os.environ:
+    os.environ["APCLIP_FIGURES"] = _scratch_figures = tempfile.mkdtemp(prefix="apclip-figures-")
+    atexit.register(shutil.rmtree, _scratch_figures, ignore_errors=True)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_SPLITS = REPO.parent / "shared" / "vifi_clip_splits"

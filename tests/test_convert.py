@@ -506,7 +506,9 @@ def test_evaluate_and_classify_default_to_the_similarity_of_the_recorded_pooling
     assert default_similarity({})[0] == "maka"  # apclip's own checkpoints record no pooling: the paper's MAKA
 
     out = tmp_path / "eval.json"
-    assert ev.main(["--checkpoint", str(path), "--protocol", "bench_base_to_novel", "--protocol-arg",
+    from apclip_core.engine import evaluate_cli
+
+    assert evaluate_cli.main(["--checkpoint", str(path), "--protocol", "bench_base_to_novel", "--protocol-arg",
                     f"root={bench_root}", "--frames", str(FRAMES), "--temporal-views", "1", "--spatial-crops", "1",
                     "--max-videos", "2", "--out", str(out)]) == 0
     assert "similarity: mean_raw (the checkpoint's recorded video pooling mean_then_l2" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import open_clip
@@ -105,6 +106,14 @@ def test_encode_video_shapes_normalisation_and_frame_order():
         torch.testing.assert_close(feats[1, 5], single, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match=r"\[B, V, T, 3, S, S\]"):
         model.encode_video(x[0])
+
+
+def test_a_random_model_asked_for_raises_no_alarm_but_open_clip_alone_still_does(caplog):
+    caplog.set_level(logging.INFO)
+    create_model(TINY, None)                        # pretrained=None: random on purpose (notebooks' baselines)
+    assert not [r for r in caplog.records if "No pretrained weights" in r.getMessage()]
+    open_clip.create_model(TINY, pretrained=None)   # the filter is gone afterwards: open_clip's own call says it
+    assert [r for r in caplog.records if "No pretrained weights" in r.getMessage()]
 
 
 def test_both_towers_are_trainable():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from apclip_core.engine.config import run_dir_for
-from apclip_core.engine.train import parse_command_line
+from apclip_core.engine.train_cli import parse_command_line
 from apclip_core.paper import experiments, plan
 from apclip_core.paper.preflight import notebook_parameters
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from apclip_core import atomic
 from apclip_core.data import datasets as D
-from apclip_core.engine import config as C, distributed as Dist, evaluate as E, optim as O, train as T
+from apclip_core.engine import config as C, distributed as Dist, evaluate as E, optim as O, train as T, train_cli
 
 
 # ---- config ---------------------------------------------------------------------------------------
@@ -51,17 +51,17 @@ def test_unknown_key_lists_valid_keys_and_overrides_apply():
 
 
 def test_cli_set_parses_yaml_values_and_rejects_unknown(capsys):
-    assert T.main(["--config", "bench_base2novel", "--set", "epochs=2", "betas=[0.8,0.9]", "--print-config"]) == 0
+    assert train_cli.main(["--config", "bench_base2novel", "--set", "epochs=2", "betas=[0.8,0.9]", "--print-config"]) == 0
     out = capsys.readouterr().out
     assert '"epochs": 2' in out and "0.8" in out
-    assert T.main(["--config", "bench_base2novel", "--set", "nope=1", "--print-config"]) == 2
+    assert train_cli.main(["--config", "bench_base2novel", "--set", "nope=1", "--print-config"]) == 2
     assert "valid keys" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without a GPU")
 def test_paper_profile_on_cpu_refuses_at_once_with_estimate_and_needs():
     with pytest.raises(SystemExit) as exc:
-        T.main(["--config", "k400_zero_shot"])
+        train_cli.main(["--config", "k400_zero_shot"])
     msg = str(exc.value)
     assert "refusing to train ViT-B-16 on CPU" in msg and "days" in msg and "--allow-cpu" in msg
     assert "prompt file prompts/k400.json" in msg and "Hugging Face" in msg

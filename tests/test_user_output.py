@@ -48,6 +48,7 @@ def test_training_info_goes_to_the_log_file_and_to_the_console_only_in_a_termina
         monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
     else:
         monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    level_before = logging.getLogger("apclip_core").level
     setup_logging(tmp_path, Dist())
     log = logging.getLogger("apclip_core.engine.train")
     log.info("config: {...}")
@@ -61,6 +62,8 @@ def test_training_info_goes_to_the_log_file_and_to_the_console_only_in_a_termina
     close_logging()  # the run is over: what the process logs next is not this run's
     logging.getLogger("apclip_core.paper.experiments").warning("reused another run")
     assert "reused another run" not in (tmp_path / "train.log").read_text()
+    # nor at the run's level: an INFO line of a later notebook cell stays out of its output
+    assert logging.getLogger("apclip_core").level == level_before
 
 
 def test_run_log_summary_says_what_was_trained_and_what_was_reused(monkeypatch):
@@ -139,3 +142,21 @@ def test_the_report_after_a_table_shows_the_files_of_the_dataset_the_notebook_ra
     parameters["overrides"] = {}
     executed.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": parameters}}}))
     assert report.main([*argv, "--notebook", str(executed)]) == 0 and "HMDB-51's table" in capsys.readouterr().out
+
+
+def test_the_report_says_unchanged_since_for_numbers_an_earlier_run_recorded(tmp_path, capsys):
+    """make demo reproduces the tracked table: its results file keeps the commit and date of the run that
+    first computed those numbers, and the report says so instead of passing them off as this run's."""
+    from apclip_core.paper import report
+
+    (tmp_path / "table2_base_to_novel.md").write_text("the table\n")
+    (tmp_path / "table2_base_to_novel.json").write_text(json.dumps(
+        {"provenance": {"commit": "f8936b77e45da49b", "dirty": False, "machine": "m", "date": "2026-12-01T02:34:21+00:00"}}))
+    executed = tmp_path / "12_table2_base_to_novel.ipynb"
+    argv = ["--table", "table2_base_to_novel", "--figures", str(tmp_path), "--notebook", str(executed)]
+    for started, said in (("2026-12-08T00:30:00.5+00:00", "this run's numbers are unchanged since commit f8936b77e45d"),
+                          ("2026-12-01T02:30:00+00:00", "numbers computed at commit f8936b77e45d")):
+        executed.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"start_time": started,
+                                                                                 "parameters": {}}}}))
+        assert report.main(argv) == 0
+        assert said in capsys.readouterr().out

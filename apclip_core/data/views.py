@@ -112,3 +112,43 @@ def _read(reader, n: int, view: ViewSpec, rng) -> tuple[list[list[int]], np.ndar
         indices = multi_view_indices(n, view.frames, view.temporal_views)
     indices = [[min(max(int(i), 0), n - 1) for i in reader.clamp(v)] for v in indices]
     return indices, reader.get_frames([i for v in indices for i in v])
+
+
+# A decode may use this share of the memory available: the model, the prompts and the rest of the
+# process need the remainder.
+DECODE_MEMORY_SHARE = 0.5
+
+
+def decode_bytes(frames: int, temporal_views: int, spatial_crops: int, height: int, width: int,
+                 image_size: Optional[int] = None) -> int:
+    """Bytes `decode_video` holds at its peak for one video of height x width sampled as `frames` x
+    `temporal_views`: the decoded uint8 frames and the transform's float copy of them; with the model's
+    `image_size`, also the clips it returns (one per view and crop)."""
+    decoded = frames * temporal_views * height * width * 3
+    clips = frames * temporal_views * spatial_crops * 3 * image_size * image_size * 4 if image_size else 0
+    return decoded * (1 + 4) + clips
+
+
+def check_decode_fits(path, frames: int, temporal_views: int = 1, spatial_crops: int = 1,
+                      image_size: Optional[int] = None) -> None:
+    """Refuse, before decoding, a sampling of `path` that cannot fit in the memory available (a UserError
+    naming the sizes), where decoding would end in std::bad_alloc or the kernel's OOM killer. A file
+    that cannot be probed is left for the decoder to name."""
+    import av
+    import psutil
+
+    from apclip_core.errors import UserError
+
+    try:
+        with av.open(str(path)) as container:
+            context = container.streams.video[0].codec_context
+            height, width = int(context.height), int(context.width)
+    except Exception:  # noqa: BLE001 - not readable: the decoder says why, with its own message
+        return
+    need = decode_bytes(frames, temporal_views, spatial_crops, height, width, image_size)
+    available = psutil.virtual_memory().available
+    if need > DECODE_MEMORY_SHARE * available:
+        raise UserError(
+            f"{path}: {frames} frames x {temporal_views} views x {spatial_crops} crops of this {width}x{height} "
+            f"video need about {need / 2**30:.1f} GiB to decode, more than this machine can spare "
+            f"({available / 2**30:.1f} GiB available); ask for fewer frames, views or crops (e.g. --frames 8 --views 1)")

@@ -14,9 +14,8 @@ from typing import Optional
 
 from apclip_core import paths
 from apclip_core.data.protocols import load_protocol
-from apclip_core.data.views import ViewSpec
-from apclip_core.model.similarity import similarity_names
-from apclip_core.prompts.strategies import needs_prompt_file, strategy_names
+
+# views, similarity and strategies (torch) are imported where used: `train --help` reads config_names()
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -100,6 +99,9 @@ class TrainConfig:
         self.extra_eval = [dict(e) for e in (self.extra_eval or [])]
         self.eval_prompt_files = dict(self.eval_prompt_files or {})
         self.drop_attribute_groups = list(self.drop_attribute_groups or [])
+        from apclip_core.model.similarity import similarity_names
+        from apclip_core.prompts.strategies import needs_prompt_file, strategy_names
+
         choices = {"prompt_strategy": strategy_names(), "similarity": similarity_names(), "precision": PRECISIONS,
                    "device": ("auto", "cpu", "cuda"), "missing_videos": MISSING_VIDEOS}
         for key, valid in choices.items():
@@ -120,6 +122,8 @@ class TrainConfig:
 
     def view(self, *, train: bool = False) -> ViewSpec:
         """How videos are seen: one clip in training, the evaluation views otherwise."""
+        from apclip_core.data.views import ViewSpec
+
         if train:
             return ViewSpec(self.frames, 1, 1, self.video_backend, self.short_videos)
         return ViewSpec(self.frames, self.temporal_views, self.spatial_crops, self.video_backend, self.short_videos)

@@ -494,52 +494,11 @@ def _parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="apclip evaluate", description=__doc__.split("\n\n")[0])
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--checkpoint", help="a fine-tuned checkpoint.pt written by `apclip train`")
-    which.add_argument("--model", help="an open_clip model name (e.g. ViT-B-16), evaluated with --pretrained weights "
-                                       "as they are (zero-shot)")
-    parser.add_argument("--pretrained", default=None, help="with --model: an open_clip pretrained tag (default: openai) "
-                                                            "or a local weights file (then say --quick-gelu or --no-quick-gelu)")
-    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
-                        help="with --model: the weights' activation (OpenAI's CLIP: --quick-gelu); default: "
-                             "open_clip's registry, refused for a local file")
-    parser.add_argument("--protocol", required=True, help="a function of apclip_core.data.protocols, e.g. bench_base_to_novel")
-    parser.add_argument("--protocol-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="argument of the protocol function (repeatable), e.g. seed=2")
-    parser.add_argument("--prompts", default="single",
-                        help="'single', 'set', or a prompt file (JSON) used with --prompt-strategy")
-    parser.add_argument("--prompt-strategy", default="action_conditioned",
-                        choices=["action_conditioned", "customized", "llm_direct"],
-                        help="which prompts of a prompt file to use (default: action_conditioned)")
-    parser.add_argument("--similarity", default=None, choices=similarity_names(),
-                        help="default: the one matching the video pooling a converted checkpoint records (ViFi-CLIP: "
-                             "mean_raw), else maka; the result records which and why")
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--temporal-views", type=int, default=2)
-    parser.add_argument("--spatial-crops", type=int, default=2)
-    parser.add_argument("--short-videos", choices=["fail", "pad"], default="fail",
-                        help="a file whose frames stop decoding early: count it as failed (default), or evaluate "
-                             "it from the frames that decode (counted as padded in the result)")
-    parser.add_argument("--video-backend", choices=list(BACKENDS), default="auto",
-                        help="decoder: auto (the faster one per container, as `make bench` measured; default), "
-                             "decord or pyav (identical frames)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--max-videos", type=int, default=0,
-                        help="evaluate an evenly spaced subset of N videos per split (recorded as subset_of; smoke runs)")
-    parser.add_argument("--missing-videos", choices=["stop", "skip"], default="stop",
-                        help="listed videos not on disk: counted as failed (stop, the default), or left out before "
-                             "decoding and counted as skipped (skip: a run on partial data, recorded per split)")
-    parser.add_argument("--out", default=None, help="result JSON (default: next to the checkpoint)")
-    parser.add_argument("--feature-cache", default=None, metavar="DIR",
-                        help="keep per-frame video features here: a later run with other prompts or another "
-                             "similarity (same checkpoint, frames and views) encodes no video again")
-    args = parser.parse_args(argv)
-    if args.checkpoint and (args.quick_gelu is not None or args.pretrained is not None):
-        parser.error("--pretrained and --quick-gelu go with --model; a checkpoint carries its own weights and activation")
+def run_command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The `evaluate` command once its arguments are parsed (engine.evaluate_cli, which imports no torch)."""
+    if args.similarity is not None and args.similarity not in similarity_names():
+        parser.error(f"argument --similarity: invalid choice {args.similarity!r} (choose from "
+                     f"{', '.join(similarity_names())})")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from apclip_core.model.video_clip import create_model, load_checkpoint
@@ -603,3 +562,4 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"{key:>24}: {value:.2f}")
     print(f"wrote {out}")
     return 0
+

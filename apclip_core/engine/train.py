@@ -1,7 +1,7 @@
 """Fine-tune a video CLIP the ViFi-CLIP way, with AP-CLIP's prompts and MAKA similarity.
 
 Read top to bottom: the classifier a step optimises -> per-step RNGs -> device, precision and
-logging -> the loop state (one object, saved whole) -> the loop -> CLI. The run config is
+logging -> the loop state (one object, saved whole) -> the loop (its CLI: engine.train_cli). The run config is
 engine.config, optimisation pieces engine.optim, DDP and RNG state engine.distributed, the data
 pipeline data.datasets.TrainLoader, evaluation engine.evaluate.
 
@@ -29,7 +29,6 @@ DDP:  torchrun --nproc_per_node 8 -m apclip_core train --config base2novel
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -49,8 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from apclip_core import atomic
-from apclip_core.engine.config import (RESUME_FREE_FIELDS, TrainConfig, config_names, load_config, load_protocols,
-                                       parse_overrides, run_dir_for)
+from apclip_core.engine.config import RESUME_FREE_FIELDS, TrainConfig, load_protocols, run_dir_for
 from apclip_core.engine.cost import check_device, requirements
 from apclip_core.engine.distributed import (Dist, barrier, broadcast_object, gather_objects, params_checksum,
                                             rng_state, set_rng_state, setup_distributed)
@@ -98,6 +96,7 @@ def setup_logging(run_dir: Path, d: Dist) -> None:
     gets warnings only (INFO there is pages of config and epoch lines above the result; the notebook
     prints one summary line instead). Other ranks: warnings only."""
     root = logging.getLogger("apclip_core")
+    root._apclip_level_before_train = root.level  # close_logging puts it back
     root.setLevel(logging.INFO if d.main else logging.WARNING)
     fmt = logging.Formatter(f"%(asctime)s [rank {d.rank}] %(levelname)s %(message)s", "%H:%M:%S")
     for h in list(root.handlers):
@@ -125,6 +124,9 @@ def close_logging() -> None:
             root.removeHandler(h)
             h.close()
     root.propagate = True
+    # the level too: left at INFO, every later INFO line of the process (a notebook's next cell) would
+    # reach the root logger's handlers, a stray line with an absolute path in the notebook's output
+    root.setLevel(getattr(root, "_apclip_level_before_train", logging.NOTSET))
 
 
 @dataclass
@@ -471,43 +473,3 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     close_logging()
     return run_dir
 
-
-# ==== CLI ===========================================================================================
-def main(argv: Optional[list[str]] = None) -> int:
-    parsed = parse_command_line(argv)
-    if isinstance(parsed, int):
-        return parsed
-    args, cfg = parsed
-    if args.print_config:
-        print(cfg.to_json())
-        print("\n".join(f"needs: {n}" for n in requirements(cfg)))
-        return 0
-    train(cfg, resume=args.resume)  # unavailable weights, bad files: one message from errors.run_command
-    return 0
-
-
-def parse_command_line(argv: Optional[list[str]] = None):
-    """(args, TrainConfig) of a `train` command line, or an exit code after printing why it is wrong.
-    The plan's printed commands are checked against this very function."""
-    parser = argparse.ArgumentParser(prog="apclip train", description=__doc__.split("\n\n")[0],
-                                     epilog=f"presets: {', '.join(config_names())}")
-    parser.add_argument("--config", default="bench_base2novel", help="preset name or YAML path")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override config fields (YAML values), e.g. --set epochs=2 similarity=maka")
-    parser.add_argument("--resume", action="store_true", help="continue from <run>/last.pt if present")
-    parser.add_argument("--allow-cpu", action="store_true", help="train a large model on CPU anyway")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and what it needs")
-    args = parser.parse_args(argv)
-    try:
-        overrides = parse_overrides(args.set)
-        if args.allow_cpu:
-            overrides["allow_cpu"] = True
-        cfg = load_config(args.config, **overrides)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return args, cfg
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -791,36 +791,9 @@ def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, ba
     return model
 
 
-# ---- CLI ----------------------------------------------------------------------------------------------
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="apclip convert", description="Convert a peer's released checkpoint into an apclip checkpoint.",
-        epilog="ViFi-CLIP and TC-CLIP need --base (their token embedding), MoTE too (its whole text tower); "
-               "Open-VCLIP, OST and MoTE need it for the interpolation their evaluation applies, unless "
-               "--no-interpolate.")
-    parser.add_argument("--from", dest="source_format", required=True, choices=list(FORMATS),
-                        help="the checkpoint's origin")
-    parser.add_argument("src", help="the released checkpoint file")
-    parser.add_argument("dst", help="the apclip checkpoint to write (plus DST.json)")
-    parser.add_argument("--base", default=None,
-                        help="the original CLIP of the same architecture: OpenAI's TorchScript .pt, an OpenAI-layout "
-                             "state dict, or 'openai' (downloads through open_clip)")
-    parser.add_argument("--no-interpolate", action="store_true",
-                        help="keep the weights as saved (default: Open-VCLIP 0.5 / OST 0.2 / MoTE 0.01 of the original "
-                             "CLIP)")
-    parser.add_argument("--wise-ft", type=float, default=None, metavar="ALPHA",
-                        help=f"TC-CLIP: evaluate with (1 - ALPHA) original + ALPHA checkpoint (needs --base); default "
-                             f"0 = off, as its zero-shot config; its evaluation script uses {TCCLIP_WISE_FT_EVAL}")
-    parser.add_argument("--frames", type=int, default=None,
-                        help=f"Open-VCLIP/FROSTER: frames per clip of the neighbour-frame attention (default "
-                             f"{DEFAULT_FRAMES}, as released); TC-CLIP: its clip length (default: its config's, 16)")
-    parser.add_argument("--heads", default=None, metavar="N[,M]",
-                        help="attention heads of the image tower (and M of the text tower; default: both N) for a "
-                             "CLIP that is not OpenAI's (default: width // 64, as every peer's file)")
-    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=True,
-                        help="the activation: QuickGELU (OpenAI's CLIP and every peer's file; the default) or GELU "
-                             "(--no-quick-gelu, a CLIP trained with it)")
-    args = parser.parse_args(argv)
+# ---- CLI (its parser: model.convert_cli, which imports no torch) -----------------------------------
+def run_command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The `convert` command once its arguments are parsed."""
     heads = None
     if args.heads is not None:
         try:
@@ -849,6 +822,3 @@ def main(argv: Optional[list[str]] = None) -> int:
           + (f", heads {heads[0]}/{heads[1]}" if heads else "") + ("" if args.quick_gelu else ", GELU") + ")")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -329,9 +329,10 @@ class _DropRandomInitNotice(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_random_init_notice(active: bool):
-    """open_clip logs "No pretrained weights loaded ... initialized randomly" on the root logger when
-    built without weights; a checkpoint load builds that way and then loads its weights."""
+def quiet_random_init_notice(active: bool = True):
+    """open_clip logs "No pretrained weights loaded ... initialized randomly" on the root logger (a pink
+    stderr box in a notebook) when built without weights; said where that is on purpose: a checkpoint
+    load builds that way and then loads its weights, and pretrained=None asks for a random model."""
     notice = _DropRandomInitNotice()
     if active:
         logging.getLogger().addFilter(notice)
@@ -367,7 +368,8 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
         from apclip_core.model.weights import ensure_available
 
         ensure_available(model_name, pretrained)
-    with _quiet_random_init_notice(not load_weights):  # weights follow at once: open_clip's notice would mislead
+    # weights follow at once, or a random model was asked for (pretrained=None): open_clip's notice would alarm
+    with quiet_random_init_notice(not load_weights or not pretrained):
         clip = open_clip.create_model(
             model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
             force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config

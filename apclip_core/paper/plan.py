@@ -353,7 +353,7 @@ def render_zoo(needs: dict) -> str:
 def main(argv: list[str]) -> int:
     from apclip_core.paper.preflight import notebook_parameters
 
-    parser = argparse.ArgumentParser(prog="apclip plan", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m apclip_core plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebook", type=Path, help="a table notebook, e.g. notebooks/12_table2_base_to_novel.ipynb")
     parser.add_argument("--profile", default="smoke", choices=["smoke", "paper"])
     parser.add_argument("--gpus", type=int, default=8, help="GPUs per node")

@@ -250,7 +250,7 @@ def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = (), *,
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="apclip preflight", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m apclip_core preflight", description=__doc__)
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--profile", default="smoke", choices=["smoke", "paper"])
     parser.add_argument("--probe", nargs="?", const="header", default="signature", choices=["header", "deep"],
