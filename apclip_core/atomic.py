@@ -9,6 +9,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from apclip_core.errors import os_error_in
+
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` atomically (temporary file in the same folder, fsync, os.replace)."""
@@ -56,9 +58,14 @@ def _write(path: str | Path, fill: Callable) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
+        failure = os_error_in(exc)
+        if failure is None:
+            raise
+        if failure.filename is None or ".tmp-" in str(failure.filename):
+            failure.filename, failure.filename2 = str(path), None  # the file the user knows, not our temporary
+        raise failure from None
     remove_stale_temporaries(path.parent, path.name)  # what a killed writer of this file left behind
 
 
