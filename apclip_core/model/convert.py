@@ -66,6 +66,9 @@ from typing import Optional
 import open_clip
 import torch
 
+from apclip_core.errors import CheckpointError
+from apclip_core.model.integrity import verify_checkpoint_archive
+
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
@@ -189,6 +192,10 @@ def read_file(path: str | Path, what: str = "SRC"):
     path = Path(path)
     if not path.is_file():
         raise ConvertUsageError(f"{what} {path}: no such file")
+    try:
+        verify_checkpoint_archive(path, f"{what} file")
+    except CheckpointError as e:
+        raise ConvertError(f"{what} {e}") from None
     if _is_torchscript(path):
         try:
             with warnings.catch_warnings():  # torch.jit is deprecated, but it is how OpenAI released CLIP

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import Optional
 
@@ -319,10 +320,24 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
         from apclip_core.model.weights import ensure_available
 
         ensure_available(model_name, pretrained)
-    with _quiet_random_init_notice(not load_weights):  # weights follow at once: open_clip's notice would mislead
-        clip = open_clip.create_model(
-            model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
-            force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config
+    weights_file = bool(pretrained and load_weights and os.path.isfile(pretrained))
+    if weights_file:
+        from apclip_core.model.integrity import verify_checkpoint_archive
+
+        verify_checkpoint_archive(pretrained, "weights file")
+    try:
+        with _quiet_random_init_notice(not load_weights):  # weights follow at once: open_clip's notice would mislead
+            clip = open_clip.create_model(
+                model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
+                force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config
+    except pickle.UnpicklingError:
+        if not weights_file:
+            raise
+        from apclip_core.errors import CheckpointError  # never torch's advice to unpickle with weights_only=False
+
+        raise CheckpointError(f"{pretrained} holds Python objects other than tensors, so it is not plain weights; give "
+                              f"an open_clip state dict of tensors, or import a peer's released checkpoint with "
+                              f"`python -m apclip_core convert`") from None
     preprocess = getattr(clip.visual, "preprocess_cfg", {})
     image_size = clip.visual.image_size
     config = {
@@ -398,6 +413,7 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> object:
     import zipfile
 
     from apclip_core.errors import CheckpointError
+    from apclip_core.model.integrity import verify_checkpoint_archive
 
     path = Path(path)
     if path.is_dir():
@@ -409,6 +425,7 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> object:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): the copy or the run that wrote it was cut short; "
                               f"copy it again or re-run")
+    verify_checkpoint_archive(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError, OSError,
