@@ -35,6 +35,7 @@ from importlib import resources
 from pathlib import Path
 
 from apclip_core import atomic, paths
+from apclip_core.arguments import bounded, positive_int
 from apclip_core.data.annotations import VideoRecord, read_labels, read_video_list, write_video_list
 from apclip_core.data.video_io import BACKENDS
 from apclip_core.progress import progress
@@ -571,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default=None, help="alternative archive URL (mirror)")
     p.add_argument("--splits-root", type=Path, default=None)
     p.add_argument("--no-decode", action="store_true", help="check presence/size only")
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--jobs", type=positive_int, default=None)
     p.add_argument("--delete-archive", action="store_true")
     p = sub.add_parser("check", help="verify a video root against every list; JSON + text report")
     p.add_argument("dataset", choices=sorted(DATASETS))
@@ -580,13 +581,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-decode", action="store_true")
     p.add_argument("--backend", default="auto", choices=list(BACKENDS),
                    help="decoder: auto (the faster one per container, as `make bench` measured), decord or pyav")
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--jobs", type=positive_int, default=None)
     p.add_argument("--report-dir", type=Path, default=None, help="default: the video root")
     p = sub.add_parser("reencode", help="copy videos with short side 256 (parallel, resumable, verified)")
     p.add_argument("--src", type=Path, required=True)
     p.add_argument("--dst", type=Path, required=True)
-    p.add_argument("--short-side", type=int, default=256)
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--short-side", type=bounded(int, 16, 4096, "pixels"), default=256)
+    p.add_argument("--jobs", type=positive_int, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -40,6 +40,8 @@ from typing import Any, Optional, Sequence
 import torch
 
 from apclip_core import atomic
+from apclip_core.arguments import bounded, count_or_zero, positive_int
+from apclip_core.data.transforms import SPATIAL_CROPS
 from apclip_core.data.video_io import BACKENDS
 from apclip_core.data.views import ViewSpec
 from apclip_core.device import pick as pick_device
@@ -445,19 +447,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--similarity", default=None, choices=similarity_names(),
                         help="default: the one matching the video pooling a converted checkpoint records (ViFi-CLIP: "
                              "mean_raw), else maka; the result records which and why")
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--temporal-views", type=int, default=2)
-    parser.add_argument("--spatial-crops", type=int, default=2)
+    parser.add_argument("--frames", type=bounded(int, 1, 1024, "frames per view"), default=8)
+    parser.add_argument("--temporal-views", type=bounded(int, 1, 64), default=2)
+    parser.add_argument("--spatial-crops", type=int, choices=SPATIAL_CROPS, default=2)
     parser.add_argument("--short-videos", choices=["fail", "pad"], default="fail",
                         help="a file whose frames stop decoding early: count it as failed (default), or evaluate "
                              "it from the frames that decode (counted as padded in the result)")
     parser.add_argument("--video-backend", choices=list(BACKENDS), default="auto",
                         help="decoder: auto (the faster one per container, as `make bench` measured; default), "
                              "decord or pyav (identical frames)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
+    parser.add_argument("--num-workers", type=count_or_zero, default=0)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--max-videos", type=int, default=0,
+    parser.add_argument("--max-videos", type=count_or_zero, default=0,
                         help="evaluate an evenly spaced subset of N videos per split (recorded as subset_of; smoke runs)")
     parser.add_argument("--missing-videos", choices=["stop", "skip"], default="stop",
                         help="listed videos not on disk: counted as failed (stop, the default), or left out before "

@@ -29,12 +29,15 @@ from pathlib import Path
 from typing import Optional
 
 from apclip_core import atomic, paths
+from apclip_core.arguments import bounded
 
 ASSUMED_TRAIN_FRAMES_PER_S = 120.0   # per GPU: ViFi-CLIP, 22 h on 8 A100 for 10 K-400 epochs x 240k videos x 32 frames
 EVAL_SPEEDUP = 3.0                   # when evaluation is not measured: forward only vs forward + backward
 BENCH_RESULTS = paths.PROJECT_ROOT / "bench" / "results" / "latest.json"
 # the folders the plan was made with: the job must read and write the same ones as the notebook
 PASSED_ENV = ("APCLIP_DATA", "APCLIP_RUNS", "APCLIP_CACHE", "APCLIP_SPLITS", "HF_HOME")
+# beyond these a plan is a typo (GPUS=1000000000 would plan a billion-process torchrun), not a cluster
+MAX_GPUS_PER_NODE, MAX_NODES = 64, 4096
 SLURM_TIME_MARGIN = 1.5              # the job's time limit: estimate x margin (the run resumes if it is cut)
 
 
@@ -356,8 +359,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="apclip plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebook", type=Path, help="a table notebook, e.g. notebooks/12_table2_base_to_novel.ipynb")
     parser.add_argument("--profile", default="smoke", choices=["smoke", "paper"])
-    parser.add_argument("--gpus", type=int, default=8, help="GPUs per node")
-    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--gpus", type=bounded(int, 1, MAX_GPUS_PER_NODE, "GPUs per node"), default=8,
+                        help="GPUs per node")
+    parser.add_argument("--nodes", type=bounded(int, 1, MAX_NODES), default=1)
     parser.add_argument("--slurm", type=Path, help="write one SLURM batch script per run into this folder")
     parser.add_argument("--params", type=Path, action="append", default=[],
                         help="YAML of parameters on top of the profile (make PARAMS=file), as the notebook gets them")
