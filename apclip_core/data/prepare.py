@@ -504,10 +504,18 @@ def reencode_videos(src_root, dst_root, videos: list[str] | None = None, *, shor
     mtime, output size, frames); those are skipped on the next run. Each output is written to a
     temporary name, fully decoded to check its frame count equals the source's, then renamed.
     """
+    from apclip_core.errors import BadValue
+
     src_root, dst_root = Path(src_root), Path(dst_root)
+    if not src_root.is_dir():
+        raise BadValue(f"--src {src_root}: " + ("a file, not a folder of videos" if src_root.exists() else
+                                                "no such folder") + "; give the folder that holds the videos")
     if videos is None:
         videos = sorted(str(p.relative_to(src_root)) for p in src_root.rglob("*")
                         if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        if not videos:  # nothing to do is not success: the path is most likely wrong
+            raise BadValue(f"--src {src_root}: no video under it (looked for {', '.join(sorted(VIDEO_EXTENSIONS))}, "
+                           f"in every subfolder); check the path")
     dst_root.mkdir(parents=True, exist_ok=True)
     manifest_path = dst_root / "reencode_manifest.jsonl"
     done = {}
@@ -616,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = reencode_videos(args.src, args.dst, short_side=args.short_side, jobs=args.jobs)
             print(json.dumps(summary, indent=1))
             return 0 if summary["failed"] == 0 else 1
-    except (ChecksumError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (ChecksumError, ValueError, RuntimeError) as exc:  # an OSError: errors.run_command says what to do
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
