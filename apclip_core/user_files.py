@@ -10,7 +10,7 @@ from typing import Iterable
 
 from apclip_core.errors import BadFile, BadValue
 
-SHAPES = {dict: "a mapping (key: value lines)", list: "a list", str: "text"}
+SHAPES = {dict: "a mapping (keys with their values)", list: "a list", str: "text"}
 
 
 def _text(path: Path, what: str) -> str:

@@ -25,11 +25,13 @@ from datetime import date
 from pathlib import Path
 
 from apclip_core.data.annotations import read_label_files
+from apclip_core.errors import BadFile, run_command
 from apclip_core.prompts.graph import ATTRIBUTE_KEYS
 from apclip_core.prompts.postprocess import clean_description
 from apclip_core.prompts.quality import measure, near_duplicate_within
 from apclip_core.prompts.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile
 from apclip_core.prompts.validate import duplicate_pairs, report, validate_prompt_file
+from apclip_core.user_files import read_json
 
 LLM_PROMPT_NAMES = ("describe", "distinguish", "observe")  # ids 0, 1, 2 of prompts/llm_prompts.json
 EXTRA_COUNTS = {"customized": 6, "llm_direct": 8}
@@ -75,15 +77,17 @@ def to_class_prompts(entry: dict) -> ClassPrompts:
 
 
 def load_slices(paths: list[Path]) -> dict[str, dict]:
+    """The classes of every slice file; BadFile naming the file (and line, or class) of one that is not a slice."""
     merged: dict[str, dict] = {}
     for path in paths:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise SystemExit(f"{path}: not a readable JSON slice ({err}); fix or rewrite that file")
+        data = read_json(path, "JSON slice ({\"<class name>\": {\"describe\": [...], ...}})")
         for name, entry in data.items():
+            if not isinstance(entry, dict) or not all(isinstance(v, list) for v in entry.values()):
+                raise BadFile(f"{path}: class {name!r} must map each prompt kind to a list of sentences "
+                              f"({{\"describe\": [...], \"distinguish\": [...], \"observe\": [...]}}), got "
+                              f"{json.dumps(entry)[:80]}")
             if name in merged:
-                raise SystemExit(f"{path}: class {name!r} is also in an earlier slice; keep it in one slice only")
+                raise BadFile(f"{path}: class {name!r} is also in an earlier slice; keep it in one slice only")
             merged[name] = entry
     return merged
 
@@ -159,4 +163,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, sys.argv[1:]))
