@@ -48,6 +48,21 @@ def torch_save(obj: Any, path: str | Path) -> None:
     _write(path, lambda f: torch.save(obj, f))
 
 
+def writable_folder(folder: str | Path) -> Path:
+    """`folder`, made if missing, once a file could be created in it: checked before a long job, so that a
+    read-only folder or a file in its place stops the job at once (an OSError naming it), not at its end."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = temporary_sibling(folder / "write-check")
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        exc.filename, exc.filename2 = str(folder), None
+        raise
+    probe.unlink()
+    return folder
+
+
 def _write(path: str | Path, fill: Callable) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

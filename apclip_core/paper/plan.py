@@ -375,6 +375,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.gpus < 1 or args.nodes < 1:
         parser.error("--gpus and --nodes must be >= 1")
+    if args.slurm:  # a read-only folder, or a file, stops the plan before it measures or prints anything
+        atomic.writable_folder(args.slurm)
     table = args.notebook.stem.split("_", 1)[1] if "_" in args.notebook.stem else args.notebook.stem
     params = notebook_parameters(args.notebook, args.profile, args.params, partial=args.partial)
     if table == ZOO:
