@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from apclip_core import atomic
+from apclip_core.device import pick as pick_device
 from apclip_core.engine.config import (RESUME_FREE_FIELDS, TrainConfig, config_names, load_config, load_protocols,
                                        parse_overrides, run_dir_for)
 from apclip_core.engine.cost import check_device, requirements
@@ -75,8 +76,8 @@ def resolve_device(cfg: TrainConfig, d: Dist) -> torch.device:
     if cfg.device == "auto":
         return torch.device(f"cuda:{d.local_rank}" if torch.cuda.is_available() else "cpu")
     if cfg.device == "cuda":
-        return torch.device(f"cuda:{d.local_rank}")
-    return torch.device(cfg.device)
+        return pick_device(f"cuda:{d.local_rank}")
+    return pick_device(cfg.device)
 
 
 def resolve_pretrained(cfg: TrainConfig, d: Dist) -> Optional[str]:
