@@ -26,11 +26,15 @@ class ActivationUnstated(UserError, ValueError):
     """A local weights file whose activation (QuickGELU or GELU) neither its name nor a flag states."""
 
 
-class MissingPromptsError(UserError, KeyError):
-    """A prompt file without some of the classes asked for."""
+class UnknownName(UserError, KeyError):
+    """A name (a method, a paper table) that is none of the valid ones, which the message lists."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+class MissingPromptsError(UnknownName):
+    """A prompt file without some of the classes asked for."""
 
 
 class BadValue(UserError, ValueError):

@@ -21,6 +21,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from apclip_core import atomic, paths
+from apclip_core.errors import UnknownName
 from apclip_core.data.presence import SHOWN  # names recorded per list (the first skipped or failed videos)
 from apclip_core.progress import say
 
@@ -65,7 +66,7 @@ IDENTITY_AS_NAMED = {"video_backend": "decord"}
 
 def method_overrides(method: str) -> dict:
     if method not in METHODS:
-        raise KeyError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        raise UnknownName(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
     return dict(METHODS[method])
 
 
