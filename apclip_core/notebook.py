@@ -110,10 +110,15 @@ def run(notebook: Path, output: Path, *, parameters_files: Sequence[Path] = (), 
     import papermill
     from jupyter_client.manager import KernelManager
 
+    from apclip_core import atomic
+    from apclip_core.errors import BadValue
+
     parameters = read_parameters(parameters_files, notebook_defaults(notebook))
     if partial:
         parameters["partial_data"] = True
-    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.is_dir():
+        raise BadValue(f"{output} is a folder; give the executed notebook's file name (e.g. {output / notebook.name})")
+    atomic.writable_folder(output.parent)  # before the kernel starts, not after the notebook ran
     nb = nbformat.read(notebook, as_version=4)
     # recorded in the output, so a system Jupyter or VS Code reopens it on the project's environment
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": f"{kernel} (.venv)", "language": "python"}

@@ -160,6 +160,11 @@ def load_protocol(name: str, args: dict | None = None) -> "Protocol":
     if name not in _PROTOCOLS:
         raise BadValue(f"unknown protocol {name!r}; valid: {', '.join(sorted(_PROTOCOLS))}")
     args = dict(args or {})
+    import inspect
+
+    from apclip_core.user_files import refuse_unknown_keys
+
+    refuse_unknown_keys(args, inspect.signature(_PROTOCOLS[name]).parameters, f"arguments of protocol {name!r}")
     for key, value in args.items():
         if key.endswith("root") and isinstance(value, str) and not Path(value).is_absolute():
             args[key] = paths.data_dir() / value

@@ -478,6 +478,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     from apclip_core.errors import ActivationUnstated
 
     device = pick_device(args.device)
+    if args.out:  # a folder that cannot take the result stops here, not after the evaluation
+        if Path(args.out).is_dir():
+            parser.error(f"--out {args.out} is a folder; give the result's file name (e.g. {Path(args.out) / 'eval.json'})")
+        atomic.writable_folder(Path(args.out).parent)
     # the model first: a wrong spec (activation, weights) is said before any list or video is read
     if args.checkpoint:
         model = load_checkpoint(args.checkpoint, device=device)

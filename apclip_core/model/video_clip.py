@@ -321,6 +321,12 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
 
         ensure_available(model_name, pretrained)
     weights_file = bool(pretrained and load_weights and os.path.isfile(pretrained))
+    if pretrained and load_weights and not weights_file and not open_clip.get_pretrained_cfg(model_name, pretrained):
+        from apclip_core.errors import BadValue
+
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+        raise BadValue(f"pretrained {pretrained!r} is neither a file nor one of open_clip's tags for {model_name} "
+                       f"({', '.join(tags) or 'it has none: give a weights file'})")
     if weights_file:
         from apclip_core.model.integrity import verify_checkpoint_archive
 
