@@ -24,6 +24,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from apclip_core import atomic
 from apclip_core.data.annotations import read_label_files
 from apclip_core.errors import BadFile, run_command
 from apclip_core.prompts.graph import ATTRIBUTE_KEYS
@@ -116,6 +117,10 @@ def merge(paths: list[Path], labels: list[str], out: Path, *, dataset: str, gene
     """The slices as one prompt file, classes in label order, written to `out`, with its measured
     quality (prompts.quality) beside that of the `references` prompt files."""
     classes = load_slices(paths)
+    for name, entry in classes.items():
+        if lacking := [k for k in LLM_PROMPT_NAMES if k not in entry]:
+            raise BadFile(f"class {name!r} of the slices has no {', '.join(lacking)}; see every problem with "
+                          f"`python -m apclip_core.prompts.slices check {' '.join(map(str, paths))}`")
     missing = [c for c in labels if c not in classes]
     if missing:
         raise SystemExit(f"{len(missing)} labels have no slice yet, e.g. {missing[:5]}")
@@ -154,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                       labels=read_label_files(args.labels) if args.labels else None)
         print("\n".join(lines) if lines else f"OK: {len(load_slices(args.slices))} classes ready to merge")
         return 1 if lines else 0
+    atomic.writable_folder(args.out.parent)  # before the slices are checked and merged
     labels = read_label_files(args.labels)
     merge(args.slices, labels, args.out, dataset=args.dataset, generator_model=args.generator_model, notes=args.notes,
           references=args.reference)
