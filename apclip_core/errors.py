@@ -5,6 +5,13 @@ Every command goes through `run_command`: a user error prints `error: <message>`
 exits 1 (argparse's usage errors exit 2, as they always do); `--debug` or APCLIP_DEBUG=1 lets the
 traceback through for a bug report. Library callers get the exceptions themselves: `UserError`
 and the readers' own errors (AnnotationError, VideoDecodeError) carry the same messages.
+
+What is the user's to fix is said as such, and only a real bug is called one: a value or a name out of
+its range or choices (BadValue, UnknownName, refused where it is read), a file that is not what it claims
+(BadFile: user_files reads YAML, JSON and notebooks naming the file and line), a damaged or foreign
+checkpoint (CheckpointError), and a file-system condition on a path the user gave or configured (a full
+disk, a read-only folder, permissions, a file where a folder goes: OS_ADVICE, said with the path, also
+when torch.save hides it behind a RuntimeError).
 """
 from __future__ import annotations
 
