@@ -27,6 +27,9 @@ def bounded(kind: Callable = int, low: Optional[float] = None, high: Optional[fl
     return parse
 
 
+# beyond these a plan is a typo (GPUS=1000000000 would plan a billion-process torchrun), not a cluster
+MAX_GPUS_PER_NODE, MAX_NODES = 64, 4096
+
 positive_int = bounded(int, 1)
 count_or_zero = bounded(int, 0)
 positive_float = bounded(float, 1e-300)

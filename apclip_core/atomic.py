@@ -9,8 +9,6 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
-from apclip_core.errors import os_error_in
-
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` atomically (temporary file in the same folder, fsync, os.replace)."""
@@ -82,6 +80,18 @@ def _write(path: str | Path, fill: Callable) -> None:
             failure.filename, failure.filename2 = str(path), None  # the file the user knows, not our temporary
         raise failure from None
     remove_stale_temporaries(path.parent, path.name)  # what a killed writer of this file left behind
+
+
+def os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc`: itself, or the one it was raised from or during (torch.save's RuntimeError
+    'unexpected pos ...' hides a full disk's)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def temporary_sibling(final: Path) -> Path:

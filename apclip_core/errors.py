@@ -83,20 +83,9 @@ def os_error_message(exc: OSError) -> str | None:
     return f"{path}: {advice}" if path else advice[0].upper() + advice[1:]
 
 
-def os_error_in(exc: BaseException) -> OSError | None:
-    """The OSError behind `exc`: itself, or the one it was raised from or during (torch.save's RuntimeError
-    'unexpected pos ...' hides a full disk's)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, OSError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def message_for(exc: BaseException) -> str | None:
     """The one-line message of a user error, or None when `exc` is not one (a bug)."""
+    from apclip_core.atomic import os_error_in
     from apclip_core.data.annotations import AnnotationError
     from apclip_core.data.video_io import VideoDecodeError
 

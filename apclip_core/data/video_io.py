@@ -31,8 +31,6 @@ from typing import Sequence
 
 import numpy as np
 
-from apclip_core.errors import BadValue
-
 __all__ = ["VideoDecodeError", "ShortVideoError", "VideoReader", "DecordReader", "PyAVReader", "open_video", "BACKENDS",
            "DECODER_BY_CONTAINER", "resolve_backend", "decoders_for", "count_packets", "probe_video"]
 
@@ -56,7 +54,7 @@ def resolve_backend(backend: str, path) -> str:
     """The decoder ("decord" or "pyav") that reads `path`: `backend` itself, or for "auto" the one
     `DECODER_BY_CONTAINER` names for the file's extension."""
     if backend not in BACKENDS:
-        raise BadValue(f"unknown video backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
+        raise ValueError(f"unknown video backend {backend!r}; valid choices: {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
     return DECODER_BY_CONTAINER.get(Path(path).suffix.lower(), OTHER_CONTAINERS)

@@ -234,7 +234,7 @@ def launch_gpus() -> int:
     """APCLIP_GPUS (`make reproduce-tableN GPUS=8`): more than 1 launches each training with torchrun over
     that many processes; otherwise it trains in this process."""
     from apclip_core.errors import BadValue
-    from apclip_core.paper.plan import MAX_GPUS_PER_NODE
+    from apclip_core.arguments import MAX_GPUS_PER_NODE
 
     value = os.environ.get("APCLIP_GPUS", "").strip()
     try:

@@ -29,15 +29,13 @@ from pathlib import Path
 from typing import Optional
 
 from apclip_core import atomic, paths
-from apclip_core.arguments import bounded
+from apclip_core.arguments import MAX_GPUS_PER_NODE, MAX_NODES, bounded
 
 ASSUMED_TRAIN_FRAMES_PER_S = 120.0   # per GPU: ViFi-CLIP, 22 h on 8 A100 for 10 K-400 epochs x 240k videos x 32 frames
 EVAL_SPEEDUP = 3.0                   # when evaluation is not measured: forward only vs forward + backward
 BENCH_RESULTS = paths.PROJECT_ROOT / "bench" / "results" / "latest.json"
 # the folders the plan was made with: the job must read and write the same ones as the notebook
 PASSED_ENV = ("APCLIP_DATA", "APCLIP_RUNS", "APCLIP_CACHE", "APCLIP_SPLITS", "HF_HOME")
-# beyond these a plan is a typo (GPUS=1000000000 would plan a billion-process torchrun), not a cluster
-MAX_GPUS_PER_NODE, MAX_NODES = 64, 4096
 SLURM_TIME_MARGIN = 1.5              # the job's time limit: estimate x margin (the run resumes if it is cut)
 
 
