@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device visible: `make gpu-check` is for a GPU machine (--dry-run runs its steps on CPU)",
               file=sys.stderr)
         return 2
+    atomic.writable_folder(args.out)  # a read-only --out, or a file, stops here, not after minutes of steps
     s = DRY if args.dry_run else FULL
     work = Path(tempfile.mkdtemp(prefix="apclip_gpu_check_"))
     env = {**os.environ, "APCLIP_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT),
@@ -245,4 +246,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from apclip_core.errors import run_command
+
+    sys.exit(run_command(main, sys.argv[1:]))

@@ -38,7 +38,7 @@ def test_every_preset_loads_and_paper_presets_carry_vifi_schedule():
 
 
 def test_unknown_key_lists_valid_keys_and_overrides_apply():
-    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['similarty'\].*valid keys: name, model_name"):
+    with pytest.raises(ValueError, match=r"unknown key 'similarty' \(did you mean 'similarity'\?\); valid keys: name, model_name"):
         C.load_config("bench_base2novel", similarty="maka")
     cfg = C.load_config("bench_base2novel", epochs=3, similarity="maka")
     assert (cfg.epochs, cfg.similarity) == (3, "maka")

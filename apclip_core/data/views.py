@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from apclip_core.errors import BadValue
 from apclip_core.data.sampling import multi_view_indices, segment_indices
 from apclip_core.data.video_io import BACKENDS, ShortVideoError, decoders_for, open_video
 
@@ -33,11 +34,11 @@ class ViewSpec:
     def __post_init__(self):
         for key in ("frames", "temporal_views", "spatial_crops"):
             if int(getattr(self, key)) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+                raise BadValue(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.backend not in BACKENDS:
-            raise ValueError(f"unknown video backend {self.backend!r}; valid choices: {', '.join(BACKENDS)}")
+            raise BadValue(f"unknown video backend {self.backend!r}; valid choices: {', '.join(BACKENDS)}")
         if self.short_videos not in SHORT_VIDEO_POLICIES:
-            raise ValueError(f"unknown short_videos policy {self.short_videos!r}; valid: {', '.join(SHORT_VIDEO_POLICIES)}")
+            raise BadValue(f"unknown short_videos policy {self.short_videos!r}; valid: {', '.join(SHORT_VIDEO_POLICIES)}")
 
     @property
     def views(self) -> int:
@@ -74,7 +75,7 @@ def decode_video(path: str | Path, view: ViewSpec, transform: Callable, *,
     Raises video_io.VideoDecodeError when the file cannot be decoded.
     """
     if rng is not None and view.temporal_views != 1:
-        raise ValueError("training samples one clip per video; temporal_views must be 1")
+        raise BadValue("training samples one clip per video; temporal_views must be 1")
     state = rng.bit_generator.state if rng is not None else None  # a padded retry draws the same offsets
     try:
         with open_video(path, view.backend) as reader:

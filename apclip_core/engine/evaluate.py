@@ -40,6 +40,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from apclip_core import atomic
+from apclip_core.data.transforms import SPATIAL_CROPS
 from apclip_core.data.video_io import BACKENDS
 from apclip_core.data.views import ViewSpec
 from apclip_core.device import pick as pick_device
@@ -506,6 +507,10 @@ def run_command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     from apclip_core.errors import ActivationUnstated
 
     device = pick_device(args.device)
+    if args.out:  # a folder that cannot take the result stops here, not after the evaluation
+        if Path(args.out).is_dir():
+            parser.error(f"--out {args.out} is a folder; give the result's file name (e.g. {Path(args.out) / 'eval.json'})")
+        atomic.writable_folder(Path(args.out).parent)
     # the model first: a wrong spec (activation, weights) is said before any list or video is read
     if args.checkpoint:
         model = load_checkpoint(args.checkpoint, device=device)

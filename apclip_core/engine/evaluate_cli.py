@@ -10,6 +10,7 @@ import argparse
 import sys
 from typing import Optional
 
+from apclip_core.arguments import bounded, count_or_zero, positive_int
 from apclip_core.data.video_io import BACKENDS
 
 
@@ -41,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="maka | mean | mean_raw, or any registered similarity (default: the one matching the "
                              "video pooling a converted checkpoint records, ViFi-CLIP: mean_raw, else maka); the "
                              "result records which and why")
-    parser.add_argument("--frames", type=int, default=8, help="frames per clip (default: 8)")
-    parser.add_argument("--temporal-views", type=int, default=2, help="temporal views per video (default: 2)")
+    parser.add_argument("--frames", type=bounded(int, 1, 1024, "frames per view"), default=8, help="frames per clip (default: 8)")
+    parser.add_argument("--temporal-views", type=bounded(int, 1, 64), default=2, help="temporal views per video (default: 2)")
     parser.add_argument("--spatial-crops", type=int, default=2, help="spatial crops per view (default: 2)")
     parser.add_argument("--short-videos", choices=["fail", "pad"], default="fail",
                         help="a file whose frames stop decoding early: count it as failed (default), or evaluate "
@@ -50,11 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video-backend", choices=list(BACKENDS), default="auto",
                         help="decoder: auto (the faster one per container, as `make bench` measured; default), "
                              "decord or pyav (identical frames)")
-    parser.add_argument("--batch-size", type=int, default=8, help="videos per forward pass (default: 8)")
-    parser.add_argument("--num-workers", type=int, default=0,
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="videos per forward pass (default: 8)")
+    parser.add_argument("--num-workers", type=count_or_zero, default=0,
                         help="DataLoader processes decoding videos (default: 0, in the main process)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    parser.add_argument("--max-videos", type=int, default=0,
+    parser.add_argument("--max-videos", type=count_or_zero, default=0,
                         help="evaluate an evenly spaced subset of N videos per split (recorded as subset_of; smoke "
                              "runs; default: 0, every video)")
     parser.add_argument("--missing-videos", choices=["stop", "skip"], default="stop",

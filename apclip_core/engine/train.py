@@ -48,6 +48,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from apclip_core import atomic
+from apclip_core.device import pick as pick_device
+from apclip_core.errors import BadValue
 from apclip_core.engine.config import RESUME_FREE_FIELDS, TrainConfig, load_protocols, run_dir_for
 from apclip_core.engine.cost import check_device, requirements
 from apclip_core.engine.distributed import (Dist, barrier, broadcast_object, gather_objects, params_checksum,
@@ -73,8 +75,8 @@ def resolve_device(cfg: TrainConfig, d: Dist) -> torch.device:
     if cfg.device == "auto":
         return torch.device(f"cuda:{d.local_rank}" if torch.cuda.is_available() else "cpu")
     if cfg.device == "cuda":
-        return torch.device(f"cuda:{d.local_rank}")
-    return torch.device(cfg.device)
+        return pick_device(f"cuda:{d.local_rank}")
+    return pick_device(cfg.device)
 
 
 def resolve_pretrained(cfg: TrainConfig, d: Dist) -> Optional[str]:
@@ -320,7 +322,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if not d.main:
         protocol = load_protocols(cfg)
     if len(protocol.train) != 1:
-        raise ValueError(f"protocol {cfg.protocol} has {len(protocol.train)} training splits; pick one with protocol_args")
+        raise BadValue(f"protocol {cfg.protocol} has {len(protocol.train)} training splits; pick one with protocol_args")
     # a decision is reused only by a run that trained: a folder left before its first save decides again
     train_split, train_data = decided_training_videos(protocol.train[0], cfg, run_dir, d,
                                                       resume=resume and state_path.exists())
@@ -352,7 +354,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if cfg.max_steps_per_epoch:
         micro_per_epoch = min(micro_per_epoch, cfg.max_steps_per_epoch)
     if micro_per_epoch < 1:
-        raise ValueError(f"{len(train_split.records)} training videos / {d.world_size} processes < batch_size {cfg.batch_size}")
+        raise BadValue(f"{len(train_split.records)} training videos / {d.world_size} processes < batch_size {cfg.batch_size}")
     steps_per_epoch = math.ceil(micro_per_epoch / accum)
 
     optimizer = build_optimizer(model, cfg)

@@ -82,6 +82,10 @@ from typing import Optional
 import open_clip
 import torch
 
+from apclip_core import atomic
+from apclip_core.errors import CheckpointError
+from apclip_core.model.integrity import verify_checkpoint_archive
+
 logger = logging.getLogger(__name__)
 
 IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
@@ -243,6 +247,10 @@ def read_file(path: str | Path, what: str = "SRC"):
     path = Path(path)
     if not path.is_file():
         raise ConvertUsageError(f"{what} {path}: no such file")
+    try:
+        verify_checkpoint_archive(path, f"{what} file")
+    except CheckpointError as e:
+        raise ConvertError(f"{what} {e}") from None
     if _is_torchscript(path):
         try:
             with warnings.catch_warnings():  # torch.jit is deprecated, but it is how OpenAI released CLIP
@@ -629,6 +637,9 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
         raise ConvertUsageError(f"--frames must be >= 2 (frames per clip), got {frames}")
     if src.resolve() == dst.resolve():
         raise ConvertUsageError(f"DST {dst} is SRC: write the apclip checkpoint to another file")
+    if dst.is_dir():
+        raise ConvertUsageError(f"DST {dst} is a folder; give the checkpoint's file name (e.g. {dst / 'model.pt'})")
+    atomic.writable_folder(dst.parent)  # a read-only folder, or a file in its place: said before SRC is read
     if isinstance(heads, int):
         heads = (heads, heads)
     shape_of = {"heads": tuple(heads) if heads else None, "quick_gelu": quick_gelu}

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import Optional
 
@@ -368,11 +369,31 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
         from apclip_core.model.weights import ensure_available
 
         ensure_available(model_name, pretrained)
-    # weights follow at once, or a random model was asked for (pretrained=None): open_clip's notice would alarm
-    with quiet_random_init_notice(not load_weights or not pretrained):
-        clip = open_clip.create_model(
-            model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
-            force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config
+    weights_file = bool(pretrained and load_weights and os.path.isfile(pretrained))
+    if pretrained and load_weights and not weights_file and not open_clip.get_pretrained_cfg(model_name, pretrained):
+        from apclip_core.errors import BadValue
+
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+        raise BadValue(f"pretrained {pretrained!r} is neither a file nor one of open_clip's tags for {model_name} "
+                       f"({', '.join(tags) or 'it has none: give a weights file'})")
+    if weights_file:
+        from apclip_core.model.integrity import verify_checkpoint_archive
+
+        verify_checkpoint_archive(pretrained, "weights file")
+    try:
+        # weights follow at once, or a random model was asked for (pretrained=None): open_clip's notice would alarm
+        with quiet_random_init_notice(not load_weights or not pretrained):
+            clip = open_clip.create_model(
+                model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
+                force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config
+    except pickle.UnpicklingError:
+        if not weights_file:
+            raise
+        from apclip_core.errors import CheckpointError  # never torch's advice to unpickle with weights_only=False
+
+        raise CheckpointError(f"{pretrained} holds Python objects other than tensors, so it is not plain weights; give "
+                              f"an open_clip state dict of tensors, or import a peer's released checkpoint with "
+                              f"`python -m apclip_core convert`") from None
     preprocess = getattr(clip.visual, "preprocess_cfg", {})
     image_size = clip.visual.image_size
     config = {
@@ -448,6 +469,7 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> object:
     import zipfile
 
     from apclip_core.errors import CheckpointError
+    from apclip_core.model.integrity import verify_checkpoint_archive
 
     path = Path(path)
     if path.is_dir():
@@ -459,6 +481,7 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> object:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): the copy or the run that wrote it was cut short; "
                               f"copy it again or re-run")
+    verify_checkpoint_archive(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError, OSError,

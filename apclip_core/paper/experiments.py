@@ -21,6 +21,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from apclip_core import atomic, paths
+from apclip_core.errors import UnknownName
 from apclip_core.data.presence import SHOWN  # names recorded per list (the first skipped or failed videos)
 from apclip_core.progress import say
 
@@ -65,7 +66,7 @@ IDENTITY_AS_NAMED = {"video_backend": "decord"}
 
 def method_overrides(method: str) -> dict:
     if method not in METHODS:
-        raise KeyError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        raise UnknownName(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
     return dict(METHODS[method])
 
 
@@ -257,11 +258,18 @@ def train_command(preset: str, cfg, overrides: dict, *, gpus_per_node: int, node
 def launch_gpus() -> int:
     """APCLIP_GPUS (`make reproduce-tableN GPUS=8`): more than 1 launches each training with torchrun over
     that many processes; otherwise it trains in this process."""
+    from apclip_core.errors import BadValue
+    from apclip_core.arguments import MAX_GPUS_PER_NODE
+
     value = os.environ.get("APCLIP_GPUS", "").strip()
     try:
-        return int(value) if value else 0
+        gpus = int(value) if value else 0
     except ValueError:
-        raise ValueError(f"APCLIP_GPUS must be a number of GPUs, got {value!r}") from None
+        gpus = -1
+    if not 0 <= gpus <= MAX_GPUS_PER_NODE:
+        raise BadValue(f"GPUS (APCLIP_GPUS) must be a number of GPUs on this machine, 0 to {MAX_GPUS_PER_NODE}, "
+                       f"got {value!r}")
+    return gpus
 
 
 def run(config: str, method: str, **overrides) -> dict:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 from apclip_core import atomic, paths
+from apclip_core.arguments import MAX_GPUS_PER_NODE, MAX_NODES, bounded
 
 ASSUMED_TRAIN_FRAMES_PER_S = 120.0   # per GPU: ViFi-CLIP, 22 h on 8 A100 for 10 K-400 epochs x 240k videos x 32 frames
 EVAL_SPEEDUP = 3.0                   # when evaluation is not measured: forward only vs forward + backward
@@ -356,8 +357,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m apclip_core plan", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebook", type=Path, help="a table notebook, e.g. notebooks/12_table2_base_to_novel.ipynb")
     parser.add_argument("--profile", default="smoke", choices=["smoke", "paper"])
-    parser.add_argument("--gpus", type=int, default=8, help="GPUs per node")
-    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--gpus", type=bounded(int, 1, MAX_GPUS_PER_NODE, "GPUs per node"), default=8,
+                        help="GPUs per node")
+    parser.add_argument("--nodes", type=bounded(int, 1, MAX_NODES), default=1)
     parser.add_argument("--slurm", type=Path, help="write one SLURM batch script per run into this folder")
     parser.add_argument("--params", type=Path, action="append", default=[],
                         help="YAML of parameters on top of the profile (make PARAMS=file), as the notebook gets them")
@@ -371,6 +373,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.gpus < 1 or args.nodes < 1:
         parser.error("--gpus and --nodes must be >= 1")
+    if args.slurm:  # a read-only folder, or a file, stops the plan before it measures or prints anything
+        atomic.writable_folder(args.slurm)
     table = args.notebook.stem.split("_", 1)[1] if "_" in args.notebook.stem else args.notebook.stem
     params = notebook_parameters(args.notebook, args.profile, args.params, partial=args.partial)
     if table == ZOO:

@@ -16,7 +16,6 @@ no video at all, missing weights or prompt files still stop it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -33,17 +32,13 @@ def notebook_parameters(notebook: Path, profile: str, extra: Sequence[Path] = ()
     the `extra` YAML files (`make ... PARAMS=file`): what papermill gives the notebook (notebook.read_parameters).
     partial (`--partial`, make's PARTIAL=1): the parameter `partial_data: true`, as `notebook --partial` passes it,
     so the runs named here are the ones the notebook will look for."""
-    from apclip_core.notebook import read_parameters
+    from apclip_core.notebook import notebook_defaults, read_parameters
 
-    nb = json.loads(Path(notebook).read_text())
-    values: dict = {}
-    for cell in nb["cells"]:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            exec("".join(cell["source"]), {}, values)  # the cell holds plain literals only
+    values = notebook_defaults(notebook)
     overlay = NOTEBOOKS / "params" / f"{Path(notebook).stem}.{profile}.yaml"
     if profile != "smoke" and not overlay.exists():
         raise FileNotFoundError(f"no {profile} profile for {Path(notebook).name}: {overlay} is missing")
-    values.update(read_parameters(([overlay] if profile != "smoke" else []) + list(extra)))
+    values.update(read_parameters(([overlay] if profile != "smoke" else []) + list(extra), dict(values)))
     if partial:
         values["partial_data"] = True
     return values

@@ -18,7 +18,9 @@ def written_name(table: str, notebook: Path | None) -> str:
     overrides.protocol_args.dataset: ucf101) writes table2_base_to_novel_ucf101.*, not HMDB-51's files."""
     if notebook is None or not notebook.is_file():
         return table
-    params = json.loads(notebook.read_text()).get("metadata", {}).get("papermill", {}).get("parameters") or {}
+    from apclip_core.user_files import read_notebook
+
+    params = read_notebook(notebook).get("metadata", {}).get("papermill", {}).get("parameters") or {}
     from apclip_core.paper.reproduce import SMOKE_DATASET, run_dataset, table_file_name
 
     return table_file_name(table, run_dataset(params.get("overrides"), params.get("dataset") or SMOKE_DATASET))

@@ -22,6 +22,7 @@ from typing import Iterable, Optional, Sequence
 import pandas as pd
 
 from apclip_core import paths
+from apclip_core.errors import BadValue
 from apclip_core.paper import deviations, experiments, stats, tables
 
 DATASET_NAMES = {"hmdb": "HMDB-51", "ucf": "UCF-101", "k600": "K600", "k400": "K-400", "ssv2": "SSv2"}
@@ -554,7 +555,7 @@ def table_runs(name: str, **params) -> list[tuple[str, tuple[str, Optional[int]]
     import inspect
 
     if name not in TABLES:
-        raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
+        raise BadValue(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
     params = with_partial_data(params)
     defaults = {k: p.default for k, p in inspect.signature(TABLES[name]).parameters.items()}
     values = {**defaults, **{k: v for k, v in params.items() if k in defaults}}
@@ -581,7 +582,7 @@ def run_table(name: str, **params) -> TableResult:
     import logging
 
     if name not in TABLES:
-        raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
+        raise BadValue(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     since = len(experiments.RUN_LOG)
     result = TABLES[name](**with_partial_data(params))

@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence
 import pandas as pd
 
 from apclip_core import atomic, paths
+from apclip_core.errors import UnknownName
 
 PAPER_TABLES_DIR = Path(__file__).resolve().parent / "paper_tables"
 
@@ -29,7 +30,7 @@ def paper_table(name: str) -> pd.DataFrame:
     """The paper's table `name` (e.g. 'table2_base_to_novel') in long format, as transcribed."""
     path = PAPER_TABLES_DIR / f"{name}.csv"
     if not path.exists():
-        raise KeyError(f"no paper table {name!r}; valid names: {', '.join(paper_table_names())}")
+        raise UnknownName(f"no paper table {name!r}; valid names: {', '.join(paper_table_names())}")
     return pd.read_csv(path)
 
 

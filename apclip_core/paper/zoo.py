@@ -42,7 +42,7 @@ import pandas as pd
 from apclip_core import paths
 from apclip_core.data.presence import SHOWN
 from apclip_core.device import pick as pick_device
-from apclip_core.errors import UserError
+from apclip_core.errors import BadValue, UserError
 from apclip_core.paper import deviations, tables
 from apclip_core.paper.reproduce import TableResult
 
@@ -102,7 +102,7 @@ def zoo_dataset(name: str) -> ZooDataset:
 
     key = canonical_dataset(name)
     if key not in DATASETS:
-        raise ValueError(f"the zoo has no zero-shot splits for dataset {name!r}; valid: {', '.join(DATASETS)}")
+        raise BadValue(f"the zoo has no zero-shot splits for dataset {name!r}; valid: {', '.join(DATASETS)}")
     return DATASETS[key]
 
 
