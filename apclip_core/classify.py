@@ -1,7 +1,7 @@
 """Open-vocabulary use (`apclip_core.classify`): one video and any list of action names -> ranked actions.
 
     >>> from apclip_core import classify
-    >>> result = classify("clip.mp4", ["juggling", "skipping rope"], checkpoint="runs/k400/model.pt")
+    >>> result = classify("clip.mp4", ["juggling", "skipping rope"], checkpoint="runs/k400/checkpoint.safetensors")
     >>> result.ranking[:3]          # [(action, score), ...] best first
     >>> result.per_frame[0][:5]     # the top prompts of frame 0: [(action, prompt, score), ...]
 
@@ -271,7 +271,7 @@ def main(argv: list[str]) -> int:
                "--pretrained weights (downloaded once into the Hugging Face cache).")
     parser.add_argument("video", type=Path)
     parser.add_argument("--actions", nargs="+", required=True, help="action names (quote multi-word names)")
-    parser.add_argument("--checkpoint", type=Path, help="a fine-tuned apclip checkpoint (model.pt)")
+    parser.add_argument("--checkpoint", type=Path, help="a fine-tuned apclip checkpoint (checkpoint.safetensors)")
     parser.add_argument("--model", default="ViT-B-16", help="open_clip model name when no checkpoint is given")
     parser.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or weights file")
     parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,

@@ -340,7 +340,7 @@ def test_plan_says_the_zoo_trains_nothing_and_what_it_needs(capsys):
     assert main(["plan", notebook, "--profile", "paper"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("table1_zoo: nothing to plan: the zoo trains nothing") and "bug in apclip" not in out + err
-    assert "runs/zoo/openvclip.pt" in out and "one GPU" in out and "estimated GPU time" in out
+    assert "runs/zoo/openvclip.safetensors" in out and "one GPU" in out and "estimated GPU time" in out
     assert main(["plan", notebook, "--json"]) == 0
     needs = json.loads(capsys.readouterr().out)
     assert needs["trains"] is False and needs["datasets"] == [

@@ -19,7 +19,7 @@ the per-frame features across calls and processes, keyed by image-tower weights,
 sampling and views.
 
 CLI (a fine-tuned checkpoint, or any open_clip model and weights as they are):
-    python -m apclip_core evaluate --checkpoint runs/x/checkpoint.pt --protocol bench_base_to_novel \
+    python -m apclip_core evaluate --checkpoint runs/x/checkpoint.safetensors --protocol bench_base_to_novel \
         --prompts prompts/apclip_bench.json --similarity maka
     python -m apclip_core evaluate --model ViT-B-16 --pretrained ~/openai_vitb16.pt --quick-gelu \
         --protocol zero_shot --protocol-arg dataset=hmdb51 --prompts prompts/hmdb51.json
@@ -426,7 +426,8 @@ def _parse_value(text: str):
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="apclip evaluate", description=__doc__.split("\n\n")[0])
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--checkpoint", help="a fine-tuned checkpoint.pt written by `apclip train`")
+    which.add_argument("--checkpoint", help="a fine-tuned checkpoint.safetensors written by `apclip train` (or "
+                                             "the checkpoint.pt of a run from before)")
     which.add_argument("--model", help="an open_clip model name (e.g. ViT-B-16), evaluated with --pretrained weights "
                                        "as they are (zero-shot)")
     parser.add_argument("--pretrained", default=None, help="with --model: an open_clip pretrained tag (default: openai) "

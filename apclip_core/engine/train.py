@@ -286,15 +286,18 @@ def _resumed_training_videos(split, cfg: TrainConfig, saved: Path) -> tuple[list
 
 
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
-    """Fine-tune per cfg; returns the run folder (checkpoint.pt + .json, last.pt, metrics.json, train.log;
-    train_videos.json with missing_videos=skip)."""
+    """Fine-tune per cfg; returns the run folder (checkpoint.safetensors + .json, last.pt, metrics.json,
+    train.log; train_videos.json with missing_videos=skip). last.pt stays a torch file (read with
+    weights_only=True): it holds what only this run reads back to resume (AdamW's per-parameter state in
+    param groups, the scaler, every rank's RNG states), nested Python structures that safetensors, a flat
+    name -> tensor map, cannot hold without a hand-written flattening of its own."""
     d = setup_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     device = resolve_device(cfg, d)
     check_device(cfg, device)  # before anything slow: a CPU-only machine hears "no" at once
 
     from apclip_core.data.datasets import TrainLoader, VideoDataset
     from apclip_core.data.transforms import AugConfig
-    from apclip_core.model.video_clip import create_model_and_transforms, save_checkpoint
+    from apclip_core.model.video_clip import CHECKPOINT_FILE, create_model_and_transforms, save_checkpoint
     if device.type == "cuda":
         torch.cuda.set_device(device)
     run_dir = run_dir_for(cfg)
@@ -448,7 +451,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         # Order matters for a kill at any moment: the epoch's outputs first, last.pt (the marker that
         # the epoch is done) last, so a resume re-does every epoch whose marker was not written.
         if d.main:
-            save_checkpoint(model, run_dir / "checkpoint.pt", train_config=asdict(cfg), epoch=state.epoch,
+            save_checkpoint(model, run_dir / CHECKPOINT_FILE, train_config=asdict(cfg), epoch=state.epoch,
                             global_step=state.global_step, metrics=state.history[-1])
             write_metrics(run_dir, cfg, state.history, train_data=train_data)
         barrier(d)

@@ -3,8 +3,9 @@
     python -m apclip_core convert --from {openai,vificlip,openvclip,froster,ost} SRC DST [--base ORIGINAL_CLIP]
                                   [--no-interpolate] [--frames T] [--heads N[,M]] [--no-quick-gelu]
 
-or `convert(src, dst, "openvclip", base=...)`. DST is what `save_checkpoint` writes, so `load_checkpoint`,
-`evaluate`, `classify` and training (`pretrained: DST`) read it like any fine-tuned apclip model.
+or `convert(src, dst, "openvclip", base=...)`. DST is what `save_checkpoint` writes (safetensors: a DST
+named .pt/.pth becomes .safetensors, with DST.json beside it), so `load_checkpoint`, `evaluate`, `classify`
+and training (`pretrained: DST`) read it like any fine-tuned apclip model.
 
 Every source is OpenAI's CLIP underneath (QuickGELU, heads = width // 64), saved in its own layout:
 
@@ -437,12 +438,12 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
     """Convert a peer's checkpoint at `src` into an apclip checkpoint at `dst`; returns the VideoCLIP.
     heads (one count for both towers, or (image, text)) and quick_gelu: for a CLIP that is not OpenAI's
     convention (heads of 64, QuickGELU), which tensor shapes cannot tell; None/True for every peer's file."""
-    from apclip_core.model.video_clip import create_model, save_checkpoint
+    from apclip_core.model.video_clip import checkpoint_file, create_model, save_checkpoint
 
     if source_format not in FORMATS:
         raise ConvertUsageError(f"unknown --from {source_format!r}; valid: {', '.join(FORMATS)}")
     fmt = FORMATS[source_format]
-    src, dst = Path(src), Path(dst)
+    src, dst = Path(src), checkpoint_file(dst)
     if frames is not None and not fmt.expand_temporal_view:
         raise ConvertUsageError(f"--frames applies to Open-VCLIP/FROSTER's neighbour-frame attention only; "
                                 f"{fmt.title} encodes frames one by one")
@@ -524,6 +525,8 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
 
 # ---- CLI ----------------------------------------------------------------------------------------------
 def main(argv: Optional[list[str]] = None) -> int:
+    from apclip_core.model.video_clip import checkpoint_file
+
     parser = argparse.ArgumentParser(
         prog="apclip convert", description="Convert a peer's released checkpoint into an apclip checkpoint.",
         epilog="ViFi-CLIP needs --base (its token embedding); Open-VCLIP and OST need --base for the "
@@ -531,7 +534,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--from", dest="source_format", required=True, choices=list(FORMATS),
                         help="the checkpoint's origin")
     parser.add_argument("src", help="the released checkpoint file")
-    parser.add_argument("dst", help="the apclip checkpoint to write (plus DST.json)")
+    parser.add_argument("dst", help="the apclip checkpoint to write: DST.safetensors (a .pt/.pth suffix is "
+                                    "replaced) plus its .json")
     parser.add_argument("--base", default=None,
                         help="the original CLIP of the same architecture: OpenAI's TorchScript .pt, an OpenAI-layout "
                              "state dict, or 'openai' (downloads through open_clip)")
@@ -564,7 +568,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     cfg = model.config
-    print(f"wrote {args.dst} ({FORMATS[args.source_format].title} -> {cfg['model_name']}, "
+    print(f"wrote {checkpoint_file(args.dst)} ({FORMATS[args.source_format].title} -> {cfg['model_name']}, "
           f"interpolation {cfg['interpolation']['original_weight'] or 'off'}, "
           f"neighbour-frame attention {cfg['expand_temporal_view'] or 'off'}, pooling {cfg['video_pooling']}"
           + (f", heads {heads[0]}/{heads[1]}" if heads else "") + ("" if args.quick_gelu else ", GELU") + ")")

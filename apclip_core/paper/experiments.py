@@ -310,10 +310,10 @@ def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict
 
 def trained_model(config: str = "bench_base2novel", method: str = "AP-CLIP", **overrides):
     """The fine-tuned model of run(config, method) (trained once, then reused), and its run folder."""
-    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.model.video_clip import load_checkpoint, run_checkpoint
 
     result = run(config, method, **overrides)
-    return load_checkpoint(Path(result["run_dir"]) / "checkpoint.pt"), result["run_dir"]
+    return load_checkpoint(run_checkpoint(result["run_dir"])), result["run_dir"]
 
 
 def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
@@ -321,7 +321,7 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
     retraining (Table 1's "+ Action prompts": the prompts plugged into another trained model).
     Cached beside the run as reeval-<method>.json."""
     from apclip_core.engine.evaluate import sha256_file, summarize
-    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.model.video_clip import load_checkpoint, run_checkpoint
     from apclip_core.engine.config import TrainConfig, load_protocols
     from apclip_core.engine.evaluate import evaluate_protocol
 
@@ -335,7 +335,7 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
     # the trained run's frames, views and subset; the plugged-in method's prompts and similarity
     plugged = replace(trained, prompt_strategy=plug.prompt_strategy, prompt_file=plug.prompt_file,
                        eval_prompt_files=plug.eval_prompt_files, similarity=plug.similarity)
-    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint = run_checkpoint(run_dir)
     results = evaluate_protocol(load_checkpoint(checkpoint), load_protocols(trained).eval, plugged,
                                 record={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
                                         "trained_as": result["method"], "evaluated_as": method})
