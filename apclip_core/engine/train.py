@@ -54,11 +54,12 @@ from apclip_core.engine.config import (RESUME_FREE_FIELDS, TrainConfig, config_n
 from apclip_core.engine.cost import check_device, requirements
 from apclip_core.engine.distributed import (Dist, barrier, broadcast_object, gather_objects, params_checksum,
                                             rng_state, set_rng_state, setup_distributed)
-from apclip_core.engine.evaluate import evaluate_protocol, summarize
+from apclip_core.engine.evaluate import evaluate_protocol, sha256_file, summarize
 from apclip_core.engine.step import PromptClassifier, autocast_dtype, training_bank
 from apclip_core.engine.optim import build_optimizer, build_scheduler, mixup_cutmix, soft_target_cross_entropy
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
+from apclip_core.prompts.strategies import needs_prompt_file
 
 logger = logging.getLogger("apclip_core.engine.train")  # not "__main__" under torchrun -m
 
@@ -183,7 +184,18 @@ def evaluate_epoch(model, protocol, cfg: TrainConfig, run_dir: Path, epoch: int,
 
 
 def write_metrics(run_dir: Path, cfg: TrainConfig, history: list, **extra) -> None:
-    atomic.write_json(run_dir / "metrics.json", {"config": asdict(cfg), "epochs": history, **extra})
+    atomic.write_json(run_dir / "metrics.json", {"config": asdict(cfg), "epochs": history,
+                                                 "prompt_sha256": prompt_sha256(cfg), **extra})
+
+
+def prompt_sha256(cfg: TrainConfig) -> dict:
+    """{prompt file as the config names it: sha256 of its content} for the training and evaluation prompt
+    files: what "same protocol" compares (a path says nothing of what the file held when the run read it)."""
+    if not needs_prompt_file(cfg.prompt_strategy):  # templates: no file is read
+        return {}
+    named = [cfg.prompt_file, *cfg.eval_prompt_files.values()]
+    return {name: sha256_file(resolve_prompt_file(name)) for name in dict.fromkeys(named)
+            if name and Path(resolve_prompt_file(name)).is_file()}
 
 
 def training_videos(split, cfg: TrainConfig):

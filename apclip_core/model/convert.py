@@ -88,17 +88,25 @@ class SourceFormat:
     expand_temporal_view: bool       # Open-VCLIP's neighbour-frame attention in the image tower
     original_weight: Optional[float]  # evaluation-time interpolation with the original CLIP (None: as saved)
     interpolation_name: str = ""
+    licence: str = "other"           # of the released weights, as a model hub's metadata names it
+    licence_note: str = ""           # what the authors' repository says (README, "Importing the peers' checkpoints")
 
 
 FORMATS: dict[str, SourceFormat] = {
-    "openai": SourceFormat("openai", "OpenAI CLIP", CLIP_MEAN, CLIP_STD, "l2_then_mean", False, None),
+    "openai": SourceFormat("openai", "OpenAI CLIP", CLIP_MEAN, CLIP_STD, "l2_then_mean", False, None,
+                           licence="mit", licence_note="MIT (openai/CLIP)"),
     "vificlip": SourceFormat("vificlip", "ViFi-CLIP", tuple(m / 255 for m in IMAGENET_MEAN_255),
-                             tuple(s / 255 for s in IMAGENET_STD_255), "mean_then_l2", False, None),
+                             tuple(s / 255 for s in IMAGENET_STD_255), "mean_then_l2", False, None,
+                             licence_note="code MIT; its README states no licence of its own for the weights: check "
+                                          "the repository before redistributing"),
     "ost": SourceFormat("ost", "OST", tuple(m / 255 for m in IMAGENET_MEAN_255),
-                        tuple(s / 255 for s in IMAGENET_STD_255), "l2_then_mean", False, 0.2, "WiSE-FT"),
+                        tuple(s / 255 for s in IMAGENET_STD_255), "l2_then_mean", False, 0.2, "WiSE-FT",
+                        licence_note="code MIT (tomchen-ctj/OST); check its Hugging Face Space for the weights"),
     "openvclip": SourceFormat("openvclip", "Open-VCLIP", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, 0.5,
-                              "patching"),
-    "froster": SourceFormat("froster", "FROSTER", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, None),
+                              "patching", licence_note="no licence file found: check the repository before "
+                                                       "redistributing"),
+    "froster": SourceFormat("froster", "FROSTER", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, None,
+                            licence="cc-by-nc-sa-4.0", licence_note="CC BY-NC-SA 4.0 (non-commercial, share-alike)"),
 }
 
 # training-only keys, named in the peers' code: never part of the model

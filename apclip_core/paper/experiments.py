@@ -164,7 +164,7 @@ def run_record(run_dir: Path) -> dict:
             "model": {k: ran.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
             **{k: ran.get(k) for k in ("frames", "temporal_views", "spatial_crops", "eval_max_videos", "seed",
                                        "protocol", "protocol_args", "missing_videos", "max_videos_per_split")},
-            "splits": splits, "config": ran}
+            "splits": splits, "config": ran, "prompt_sha256": metrics.get("prompt_sha256") or {}}
 
 
 def _as_it_ran(cfg: dict, metrics: dict) -> dict:
