@@ -38,8 +38,8 @@ SECRET = "sk-apclip-test-secret-never-logged"
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, bench_root) -> Path:
     """A real fine-tuned run, the smallest (test_reliability's TINY_RUN: one optimizer step, two evaluated videos
-    per split), with the benchmark's prompt file, trained while a key is in the
-    environment (no file of the run may contain it). Shared by the tests that need a trained run: trained once."""
+    per split), with the benchmark's prompt file and TensorBoard tracking, trained while a key is in the
+    environment (no file of the run may contain it). Shared by the export and tracking tests: trained once."""
     from test_reliability import TINY_RUN
 
     from apclip_core.engine.config import load_config
@@ -49,7 +49,7 @@ def tiny_run(tmp_path_factory, bench_root) -> Path:
     os.environ["OPENAI_API_KEY"] = SECRET
     try:
         return train(load_config("bench_base2novel", **{**TINY_RUN, "prompt_strategy": "action_conditioned"},
-                                 prompts_per_class_per_step=2,
+                                 prompts_per_class_per_step=2, tracker="tensorboard",
                                  output_dir=str(tmp_path_factory.mktemp("runs") / "tiny")))
     finally:
         if before is None:

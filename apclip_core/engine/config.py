@@ -15,6 +15,7 @@ from typing import Optional
 from apclip_core import paths
 from apclip_core.data.protocols import load_protocol
 from apclip_core.data.views import ViewSpec
+from apclip_core.engine.tracking import TRACKERS
 from apclip_core.model.similarity import similarity_names
 from apclip_core.prompts.strategies import needs_prompt_file, strategy_names
 
@@ -81,6 +82,7 @@ class TrainConfig:
     eval_every_epochs: int = 1               # 0: evaluate only after the last epoch
     eval_max_videos: int = 0                 # >0: evaluate an evenly spaced subset per split (recorded; tests)
     save_every_steps: int = 0                # extra step checkpoints every N optimizer steps (0 = per epoch only)
+    tracker: str = "none"                    # none | tensorboard | wandb (offline): per-epoch numbers (engine.tracking)
     output_dir: Optional[str] = None
     device: str = "auto"                     # auto | cpu | cuda
     allow_cpu: bool = False                  # train a big model on CPU anyway
@@ -99,7 +101,7 @@ class TrainConfig:
         self.eval_prompt_files = dict(self.eval_prompt_files or {})
         self.drop_attribute_groups = list(self.drop_attribute_groups or [])
         choices = {"prompt_strategy": strategy_names(), "similarity": similarity_names(), "precision": PRECISIONS,
-                   "device": ("auto", "cpu", "cuda"), "missing_videos": MISSING_VIDEOS}
+                   "device": ("auto", "cpu", "cuda"), "missing_videos": MISSING_VIDEOS, "tracker": TRACKERS}
         for key, valid in choices.items():
             value = getattr(self, key)
             if value not in valid and not (key == "device" and str(value).startswith("cuda:")):
@@ -184,7 +186,8 @@ def parse_overrides(items: list[str]) -> dict:
 
 # fields a run may resume with changed: they do not change what it computes (video_backend: the decoders
 # give identical frames; a run saved with "decord" resumes under the default "auto")
-RESUME_FREE_FIELDS = {"num_workers", "output_dir", "device", "allow_cpu", "eval_batch_size", "video_backend"}
+RESUME_FREE_FIELDS = {"num_workers", "output_dir", "device", "allow_cpu", "eval_batch_size", "video_backend",
+                      "tracker"}
 
 
 def run_dir_for(cfg: TrainConfig) -> Path:

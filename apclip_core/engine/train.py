@@ -56,6 +56,7 @@ from apclip_core.engine.distributed import (Dist, barrier, broadcast_object, gat
                                             rng_state, set_rng_state, setup_distributed)
 from apclip_core.engine.evaluate import evaluate_protocol, sha256_file, summarize
 from apclip_core.engine.step import PromptClassifier, autocast_dtype, training_bank
+from apclip_core.engine.tracking import open_tracker
 from apclip_core.engine.optim import build_optimizer, build_scheduler, mixup_cutmix, soft_target_cross_entropy
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
@@ -393,6 +394,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         np.random.seed(cfg.seed + d.rank)
         torch.manual_seed(cfg.seed + d.rank)
     save = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, state=state, cfg=cfg, d=d)
+    tracker = open_tracker(cfg.tracker, run_dir) if d.main else None
 
     # ---- loop ----
     ddp.train()
@@ -459,6 +461,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             entry["eval"] = evaluate_epoch(model, protocol, cfg, run_dir, epoch, device=device, amp_dtype=amp_dtype)
         barrier(d)
         state.history.append(entry)
+        if tracker is not None:
+            tracker.log(entry)
         state.next_epoch()
         # Order matters for a kill at any moment: the epoch's outputs first, last.pt (the marker that
         # the epoch is done) last, so a resume re-does every epoch whose marker was not written.
@@ -480,6 +484,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         write_metrics(run_dir, cfg, state.history, train_data=train_data, param_checksums=checksums,
                       world_size=d.world_size, effective_batch=cfg.batch_size * d.world_size * accum, complete=True)
         logger.info("done: %s", run_dir)
+        if tracker is not None:
+            tracker.close()
     barrier(d)
     if d.enabled:
         dist.destroy_process_group()
