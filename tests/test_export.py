@@ -67,6 +67,7 @@ def test_a_converted_peer_card_names_the_peer_its_licence_and_published_numbers(
     assert meta["license"] == "cc-by-nc-sa-4.0" and meta["base_model"].startswith("FROSTER")
     assert "FROSTER's released weights: CC BY-NC-SA 4.0" in body
     assert "convert --from froster" in body and "mean_of_frame_logits" in body
+    assert "Not fine-tuned by apclip" in body and "Deviates" not in body
     assert json.loads((out / "config.json").read_text())["converted_from"]["source_format"] == "froster"
     pub = zoo.published()
     froster = pub[pub.model == "FROSTER"]

@@ -176,12 +176,16 @@ def _card(name: str, meta: dict, config: dict, summary: dict, splits: list[dict]
         lines += [f"- `{path}`: `{sha}`" for path, sha in prompts["files"].items()]
     from apclip_core.paper.deviations import statement
 
-    lines += ["", statement(deviation_lines, same="Nothing in the run's record deviates (data, model).")]
+    if train_cfg:
+        lines += ["", statement(deviation_lines, same="Nothing in the run's record deviates (data, model).")]
+    else:  # nothing was trained here: there is no run to hold against the paper's protocol
+        lines += ["Not fine-tuned by apclip: no training run to compare with the paper's protocol."
+                  + (" The published numbers above are on their own paper's protocol." if published else "")]
     lines += ["", "## Source and licence", "", licence_text]
     if converted:
         lines += ["", f"- source file: `{Path(str(converted.get('source'))).name}` (sha256 "
                       f"`{converted.get('source_sha256')}`)",
-                  f"- base CLIP: {converted.get('base') and Path(str(converted['base'])).name}",
+                  f"- base CLIP: {Path(str(converted['base'])).name if converted.get('base') else 'none'}",
                   f"- interpolation: {json.dumps(converted.get('interpolation'))}",
                   f"- dropped keys (training only): {', '.join(converted.get('dropped_keys') or []) or 'none'}"]
     if train_cfg:
