@@ -17,6 +17,7 @@ COMMANDS = {
     "evaluate": ("apclip_core.engine.evaluate_cli", "multi-view evaluation of a checkpoint on a protocol"),
     "classify": ("apclip_core.classify", "rank any list of action names for one video"),
     "convert": ("apclip_core.model.convert_cli", "import a peer's checkpoint (OpenAI, ViFi-CLIP, Open-VCLIP, FROSTER, OST)"),
+    "export": ("apclip_core.paper.export", "a run or checkpoint as a folder for a model hub: safetensors, config, model card"),
     "prompts": ("apclip_core.prompts.cli", "generate action-conditioned prompts with an LLM"),
     "validate-prompts": ("apclip_core.prompts.validate", "check a prompt file against a label list"),
     "data": ("apclip_core.data.prepare", "download / prepare / check the real datasets"),

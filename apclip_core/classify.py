@@ -1,7 +1,7 @@
 """Open-vocabulary use (`apclip_core.classify`): one video and any list of action names -> ranked actions.
 
     >>> from apclip_core import classify
-    >>> result = classify("clip.mp4", ["juggling", "skipping rope"], checkpoint="runs/k400/checkpoint.pt")
+    >>> result = classify("clip.mp4", ["juggling", "skipping rope"], checkpoint="runs/k400/checkpoint.safetensors")
     >>> result.ranking[:3]          # [(action, score), ...] best first
     >>> result.per_frame[0][:5]     # the top prompts of frame 0: [(action, prompt, score), ...]
 
@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--actions", nargs="+", required=True, default=argparse.SUPPRESS,
                         help="action names (quote multi-word names), at least two")
     parser.add_argument("--checkpoint", type=Path, default=argparse.SUPPRESS,
-                        help="a fine-tuned apclip checkpoint: the checkpoint.pt a `train` run writes, or one "
+                        help="a fine-tuned apclip checkpoint: the checkpoint.safetensors a `train` run writes (or an older run's checkpoint.pt), or one "
                              "`convert` wrote (default: none, open_clip's --model)")
     parser.add_argument("--model", default="ViT-B-16", help="open_clip model name when no checkpoint is given")
     parser.add_argument("--pretrained", default="openai", help="open_clip pretrained tag or weights file")

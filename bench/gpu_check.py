@@ -101,7 +101,9 @@ def step_train(s: dict, env: dict, run_dir: Path) -> dict:
 
 
 def step_eval(s: dict, env: dict, run_dir: Path, out: Path) -> dict:
-    checkpoint = run_dir / "checkpoint.pt"
+    from apclip_core.model.video_clip import run_checkpoint
+
+    checkpoint = run_checkpoint(run_dir)
     if not checkpoint.exists():
         return {"status": "skipped", "why": "no checkpoint from the train step"}
     cmd = [sys.executable, "-m", "apclip_core", "evaluate", "--checkpoint", str(checkpoint), "--protocol",

@@ -100,7 +100,7 @@ def converted(files):
     def get(fmt: str, interpolate: bool = True):
         if (fmt, interpolate) not in cache:
             src = files["base_path"] if fmt == "openai" else files["root"] / f"{fmt}.pth"
-            dst = files["root"] / "out" / f"{fmt}-{interpolate}.pt"
+            dst = files["root"] / "out" / f"{fmt}-{interpolate}.safetensors"
             model = conv.convert(src, dst, fmt, base=str(files["base_path"]), interpolate=interpolate,
                                  frames=FRAMES if fmt in ("openvclip", "froster") else None)
             cache[fmt, interpolate] = (model.eval(), dst)
@@ -360,7 +360,7 @@ def test_strict_key_check_lists_missing_and_unexpected_keys(files, tmp_path):
     assert "broken.pth" in message
     assert "missing keys (1): ln_final.bias" in message
     assert "unexpected keys (1): visual.transformer.resblocks.0.attn.extra_gate" in message
-    assert not (tmp_path / "out.pt").exists()
+    assert not list(tmp_path.glob("out*"))
 
 
 @pytest.mark.parametrize("fmt,given,right", [("vificlip", "openvclip", "vificlip"), ("ost", "vificlip", "ost"),
@@ -430,7 +430,9 @@ def test_cli_exit_codes_and_messages(files, tmp_path, capsys):
     root, base = files["root"], str(files["base_path"])
     assert main(["convert", "--from", "froster", str(root / "froster.pth"), str(tmp_path / "f.pt"),
                  "--frames", str(FRAMES)]) == 0
-    assert "wrote" in capsys.readouterr().out and (tmp_path / "f.pt.json").is_file()
+    # DST named .pt: written as safetensors, and the message names the file written
+    assert f"wrote {tmp_path / 'f.safetensors'} (" in capsys.readouterr().out
+    assert (tmp_path / "f.safetensors.json").is_file() and not (tmp_path / "f.pt").exists()
     assert main(["convert", "--from", "openvclip", str(root / "vificlip.pth"), str(tmp_path / "x.pt")]) == 2
     assert main(["convert", "--from", "vificlip", str(root / "xclip.pth"), str(tmp_path / "x.pt"), "--base", base]) == 1
     assert main(["convert", "--from", "openai", str(tmp_path / "nothing.pt"), str(tmp_path / "x.pt")]) == 2
@@ -470,7 +472,7 @@ def test_heads_and_activation_default_to_openais_and_can_be_stated(files, conver
     _, path = converted("openai")
     record = json.loads(Path(str(path) + ".json").read_text())["converted_from"]
     assert (record["heads"], record["quick_gelu"], record["heads_and_activation_stated"]) == ([VW // 64, TW // 64], True, False)
-    src, dst = str(files["base_path"]), tmp_path / "stated.pt"
+    src, dst = str(files["base_path"]), tmp_path / "stated.safetensors"
     assert main(["convert", "--from", "openai", src, str(dst), "--heads", "2,4", "--no-quick-gelu"]) == 0
     assert "heads 2/4, GELU" in capsys.readouterr().out
     stated = load_checkpoint(dst)

@@ -341,6 +341,25 @@ def test_a_shorter_schedule_or_other_prompts_are_not_the_papers_protocol(tmp_pat
     assert deviations.settings_lines([dotted], {"r": experiments.paper_settings("base2novel", "AP-CLIP", ucf)}) == []
 
 
+def test_prompt_files_are_compared_by_content_where_the_run_recorded_it(tmp_path):
+    from apclip_core.engine.evaluate import sha256_file
+
+    ucf = {"dataset": "ucf101", "seed": 1}
+    paper = {"r": experiments.paper_settings("base2novel", "AP-CLIP", ucf)}
+    renamed = tmp_path / "my_ucf_prompts.json"          # the shipped file under another name: the same protocol
+    renamed.write_bytes((REPO / "prompts/ucf101.json").read_bytes())
+    copy = {"run_dir": "r", "config": {**paper["r"], "prompt_file": str(renamed)},
+            "prompt_sha256": {str(renamed): sha256_file(renamed)}}
+    assert deviations.settings_lines([copy], paper) == []
+    assert deviations.settings_lines([{**copy, "prompt_sha256": {}}], paper) == [  # no sha recorded: by path
+        f"setting prompt_file = {renamed} (the paper: prompts/ucf101.json)"]
+    edited = {"run_dir": "r", "config": paper["r"], "prompt_sha256": {"prompts/ucf101.json": "0" * 64}}
+    shipped = sha256_file(REPO / "prompts/ucf101.json")  # the same path, other content: not the same protocol
+    assert deviations.settings_lines([edited], paper) == [
+        f"setting prompt_file = prompts/ucf101.json (content sha256 {'0' * 64}) "
+        f"(the paper: prompts/ucf101.json (content sha256 {shipped}))"]
+
+
 def test_the_effective_batch_is_compared_as_it_ran(tmp_path):
     """batch 8 on 16 GPUs steps with 128 videos whatever effective_batch_size said: the run's realised batch
     (metrics.json) is what is compared; a run from before it was recorded (and old runs' missing fields) as asked."""

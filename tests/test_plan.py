@@ -47,7 +47,7 @@ def test_table2_paper_plan_is_six_runs_whose_commands_start_the_runs_the_noteboo
         assert Path(cfg.output_dir) == run_dir_for(expected) == runs / expected.name
         # the real lists: 416 base training videos (16 shots x 26 classes), 780 + 750 evaluation videos
         assert (r.train_videos, r.eval_videos) == (416, 1530)
-        assert 2.2 < r.disk_gb < 2.6  # ViT-B/16: last.pt 1.8 GB + checkpoint.pt 0.6 GB, as measured on a run
+        assert 2.2 < r.disk_gb < 2.6  # ViT-B/16: last.pt 1.8 GB + checkpoint 0.6 GB, as measured on a run
     one = planned[0]
     slower = plan.plan_runs("table2_base_to_novel", {**notebook_parameters(TABLE2, "paper"), "methods": ["ViFi-CLIP"],
                                                      "seeds": [1]}, speed=plan.Throughput(60.0, "half"))

@@ -340,8 +340,8 @@ def test_plan_says_the_zoo_trains_nothing_and_what_it_needs(capsys):
     assert main(["plan", notebook, "--profile", "paper"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("table1_zoo: nothing to plan: the zoo trains nothing") and "bug in apclip" not in out + err
-    assert "runs/zoo/openvclip.pt" in out and "one GPU" in out and "estimated GPU time" in out
-    assert "runs/zoo/tcclip.pt" in out and "runs/zoo/mote.pt" in out   # the re-implemented peers too
+    assert "runs/zoo/openvclip.safetensors" in out and "one GPU" in out and "estimated GPU time" in out
+    assert "runs/zoo/tcclip.safetensors" in out and "runs/zoo/mote.safetensors" in out   # the re-implemented peers too
     assert main(["plan", notebook, "--json"]) == 0
     needs = json.loads(capsys.readouterr().out)
     assert needs["trains"] is False and needs["datasets"] == [

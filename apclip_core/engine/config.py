@@ -83,6 +83,7 @@ class TrainConfig:
     eval_every_epochs: int = 1               # 0: evaluate only after the last epoch
     eval_max_videos: int = 0                 # >0: evaluate an evenly spaced subset per split (recorded; tests)
     save_every_steps: int = 0                # extra step checkpoints every N optimizer steps (0 = per epoch only)
+    tracker: str = "none"                    # none | tensorboard | wandb (offline): per-epoch numbers (engine.tracking)
     output_dir: Optional[str] = None
     device: str = "auto"                     # auto | cpu | cuda
     allow_cpu: bool = False                  # train a big model on CPU anyway
@@ -137,6 +138,7 @@ FRACTIONS = ("label_smoothing", "mixup_switch_prob")
 
 def value_problem(key: str, value) -> Optional[str]:
     """What is wrong with `value` for the TrainConfig field `key` (kind, range, choices); None when it may stand."""
+    from apclip_core.engine.tracking import TRACKERS
     from apclip_core.model.similarity import similarity_names
     from apclip_core.prompts.strategies import strategy_names
 
@@ -146,7 +148,7 @@ def value_problem(key: str, value) -> Optional[str]:
     if kind and (not isinstance(value, kind) or (bool not in kind and isinstance(value, bool))):
         return f"{key} must be {' or '.join(k.__name__ for k in kind)}, got {value!r}"
     choices = {"prompt_strategy": strategy_names(), "similarity": similarity_names(), "precision": PRECISIONS,
-               "device": ("auto", "cpu", "cuda"), "missing_videos": MISSING_VIDEOS}.get(key)
+               "device": ("auto", "cpu", "cuda"), "missing_videos": MISSING_VIDEOS, "tracker": TRACKERS}.get(key)
     if choices and value not in choices and not (key == "device" and str(value).startswith("cuda:")):
         return f"{key}={value!r} is not valid; choose one of: {', '.join(choices)}"
     if key in AT_LEAST_1 and value < 1:
@@ -217,7 +219,8 @@ def parse_overrides(items: list[str]) -> dict:
 
 # fields a run may resume with changed: they do not change what it computes (video_backend: the decoders
 # give identical frames; a run saved with "decord" resumes under the default "auto")
-RESUME_FREE_FIELDS = {"num_workers", "output_dir", "device", "allow_cpu", "eval_batch_size", "video_backend"}
+RESUME_FREE_FIELDS = {"num_workers", "output_dir", "device", "allow_cpu", "eval_batch_size", "video_backend",
+                      "tracker"}
 
 
 def run_dir_for(cfg: TrainConfig) -> Path:

@@ -19,7 +19,7 @@ the per-frame features across calls and processes, keyed by image-tower weights,
 sampling and views.
 
 CLI (a fine-tuned checkpoint, or any open_clip model and weights as they are):
-    python -m apclip_core evaluate --checkpoint runs/x/checkpoint.pt --protocol bench_base_to_novel \
+    python -m apclip_core evaluate --checkpoint runs/x/checkpoint.safetensors --protocol bench_base_to_novel \
         --prompts prompts/apclip_bench.json --similarity maka
     python -m apclip_core evaluate --model ViT-B-16 --pretrained ~/openai_vitb16.pt --quick-gelu \
         --protocol zero_shot --protocol-arg dataset=hmdb51 --prompts prompts/hmdb51.json

@@ -1,7 +1,7 @@
 """`python -m apclip_core evaluate`: the command line of engine.evaluate, kept apart from it so that
 parsing it (and `--help`) imports no torch; engine.evaluate.run_command_line runs what was asked.
 
-    python -m apclip_core evaluate --checkpoint runs/x/checkpoint.pt --protocol bench_base_to_novel \\
+    python -m apclip_core evaluate --checkpoint runs/x/checkpoint.safetensors --protocol bench_base_to_novel \\
         --prompts prompts/apclip_bench.json --similarity maka
 """
 from __future__ import annotations
@@ -18,10 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m apclip_core evaluate",
         description="Deterministic multi-view evaluation of a VideoCLIP on one or more protocol splits.",
-        epilog="Example: python -m apclip_core evaluate --checkpoint runs/x/checkpoint.pt --protocol "
+        epilog="Example: python -m apclip_core evaluate --checkpoint runs/x/checkpoint.safetensors --protocol "
                "bench_base_to_novel --prompts prompts/apclip_bench.json --similarity maka")
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--checkpoint", help="a fine-tuned checkpoint.pt written by `python -m apclip_core train` "
+    which.add_argument("--checkpoint", help="a fine-tuned checkpoint.safetensors (or an older run's checkpoint.pt) written by `python -m apclip_core train` "
                                             "(or `convert`)")
     which.add_argument("--model", help="an open_clip model name (e.g. ViT-B-16), evaluated with --pretrained weights "
                                        "as they are (zero-shot)")

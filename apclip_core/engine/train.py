@@ -54,11 +54,13 @@ from apclip_core.engine.config import RESUME_FREE_FIELDS, TrainConfig, load_prot
 from apclip_core.engine.cost import check_device, requirements
 from apclip_core.engine.distributed import (Dist, barrier, broadcast_object, gather_objects, params_checksum,
                                             rng_state, set_rng_state, setup_distributed)
-from apclip_core.engine.evaluate import evaluate_protocol, summarize
+from apclip_core.engine.evaluate import evaluate_protocol, sha256_file, summarize
 from apclip_core.engine.step import PromptClassifier, autocast_dtype, training_bank
+from apclip_core.engine.tracking import open_tracker
 from apclip_core.engine.optim import build_optimizer, build_scheduler, mixup_cutmix, soft_target_cross_entropy
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
+from apclip_core.prompts.strategies import needs_prompt_file
 
 logger = logging.getLogger("apclip_core.engine.train")  # not "__main__" under torchrun -m
 
@@ -187,7 +189,18 @@ def evaluate_epoch(model, protocol, cfg: TrainConfig, run_dir: Path, epoch: int,
 
 
 def write_metrics(run_dir: Path, cfg: TrainConfig, history: list, **extra) -> None:
-    atomic.write_json(run_dir / "metrics.json", {"config": asdict(cfg), "epochs": history, **extra})
+    atomic.write_json(run_dir / "metrics.json", {"config": asdict(cfg), "epochs": history,
+                                                 "prompt_sha256": prompt_sha256(cfg), **extra})
+
+
+def prompt_sha256(cfg: TrainConfig) -> dict:
+    """{prompt file as the config names it: sha256 of its content} for the training and evaluation prompt
+    files: what "same protocol" compares (a path says nothing of what the file held when the run read it)."""
+    if not needs_prompt_file(cfg.prompt_strategy):  # templates: no file is read
+        return {}
+    named = [cfg.prompt_file, *cfg.eval_prompt_files.values()]
+    return {name: sha256_file(resolve_prompt_file(name)) for name in dict.fromkeys(named)
+            if name and Path(resolve_prompt_file(name)).is_file()}
 
 
 def training_videos(split, cfg: TrainConfig):
@@ -290,15 +303,18 @@ def _resumed_training_videos(split, cfg: TrainConfig, saved: Path) -> tuple[list
 
 
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
-    """Fine-tune per cfg; returns the run folder (checkpoint.pt + .json, last.pt, metrics.json, train.log;
-    train_videos.json with missing_videos=skip)."""
+    """Fine-tune per cfg; returns the run folder (checkpoint.safetensors + .json, last.pt, metrics.json,
+    train.log; train_videos.json with missing_videos=skip). last.pt stays a torch file (read with
+    weights_only=True): it holds what only this run reads back to resume (AdamW's per-parameter state in
+    param groups, the scaler, every rank's RNG states), nested Python structures that safetensors, a flat
+    name -> tensor map, cannot hold without a hand-written flattening of its own."""
     d = setup_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     device = resolve_device(cfg, d)
     check_device(cfg, device)  # before anything slow: a CPU-only machine hears "no" at once
 
     from apclip_core.data.datasets import TrainLoader, VideoDataset
     from apclip_core.data.transforms import AugConfig
-    from apclip_core.model.video_clip import create_model_and_transforms, save_checkpoint
+    from apclip_core.model.video_clip import CHECKPOINT_FILE, create_model_and_transforms, save_checkpoint
     if device.type == "cuda":
         torch.cuda.set_device(device)
     run_dir = run_dir_for(cfg)
@@ -382,6 +398,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         np.random.seed(cfg.seed + d.rank)
         torch.manual_seed(cfg.seed + d.rank)
     save = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, state=state, cfg=cfg, d=d)
+    tracker = open_tracker(cfg.tracker, run_dir) if d.main else None
 
     # ---- loop ----
     ddp.train()
@@ -448,11 +465,13 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             entry["eval"] = evaluate_epoch(model, protocol, cfg, run_dir, epoch, device=device, amp_dtype=amp_dtype)
         barrier(d)
         state.history.append(entry)
+        if tracker is not None:
+            tracker.log(entry)
         state.next_epoch()
         # Order matters for a kill at any moment: the epoch's outputs first, last.pt (the marker that
         # the epoch is done) last, so a resume re-does every epoch whose marker was not written.
         if d.main:
-            save_checkpoint(model, run_dir / "checkpoint.pt", train_config=asdict(cfg), epoch=state.epoch,
+            save_checkpoint(model, run_dir / CHECKPOINT_FILE, train_config=asdict(cfg), epoch=state.epoch,
                             global_step=state.global_step, metrics=state.history[-1])
             write_metrics(run_dir, cfg, state.history, train_data=train_data)
         barrier(d)
@@ -469,6 +488,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         write_metrics(run_dir, cfg, state.history, train_data=train_data, param_checksums=checksums,
                       world_size=d.world_size, effective_batch=cfg.batch_size * d.world_size * accum, complete=True)
         logger.info("done: %s", run_dir)
+        if tracker is not None:
+            tracker.close()
     barrier(d)
     if d.enabled:
         dist.destroy_process_group()

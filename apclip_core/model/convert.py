@@ -4,8 +4,9 @@
                                   [--base ORIGINAL_CLIP] [--no-interpolate] [--wise-ft ALPHA] [--frames T]
                                   [--heads N[,M]] [--no-quick-gelu]
 
-or `convert(src, dst, "openvclip", base=...)`. DST is what `save_checkpoint` writes, so `load_checkpoint`,
-`evaluate`, `classify` and training (`pretrained: DST`) read it like any fine-tuned apclip model.
+or `convert(src, dst, "openvclip", base=...)`. DST is what `save_checkpoint` writes (safetensors: a DST
+named .pt/.pth becomes .safetensors, with DST.json beside it), so `load_checkpoint`, `evaluate`, `classify`
+and training (`pretrained: DST`) read it like any fine-tuned apclip model.
 
 Every source is OpenAI's CLIP underneath (QuickGELU, heads = width // 64), saved in its own layout:
 
@@ -107,21 +108,31 @@ class SourceFormat:
     expand_temporal_view: bool       # Open-VCLIP's neighbour-frame attention in the image tower
     original_weight: Optional[float]  # evaluation-time interpolation with the original CLIP (None: as saved)
     interpolation_name: str = ""
+    licence: str = "other"           # of the released weights, as a model hub's metadata names it
+    licence_note: str = ""           # what the authors' repository says (README, "Importing the peers' checkpoints")
 
 
 FORMATS: dict[str, SourceFormat] = {
-    "openai": SourceFormat("openai", "OpenAI CLIP", CLIP_MEAN, CLIP_STD, "l2_then_mean", False, None),
+    "openai": SourceFormat("openai", "OpenAI CLIP", CLIP_MEAN, CLIP_STD, "l2_then_mean", False, None,
+                           licence="mit", licence_note="MIT (openai/CLIP)"),
     "vificlip": SourceFormat("vificlip", "ViFi-CLIP", tuple(m / 255 for m in IMAGENET_MEAN_255),
-                             tuple(s / 255 for s in IMAGENET_STD_255), "mean_then_l2", False, None),
+                             tuple(s / 255 for s in IMAGENET_STD_255), "mean_then_l2", False, None,
+                             licence_note="code MIT; its README states no licence of its own for the weights: check "
+                                          "the repository before redistributing"),
     "ost": SourceFormat("ost", "OST", tuple(m / 255 for m in IMAGENET_MEAN_255),
-                        tuple(s / 255 for s in IMAGENET_STD_255), "l2_then_mean", False, 0.2, "WiSE-FT"),
+                        tuple(s / 255 for s in IMAGENET_STD_255), "l2_then_mean", False, 0.2, "WiSE-FT",
+                        licence_note="code MIT (tomchen-ctj/OST); check its Hugging Face Space for the weights"),
     "openvclip": SourceFormat("openvclip", "Open-VCLIP", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, 0.5,
-                              "patching"),
-    "froster": SourceFormat("froster", "FROSTER", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, None),
+                              "patching", licence_note="no licence file found: check the repository before "
+                                                       "redistributing"),
+    "froster": SourceFormat("froster", "FROSTER", CLIP_MEAN, CLIP_STD, "mean_of_frame_logits", True, None,
+                            licence="cc-by-nc-sa-4.0", licence_note="CC BY-NC-SA 4.0 (non-commercial, share-alike)"),
     # more than a CLIP (model.mote, model.tcclip): scored by their own zero_shot_logits, no frame pooling
-    "mote": SourceFormat("mote", "MoTE", CLIP_MEAN, CLIP_STD, None, False, 0.01, "MoTE's weight patch"),
+    "mote": SourceFormat("mote", "MoTE", CLIP_MEAN, CLIP_STD, None, False, 0.01, "MoTE's weight patch",
+                         licence="apache-2.0", licence_note="Apache-2.0"),
     "tcclip": SourceFormat("tcclip", "TC-CLIP", tuple(m / 255 for m in IMAGENET_MEAN_255),
-                           tuple(s / 255 for s in IMAGENET_STD_255), None, False, None, "WiSE-FT"),
+                           tuple(s / 255 for s in IMAGENET_STD_255), None, False, None, "WiSE-FT",
+                           licence="cc-by-nc-4.0", licence_note="CC BY-NC 4.0 (code and weights; non-commercial)"),
 }
 PEER_MODELS = ("mote", "tcclip")     # formats whose models are apclip's re-implementations, not a plain CLIP
 MOTE_FRAMES, TCCLIP_WISE_FT_EVAL = 8, 0.7   # MoTE's clips; the alpha of TC-CLIP's WiSE-FT evaluation script
@@ -624,12 +635,12 @@ def convert(src: str | Path, dst: str | Path, source_format: str, *, base: Optio
     """Convert a peer's checkpoint at `src` into an apclip checkpoint at `dst`; returns the VideoCLIP.
     heads (one count for both towers, or (image, text)) and quick_gelu: for a CLIP that is not OpenAI's
     convention (heads of 64, QuickGELU), which tensor shapes cannot tell; None/True for every peer's file."""
-    from apclip_core.model.video_clip import create_model, save_checkpoint
+    from apclip_core.model.video_clip import checkpoint_file, create_model, save_checkpoint
 
     if source_format not in FORMATS:
         raise ConvertUsageError(f"unknown --from {source_format!r}; valid: {', '.join(FORMATS)}")
     fmt = FORMATS[source_format]
-    src, dst = Path(src), Path(dst)
+    src, dst = Path(src), checkpoint_file(dst)
     if frames is not None and not fmt.expand_temporal_view and source_format != "tcclip":
         raise ConvertUsageError(f"--frames applies to Open-VCLIP/FROSTER's neighbour-frame attention and TC-CLIP's "
                                 f"clip length only; {fmt.title} encodes frames one by one")
@@ -805,6 +816,8 @@ def _convert_peer_model(payload, src: Path, dst: Path, source_format: str, *, ba
 # ---- CLI (its parser: model.convert_cli, which imports no torch) -----------------------------------
 def run_command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """The `convert` command once its arguments are parsed."""
+    from apclip_core.model.video_clip import checkpoint_file
+
     heads = None
     if args.heads is not None:
         try:
@@ -823,11 +836,11 @@ def run_command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         return e.exit_code
     cfg = model.config
     if cfg.get("peer_model"):
-        print(f"wrote {args.dst} ({FORMATS[args.source_format].title} -> {cfg['model_name']} with its own modules, "
+        print(f"wrote {checkpoint_file(args.dst)} ({FORMATS[args.source_format].title} -> {cfg['model_name']} with its own modules, "
               f"interpolation {cfg['interpolation']['original_weight'] or 'off'}, "
               f"{cfg['frames_per_clip']} frames per clip as evaluated; score with zero_shot_logits)")
         return 0
-    print(f"wrote {args.dst} ({FORMATS[args.source_format].title} -> {cfg['model_name']}, "
+    print(f"wrote {checkpoint_file(args.dst)} ({FORMATS[args.source_format].title} -> {cfg['model_name']}, "
           f"interpolation {cfg['interpolation']['original_weight'] or 'off'}, "
           f"neighbour-frame attention {cfg['expand_temporal_view'] or 'off'}, pooling {cfg['video_pooling']}"
           + (f", heads {heads[0]}/{heads[1]}" if heads else "") + ("" if args.quick_gelu else ", GELU") + ")")

@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--from", dest="source_format", required=True, choices=FORMAT_NAMES,
                         help="the checkpoint's origin: OpenAI CLIP, ViFi-CLIP, OST, Open-VCLIP, FROSTER, MoTE or TC-CLIP")
     parser.add_argument("src", help="the released checkpoint file")
-    parser.add_argument("dst", help="the apclip checkpoint to write (plus DST.json)")
+    parser.add_argument("dst", help="the apclip checkpoint to write: DST.safetensors (a .pt/.pth suffix is "
+                                    "replaced) plus its .json")
     parser.add_argument("--base", default=None,
                         help="the original CLIP of the same architecture: OpenAI's TorchScript .pt, an OpenAI-layout "
                              "state dict, or 'openai' (downloads through open_clip)")

@@ -19,7 +19,10 @@ raise weights.WeightsUnavailable within seconds, saying all this. A local open_c
 file works as `pretrained=<path>` with quick_gelu=True (OpenAI weights) or False stated: without
 it, it is refused (local_weights_activation_message).
 
-Checkpoints are a plain state_dict + a JSON config, loaded with torch.load(weights_only=True).
+Checkpoints are safetensors files (the weights; the JSON config in the file's metadata too) with the JSON
+config beside them (<file>.json): read without unpickling anything, memory-mapped. Checkpoints written
+before (a torch.save of {"state_dict", "config"}, e.g. runs/<name>/checkpoint.pt) still load, with
+torch.load(weights_only=True).
 """
 from __future__ import annotations
 
@@ -445,19 +448,43 @@ def create_model_and_transforms(model_name: str = "ViT-B-16", pretrained: Option
 
 
 # ---- checkpoints --------------------------------------------------------------------------------
+CHECKPOINT_FILE = "checkpoint.safetensors"   # what a run writes
+LEGACY_CHECKPOINT_FILE = "checkpoint.pt"     # what runs wrote before safetensors (still read)
+CONFIG_METADATA_KEY = "apclip_config"        # the JSON config, inside the safetensors header
+
+
+def run_checkpoint(run_dir: str | Path) -> Path:
+    """A run folder's checkpoint: checkpoint.safetensors, or checkpoint.pt of a run trained before it."""
+    run_dir = Path(run_dir)
+    new, old = run_dir / CHECKPOINT_FILE, run_dir / LEGACY_CHECKPOINT_FILE
+    return old if old.is_file() and not new.is_file() else new
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The file save_checkpoint writes for `path`: a .safetensors file (model.pt -> model.safetensors)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return path
+    return path.with_suffix(".safetensors") if path.suffix in (".pt", ".pth", ".bin") else \
+        path.with_name(path.name + ".safetensors")
+
+
 def save_checkpoint(model: VideoCLIP, path: str | Path, /, **extra_json) -> Path:
-    """torch.save({"state_dict", "config": json}) at path and the same JSON at <path>.json.
+    """The weights as safetensors at checkpoint_file(path), the JSON config in its metadata and beside it
+    (<file>.json); returns the file written.
 
     JSON = {"model": model.config, **extra_json} (e.g. train config, epoch, metrics). Written to
     temporary files and renamed, so a crash never leaves a half-written checkpoint.
     """
+    from safetensors.torch import save as safetensors_bytes
+
     if "model" in extra_json:
         raise ValueError("'model' is reserved for the model config in the checkpoint JSON")
-    path = Path(path)
+    path = checkpoint_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     config_json = json.dumps({"model": model.config, **extra_json}, indent=2, sort_keys=True, default=str)
-    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic.torch_save({"state_dict": state_dict, "config": config_json}, path)
+    state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic.write_bytes(path, safetensors_bytes(state_dict, metadata={CONFIG_METADATA_KEY: config_json}))
     atomic.write_text(path.with_name(path.name + ".json"), config_json + "\n")
     return path
 
@@ -474,10 +501,10 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> object:
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory, not a {what} file; give the file inside it "
-                              f"(a run folder holds checkpoint.pt)")
+                              f"(a run folder holds {CHECKPOINT_FILE})")
     if not path.is_file():
         raise CheckpointError(f"{what} {path} not found; check the path (a finished run writes "
-                              f"runs/<name>/checkpoint.pt)")
+                              f"runs/<name>/{CHECKPOINT_FILE})")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): the copy or the run that wrote it was cut short; "
                               f"copy it again or re-run")
@@ -494,6 +521,49 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> object:
                               f"another project can be imported with `python -m apclip_core convert`") from None
 
 
+def is_safetensors(path: Path) -> bool:
+    """A .safetensors file, or a file that starts like one (8-byte header length, then the JSON header)."""
+    if path.suffix == ".safetensors":
+        return path.is_file()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def read_safetensors_checkpoint(path: Path) -> dict:
+    """{"state_dict", "config"} of a checkpoint written by save_checkpoint: the header is JSON and the
+    tensors raw bytes, so nothing is unpickled. Any damage is one CheckpointError naming the file."""
+    from safetensors import SafetensorError, safe_open
+
+    from apclip_core.errors import CheckpointError
+
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            config = (f.metadata() or {}).get(CONFIG_METADATA_KEY)
+            state_dict = {name: f.get_tensor(name) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated, corrupt or another format: "
+                              f"{str(exc).splitlines()[0][:160]}). An apclip checkpoint is written by `apclip train` "
+                              f"or `apclip convert`; copy it again or re-run") from None
+    if config is None:
+        raise CheckpointError(f"{path} is a safetensors file without apclip's config (metadata "
+                              f"'{CONFIG_METADATA_KEY}'); for a plain open_clip state dict use "
+                              "create_model(name, pretrained=<path>)")
+    return {"state_dict": state_dict, "config": config}
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The payload of a checkpoint: a safetensors file, or a torch file written before safetensors.
+    A run folder stands for its checkpoint."""
+    path = Path(path)
+    if path.is_dir() and run_checkpoint(path).is_file():
+        path = run_checkpoint(path)
+    return read_safetensors_checkpoint(path) if is_safetensors(path) else read_torch_file(path)
+
+
 def is_checkpoint(path: str | Path) -> bool:
     """True when `path` is a file written by save_checkpoint (its JSON sidecar, or the file, says so)."""
     path = Path(path)
@@ -503,6 +573,12 @@ def is_checkpoint(path: str | Path) -> bool:
     try:
         if sidecar.is_file():
             return json.loads(sidecar.read_text()).get("model", {}).get("format") == CONFIG_FORMAT
+        if is_safetensors(path):
+            from safetensors import safe_open
+
+            with safe_open(path, framework="pt") as f:
+                config = (f.metadata() or {}).get(CONFIG_METADATA_KEY, "{}")
+            return json.loads(config)["model"]["format"] == CONFIG_FORMAT
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         return isinstance(payload, dict) and json.loads(payload.get("config", "{}"))["model"]["format"] == CONFIG_FORMAT
     except Exception:  # noqa: BLE001 - any unreadable file is simply not an apclip checkpoint
@@ -521,10 +597,11 @@ def peer_model_class(name: str) -> type:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoCLIP:
-    """Rebuild the VideoCLIP saved by save_checkpoint (architecture + activation from its config)."""
+    """Rebuild the VideoCLIP saved by save_checkpoint (architecture + activation from its config), from its
+    .safetensors file, a checkpoint.pt written before, or a run folder."""
     from apclip_core.errors import CheckpointError
 
-    payload = read_torch_file(path)
+    payload = read_checkpoint(path)
     if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
         raise CheckpointError(f"{path} is not an apclip checkpoint (expected keys 'state_dict' and 'config'); "
                               "for a plain open_clip state dict use create_model(name, pretrained=<path>)")

@@ -33,7 +33,7 @@ PAPER_SEEDS = (1, 2, 3)
 # and datasets in protocol_args).
 NOT_PROTOCOL = frozenset({
     "name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size", "video_backend", "batch_size",
-    "precision", "save_every_steps", "eval_every_epochs",
+    "precision", "save_every_steps", "eval_every_epochs", "tracker",
     "model_name", "pretrained", "quick_gelu", "frames", "temporal_views", "spatial_crops",
     "missing_videos", "max_videos_per_split", "eval_max_videos", "short_videos", "protocol_args"})
 
@@ -153,11 +153,33 @@ def _comparable(key: str, value):
     return json.loads(json.dumps(value, default=str))
 
 
+PROMPT_KEYS = ("prompt_file", "eval_prompt_files")
+
+
+def shipped_sha256(path) -> Optional[str]:
+    """sha256 of a prompt file as a preset names it (prompts/x.json, under the project), None if not there."""
+    from apclip_core.engine.evaluate import sha256_file
+    from apclip_core.prompts.bank import resolve_prompt_file
+
+    found = resolve_prompt_file(path) if isinstance(path, str) else None
+    return sha256_file(found) if found and os.path.isfile(found) else None
+
+
+def _by_content(value, sha_of):
+    """A prompt_file (a path) or eval_prompt_files ({dataset: path}) as the sha256 of each file's content, or
+    None where one file's content is unknown (the paths are compared then). No file at all reads "no file"."""
+    if isinstance(value, dict):
+        shas = {k: sha_of(v) for k, v in value.items()}
+        return shas if all(shas.values()) else None
+    return sha_of(value) if isinstance(value, str) else "no file"
+
+
 def settings_lines(runs: Sequence[dict], expected: dict) -> list[str]:
     """One line per config key (outside NOT_PROTOCOL) on which any run differs from the paper's settings for
     it: `expected` maps a run's run_dir to the config the paper's preset gives its method and dataset; each
     run's own is run["config"] (experiments.run_record: as it ran). A key the record lacks (a run trained by an
-    apclip without it, other than the fields run_record fills in) cannot be compared and is left out."""
+    apclip without it, other than the fields run_record fills in) cannot be compared and is left out. Prompt
+    files are compared by content where the run recorded their sha256 (run["prompt_sha256"]), by path before."""
     differing: dict[str, dict] = {}
     for run in runs:
         paper, ours = expected.get(run["run_dir"]), run.get("config")
@@ -167,6 +189,13 @@ def settings_lines(runs: Sequence[dict], expected: dict) -> list[str]:
             if key not in ours:
                 continue
             values = {"ours": _comparable(key, ours[key]), "paper": _comparable(key, paper[key])}
+            if key in PROMPT_KEYS and run.get("prompt_sha256"):
+                content = {"ours": _by_content(ours[key], run["prompt_sha256"].get),
+                           "paper": _by_content(paper[key], shipped_sha256)}
+                if None not in content.values():  # both known: the content decides, whatever the files are named
+                    if content["ours"] == content["paper"]:
+                        continue
+                    values = {side: f"{values[side]} (content sha256 {content[side]})" for side in values}
             if values["ours"] != values["paper"]:
                 said = differing.setdefault(key, {"ours": [], "paper": [], "runs": 0})
                 said["runs"] += 1

@@ -54,7 +54,7 @@ FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail", "quic
                       "missing_videos": "stop", "max_videos_per_split": 0, "colour_jitter": True}
 
 # Config fields that do not change a run's result (left out of its identity).
-_NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size"}
+_NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size", "tracker"}
 
 # Fields that do not change a run's result either, but were in its identity when runs were named: they
 # enter it at the value they had then, whatever the config says, so every run keeps its name.
@@ -190,7 +190,7 @@ def run_record(run_dir: Path) -> dict:
             "model": {k: ran.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
             **{k: ran.get(k) for k in ("frames", "temporal_views", "spatial_crops", "eval_max_videos", "seed",
                                        "protocol", "protocol_args", "missing_videos", "max_videos_per_split")},
-            "splits": splits, "config": ran}
+            "splits": splits, "config": ran, "prompt_sha256": metrics.get("prompt_sha256") or {}}
 
 
 def _as_it_ran(cfg: dict, metrics: dict) -> dict:
@@ -343,10 +343,10 @@ def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict
 
 def trained_model(config: str = "bench_base2novel", method: str = "AP-CLIP", **overrides):
     """The fine-tuned model of run(config, method) (trained once, then reused), and its run folder."""
-    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.model.video_clip import load_checkpoint, run_checkpoint
 
     result = run(config, method, **overrides)
-    return load_checkpoint(Path(result["run_dir"]) / "checkpoint.pt"), result["run_dir"]
+    return load_checkpoint(run_checkpoint(result["run_dir"])), result["run_dir"]
 
 
 def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
@@ -354,7 +354,7 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
     retraining (Table 1's "+ Action prompts": the prompts plugged into another trained model).
     Cached beside the run as reeval-<method>.json."""
     from apclip_core.engine.evaluate import sha256_file, summarize
-    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.model.video_clip import load_checkpoint, run_checkpoint
     from apclip_core.engine.config import TrainConfig, load_protocols
     from apclip_core.engine.evaluate import evaluate_protocol
 
@@ -367,7 +367,7 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
     # the trained run's frames, views and subset; the plugged-in method's prompts and similarity
     plugged = replace(trained, prompt_strategy=plug.prompt_strategy, prompt_file=plug.prompt_file,
                        eval_prompt_files=plug.eval_prompt_files, similarity=plug.similarity)
-    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint = run_checkpoint(run_dir)
     results = evaluate_protocol(load_checkpoint(checkpoint), load_protocols(trained).eval, plugged,
                                 record={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
                                         "trained_as": result["method"], "evaluated_as": method})

@@ -150,7 +150,7 @@ def parameter_count(model_name: str) -> int:
 
 
 def disk_gb(model_name: str) -> float:
-    """What a finished run keeps: checkpoint.pt (fp32 weights, for evaluation) + last.pt (weights and AdamW's
+    """What a finished run keeps: checkpoint.safetensors (fp32 weights, for evaluation) + last.pt (weights and AdamW's
     two moments, for resume; step checkpoints overwrite it): 4 copies of the weights (ViT-B/16: 2.4 GB)."""
     return parameter_count(model_name) * 4 * 4 / 1e9
 
@@ -273,7 +273,7 @@ def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int
                   f"   run folder: {r.run_dir}",
                   f"   {r.train_videos:,} training videos, {evals} evaluation videos x {r.evaluations} evaluation(s); "
                   f"{r.gpu_hours:.1f} GPU-hours, wall {_hours(r.wall_hours)} on {gpus} GPU(s) (of which evaluation "
-                  f"{_evaluation(r)}, on one GPU); disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt); "
+                  f"{_evaluation(r)}, on one GPU); disk {r.disk_gb:.1f} GB (checkpoint.safetensors + last.pt); "
                   f"throughput ({letter[r.throughput]})",
                   f"   {r.shell()}", ""]
     todo = [r for r in runs if r.status != "finished"]

@@ -199,8 +199,9 @@ def bench_models(folder: Optional[str | Path] = None) -> dict[str, Path]:
 
     weights = pretrained_tiny_clip()
     key = standin_key(weights.parent.name)
-    final = Path(folder) if folder is not None else paths.cache_dir() / "zoo_bench" / key
-    out = {name: final / "converted" / f"{fmt}.pt" for name, fmt in SOURCE_FORMATS.items()}
+    # a folder of its own per checkpoint format: the .pt stand-ins of an older apclip stay theirs
+    final = Path(folder) if folder is not None else paths.cache_dir() / "zoo_bench" / f"{key}-safetensors"
+    out = {name: final / "converted" / f"{fmt}.safetensors" for name, fmt in SOURCE_FORMATS.items()}
     if all(p.is_file() for p in out.values()):
         return out
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -214,12 +215,12 @@ def bench_models(folder: Optional[str | Path] = None) -> dict[str, Path]:
                                              heads=convention["heads"][0])
         base = str(released["openai"])
         for fmt in SOURCE_FORMATS.values():
-            convert.convert(released[fmt], tmp / "converted" / f"{fmt}.pt", fmt,
+            convert.convert(released[fmt], tmp / "converted" / f"{fmt}.safetensors", fmt,
                             base=base if fmt in ("vificlip", "ost", "openvclip", "mote", "tcclip") else None,
                             **convention)
         shutil.rmtree(tmp / "released")  # 25 MB each, rewritten from the tiny CLIP whenever needed
         atomic.publish(tmp, final, replace=False,
-                       is_complete=lambda path: all((path / "converted" / f"{f}.pt").is_file()
+                       is_complete=lambda path: all((path / "converted" / f"{f}.safetensors").is_file()
                                                     for f in SOURCE_FORMATS.values()))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
