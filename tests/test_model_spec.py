@@ -78,7 +78,7 @@ def test_evaluate_takes_a_model_spec_and_refuses_a_silent_weights_file(silent_we
 def test_classify_refuses_a_silent_weights_file_with_the_explanation(silent_weights, bench_root, capsys):
     from apclip_core.classify import main
 
-    video = sorted((bench_root / "videos" / "chorving").glob("*.avi"))[0]  # checked before the model is built
+    video = sorted((bench_root / "videos" / "chorving_slowly").glob("*.avi"))[0]  # checked before the model is built
     with pytest.raises(SystemExit):
         main([str(video), "--actions", "a", "b", "--model", SILENT, "--pretrained", str(silent_weights)])
     assert "QuickGELU" in capsys.readouterr().err
