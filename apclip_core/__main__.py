@@ -24,6 +24,7 @@ COMMANDS = {
     "report": ("apclip_core.paper.report", "print a rendered table and where its files are"),
     "plan": ("apclip_core.paper.plan", "every run a table needs: torchrun commands, GPU-hours, wall time, disk, SLURM scripts"),
     "preflight": ("apclip_core.paper.preflight", "check a notebook's data, weights, GPU and prompt files before a run"),
+    "fingerprint": ("apclip_core.model.known_weights", "identify pretrained weights by content; record OpenAI's (maintainers)"),
 }
 
 

@@ -332,6 +332,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     model, train_tf, _ = create_model_and_transforms(
         cfg.model_name, pretrained, temporal_module=cfg.temporal_module, quick_gelu=cfg.quick_gelu, device=device,
         num_spatial_crops=cfg.spatial_crops, aug=AugConfig(flip=cfg.flip))
+    # the weights it started from, by content (known_weights): recorded before any step changes them
+    weights = {"pretrained_fingerprint": model.config.get("pretrained_fingerprint")}
     prompt_file = resolve_prompt_file(cfg.prompt_file)
     bank = training_bank(cfg, classnames)
     classifier = PromptClassifier(model, bank, cfg.similarity, cfg.prompts_per_class_per_step).to(device)
@@ -450,7 +452,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         if d.main:
             save_checkpoint(model, run_dir / "checkpoint.pt", train_config=asdict(cfg), epoch=state.epoch,
                             global_step=state.global_step, metrics=state.history[-1])
-            write_metrics(run_dir, cfg, state.history, train_data=train_data)
+            write_metrics(run_dir, cfg, state.history, train_data=train_data, **weights)
         barrier(d)
         save_loop_state(state_path, **save)
         evals = " ".join(f"{k} {v:.2f}" for k, v in entry.get("eval", {}).items())
@@ -462,7 +464,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if d.main:
         logger.info("parameter checksums per rank: %s", " ".join(f"rank{r}={c}" for r, c in enumerate(checksums)))
         # written last of all: `complete` is what says the run finished (experiments.finished_summary)
-        write_metrics(run_dir, cfg, state.history, train_data=train_data, param_checksums=checksums,
+        write_metrics(run_dir, cfg, state.history, train_data=train_data, **weights, param_checksums=checksums,
                       world_size=d.world_size, effective_batch=cfg.batch_size * d.world_size * accum, complete=True)
         logger.info("done: %s", run_dir)
     barrier(d)

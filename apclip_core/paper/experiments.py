@@ -161,7 +161,8 @@ def run_record(run_dir: Path) -> dict:
                        "padded": int(r.get("n_padded", 0)), "subset_of": protocol.get("subset_of")})
     ran = _as_it_ran(cfg, metrics)  # runs from before an option existed ran with its default
     return {"run_dir": paths.portable(run_dir),
-            "model": {k: ran.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
+            "model": {**{k: ran.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
+                      "pretrained_fingerprint": metrics.get("pretrained_fingerprint")},
             **{k: ran.get(k) for k in ("frames", "temporal_views", "spatial_crops", "eval_max_videos", "seed",
                                        "protocol", "protocol_args", "missing_videos", "max_videos_per_split")},
             "splits": splits, "config": ran}
