@@ -220,6 +220,16 @@ def _grouped_bars(ax, df: pd.DataFrame, *, categories: list[str], cat_col: str, 
     return positions, width
 
 
+def _paper_marks(ours: pd.DataFrame, paper: pd.DataFrame, keys: list[str]) -> dict:
+    """(category, method) of each of our bars -> the paper's number for it, matched on every key both tables
+    have (the dataset too where the category does not show it: a one-dataset table must not take another
+    dataset's number for the same metric and method)."""
+    on = [k for k in keys if k in paper] + ["method"]
+    bars = ours[on + ["_cat"]].drop_duplicates()
+    matched = bars.merge(paper[on + ["value"]].dropna(subset=["value"]), on=on, how="inner")
+    return {(c, m): float(v) for c, m, v in zip(matched["_cat"], matched["method"], matched["value"])}
+
+
 def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str = "metric",
                  profile: str = "smoke", paper: Optional[pd.DataFrame] = None,
                  our_label: str = "ours", paper_label: str = "paper", gain_labels: Optional[dict] = None,
@@ -251,9 +261,7 @@ def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str 
     colors = sns.color_palette("deep")
     marks = {}
     if paper is not None and profile == "paper" and not paper.empty:
-        paper = paper.assign(_cat=[_category(r, shown) for _, r in paper.iterrows()])
-        marks = {(c, m): float(v) for c, m, v in zip(paper["_cat"], paper["method"], paper["value"])
-                 if c in categories and m in methods}
+        marks = _paper_marks(ours, paper, keys)
     positions, width = _grouped_bars(ax, ours, categories=categories, cat_col="_cat", hue="method", hues=methods,
                                      colors=colors, err="std" if "std" in ours else None, marks=marks)
     notes = []
