@@ -65,7 +65,14 @@ def test_a_table_on_another_dataset_never_replaces_the_default_one_and_they_asse
     table = pd.read_csv(both.csv)
     novel = table.query("method == 'AP-CLIP' and metric == 'novel'").set_index("table dataset")["ours"].to_dict()
     assert novel == {"hmdb51": 55.0, "ucf101": 75.0}
-    assert set(json.loads(both.json.read_text())["assembled_from"]) == {"hmdb51", "ucf101"}
+    assembled = json.loads(both.json.read_text())
+    assert set(assembled["assembled_from"]) == {"hmdb51", "ucf101"}
+    # what each part ran on travels with it: its protocol_check in the JSON, its statement in the notes and PNG
+    for dataset, part in (("hmdb51", hmdb), ("ucf101", ucf)):
+        assert assembled["protocol_check"][dataset] == json.loads(part.files.json.read_text())["protocol_check"]
+        assert f"{dataset}: {part.protocol_statement}" in both.md.read_text()
+    assert "no record of what 2 run(s) ran on" in assembled["protocol_check"]["ucf101"]["statement"]
+    assert both.png is not None and both.png.read_bytes().startswith(b"\x89PNG")
     with pytest.raises(FileNotFoundError, match="k400"):
         reproduce.assemble("table2_base_to_novel", ["hmdb51", "k400"])
 
@@ -74,3 +81,22 @@ def test_smoke_and_default_datasets_keep_the_plain_table_name():
     assert reproduce.table_file_name("table2_base_to_novel", "apclip_bench") == "table2_base_to_novel"
     assert reproduce.table_file_name("table1_zero_shot", "kinetics400") == "table1_zero_shot"
     assert reproduce.table_file_name("table1_zero_shot", "ucf101") == "table1_zero_shot_ucf101"
+
+
+def test_every_paper_profile_statement_carries_the_standing_caveats_worded_once(tmp_path, monkeypatch):
+    from apclip_core.paper import deviations, experiments
+
+    monkeypatch.setenv("APCLIP_FIGURES", str(tmp_path))
+    monkeypatch.setattr(experiments, "grid", fake_grid({"ViFi-CLIP": (70.0, 50.0), "AP-CLIP": (72.0, 55.0)}))
+    table = reproduce.table2_base_to_novel(profile="paper", config="base2novel", dataset="hmdb51", seeds=(1,),
+                                           paper_dataset="HMDB-51")
+    caveats = [deviations.VIFI_CAVEAT, deviations.PROMPTS_CAVEAT, deviations.SCHEDULE_CAVEAT]
+    said = "\n".join([deviations.CAVEATS_TITLE, *(f"- {c}" for c in caveats)])
+    assert table.protocol_statement.endswith(said) and said in table.files.md.read_text()
+    assert not table.protocol_check["same_as_paper"]  # the runs' records are unreadable here: a deviation, ...
+    assert not any(c in table.protocol_check["deviations"] for c in caveats)  # ... the caveats are not
+    # a table without a ViFi-CLIP row (Tables 6 and 7) is not told about ViFi-CLIP's published numbers
+    assert deviations.standing_caveats(["Single", "AP"]) == caveats[1:]
+    smoke = reproduce.table2_base_to_novel(seeds=(1,))
+    assert deviations.CAVEATS_TITLE not in smoke.files.md.read_text()  # the smoke profile claims no protocol
+

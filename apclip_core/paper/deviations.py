@@ -239,6 +239,31 @@ def statement(lines: Sequence[str], same: str = SAME) -> str:
     return "\n".join([DEVIATES, *(f"- {line}" for line in lines)])
 
 
+# What stays true of every paper-profile table however its runs went (not a run's deviation, so never counted in
+# same_as_paper): worded here once, each said where the table's methods make it apply (standing_caveats).
+CAVEATS_TITLE = "Standing caveats (true of this project's runs whatever the data; not counted as deviations):"
+VIFI_CAVEAT = ("the paper's ViFi-CLIP rows are ViFi-CLIP's own published numbers (trained on 32 frames); our "
+               "ViFi-CLIP runs use the preset's frames and views, as every method here")
+PROMPTS_CAVEAT = ("the shipped prompt sets (prompts/*.json) are our own generations; the paper's GPT-4 prompt sets "
+                  "are not public")
+SCHEDULE_CAVEAT = ("prompts_per_class_per_step and AP-CLIP's schedule are our reconstructions (the paper's "
+                   "appendix, which would state them, is not public)")
+
+
+def standing_caveats(methods: Sequence[str]) -> list[str]:
+    """The caveats a table with these methods carries: ViFi-CLIP's where a ViFi-CLIP row is compared; the prompt
+    sets' and the reconstruction's wherever action-conditioned prompts are (every paper table has them)."""
+    methods = [str(m) for m in methods]
+    vifi = any("ViFi-CLIP" in m for m in methods)
+    return [*([VIFI_CAVEAT] if vifi else []), PROMPTS_CAVEAT, SCHEDULE_CAVEAT]
+
+
+def table_statement(lines: Sequence[str], methods: Sequence[str], same: str = SAME) -> str:
+    """statement() followed by the standing caveats for these methods (one `- ` line each)."""
+    caveats = standing_caveats(methods)
+    return "\n".join([statement(lines, same), CAVEATS_TITLE, *(f"- {c}" for c in caveats)])
+
+
 def public_totals(runs: Sequence[dict]) -> list[dict]:
     """split_totals without its working lists: what a table's JSON records per list."""
     return [{k: v for k, v in t.items() if not k.startswith("_")} for t in split_totals(runs)]

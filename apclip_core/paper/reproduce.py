@@ -180,7 +180,7 @@ def protocol_check(rows: pd.DataFrame, *, profile: str, preset: Optional[str] = 
         lines = [SMOKE_DEVIATION, *lines]
     models = list({json_key(r["model"]): r["model"] for r in runs}.values())
     return {"profile": profile, "same_as_paper": not lines, "deviations": lines,
-            "statement": deviations.statement(lines) if profile == "paper" else "",
+            "statement": deviations.table_statement(lines, rows["method"].unique()) if profile == "paper" else "",
             "seeds": {"label": seeds[0], "run": list(seeds[1]), "paper": list(seeds[2])} if seeds else None,
             "models": models, "splits": deviations.public_totals(runs), "runs": runs}
 
@@ -459,7 +459,7 @@ def assemble(name: str, datasets: Sequence[str], *, figures=None) -> tables.Tabl
     from apclip_core import paths
 
     folder = Path(figures) if figures is not None else paths.figures_dir()
-    parts, frames = {}, []
+    parts, frames, checks, gains = {}, [], {}, []
     for dataset in datasets:
         stem = table_file_name(name, dataset)
         csv, js = folder / f"{stem}.csv", folder / f"{stem}.json"
@@ -470,14 +470,34 @@ def assemble(name: str, datasets: Sequence[str], *, figures=None) -> tables.Tabl
         parts[dataset] = {"file": str(js), "title": payload.get("title"), "profile": payload.get("profile"),
                           "protocol": payload.get("protocol"), "provenance": payload.get("provenance")}
         frames.append(pd.read_csv(csv).assign(**{"table dataset": dataset}))
+        checks[dataset] = payload.get("protocol_check") or {}
+        gains += payload.get("gains") or []
     table = pd.concat(frames, ignore_index=True)
     table = table[["table dataset", *[c for c in table.columns if c != "table dataset"]]]
     from apclip_core.data.protocols import canonical_dataset
 
     joined = "+".join(canonical_dataset(d) for d in datasets)
     return tables.save_table(table, f"{name}_{joined}", title=f"{name} across {', '.join(datasets)}",
-                             notes=f"Assembled from {', '.join(p['file'] for p in parts.values())}.",
-                             results={"assembled_from": parts}, figures=folder)
+                             notes=_assembled_notes(parts, checks), chart=_assembled_chart(name, parts, checks, gains),
+                             results={"assembled_from": parts, "protocol_check": checks}, figures=folder)
+
+
+def _assembled_notes(parts: dict, checks: dict) -> str:
+    """Where each part came from and, per dataset, what its runs ran on (its own statement, deviations and all)."""
+    said = [f"{dataset}: Profile: {part.get('profile')}. {checks[dataset].get('statement') or ''}".strip()
+            for dataset, part in parts.items()]
+    return f"Assembled from {', '.join(p['file'] for p in parts.values())}.\n\n" + "\n\n".join(said)
+
+
+def _assembled_chart(name: str, parts: dict, checks: dict, gains: list):
+    """The assembled table's PNG: every dataset's bars with the paper's marks, each dataset's statement below."""
+    profiles = {p.get("profile") for p in parts.values()}
+    profile = profiles.pop() if len(profiles) == 1 else "mixed"
+    lines = [line for dataset, check in checks.items()
+             for line in (f"{dataset}: {check.get('statement') or ''}".strip()).splitlines()]
+    return lambda display: tables.figure_of_display_table(
+        display.drop(columns="table dataset"), pd.DataFrame(gains), title=f"{name} across {', '.join(parts)}",
+        profile=profile, protocol_lines=lines)
 
 
 def checked_text(result: TableResult, *, claims: Sequence[str] = ()) -> str:

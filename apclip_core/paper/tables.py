@@ -98,12 +98,12 @@ def save_table(df: pd.DataFrame, name: str, *, title: str, results: dict,
     if notes:
         md += f"\n{notes.strip()}\n"
     atomic.write_text(files.md, md)
-    if chart is not None:
-        import matplotlib.pyplot as plt
-
+    fig = chart(df) if chart is not None else None  # a chart may have nothing to plot (None): no PNG then
+    if fig is not None:
         import io
 
-        fig = chart(df)
+        import matplotlib.pyplot as plt
+
         files.png = out / f"{name}.png"
         png = io.BytesIO()
         fig.savefig(png, format="png", dpi=150, bbox_inches="tight")
@@ -343,3 +343,19 @@ def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str 
         y = fig.transFigure.inverted().transform((0, lowest))[1] - 0.02
         fig.text(0.01, y, "\n".join(notes), ha="left", va="top", fontsize=7.5, color="0.25", wrap=False)
     return fig
+
+
+def figure_of_display_table(display: pd.DataFrame, gains: pd.DataFrame, *, title: str, profile: str,
+                            protocol_lines: Sequence[str] = ()):
+    """table_figure from a paper-profile table as written (beside_paper's columns: method, dataset, [shots,]
+    metric, ours, paper), e.g. one assembled from per-dataset files; None for any other shape (nothing to plot)."""
+    if not {"method", "dataset", "metric", "ours"} <= set(display.columns):
+        return None
+    keys = [k for k in ("method", "dataset", "shots", "metric") if k in display]
+    ours = display[keys + ["ours"] + (["std"] if "std" in display else [])].rename(columns={"ours": "value"})
+    ours = ours.dropna(subset=["value"])
+    paper = display[keys + ["paper"]].rename(columns={"paper": "value"}) if "paper" in display else None
+    return table_figure(ours, gains, title=title, x="shots" if "shots" in display else "metric", profile=profile,
+                        paper=paper, our_label="ours beside the paper's" if profile == "paper" else "ours",
+                        protocol_lines=protocol_lines)
+
