@@ -68,13 +68,14 @@ def run_dataset(overrides: Optional[dict], dataset: str) -> str:
     return canonical_dataset(str(((overrides or {}).get("protocol_args") or {}).get("dataset") or dataset))
 
 
-def table_file_name(name: str, dataset: str) -> str:
-    """`name` for the table's default dataset (or the benchmark), else `name_<dataset>`."""
+def table_file_name(name: str, dataset: str, profile: str = "smoke") -> str:
+    """`name` for the table's default dataset (or the benchmark), else `name_<dataset>`; then the profile
+    (tables.profiled_name: `_paper` after it outside the smoke profile, whose names figures/ tracks)."""
     from apclip_core.data.protocols import canonical_dataset
 
-    if canonical_dataset(dataset) in (SMOKE_DATASET, DEFAULT_DATASETS.get(name)):
-        return name
-    return f"{name}_{canonical_dataset(dataset)}"
+    stem = name if canonical_dataset(dataset) in (SMOKE_DATASET, DEFAULT_DATASETS.get(name)) else \
+        f"{name}_{canonical_dataset(dataset)}"
+    return tables.profiled_name(stem, profile)
 
 
 def dataset_of(split_key: str, default: str) -> str:
@@ -223,7 +224,7 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
     chart = lambda _: tables.table_figure(ours, gains, title=title, x=chart_x, profile=profile, paper=paper,  # noqa: E731
                                           our_label=our_label, gain_labels=gain_labels,
                                           protocol_lines=check["statement"].splitlines())
-    files = tables.save_table(table, table_file_name(name, file_dataset), title=title, notes=notes, chart=chart,
+    files = tables.save_table(table, table_file_name(name, file_dataset, profile), title=title, notes=notes, chart=chart,
                               results={"profile": profile, "dataset": file_dataset, "protocol": protocol or {},
                                        "protocol_check": check,
                                        "gains": gains.to_dict(orient="records"), "claims": claims,
@@ -449,10 +450,10 @@ def run_table(name: str, **params) -> TableResult:
     return result
 
 
-def assemble(name: str, datasets: Sequence[str], *, figures=None) -> tables.TableFiles:
+def assemble(name: str, datasets: Sequence[str], *, profile: str = "paper", figures=None) -> tables.TableFiles:
     """One table across datasets (Table 2's HMDB-51 and UCF-101 rows) from the per-dataset files the
-    table function wrote, never by re-running anything: `<name>_<ds1>+<ds2>.{csv,md,json}`, whose
-    JSON keeps each part's protocol and provenance."""
+    table function wrote in `profile`, never by re-running anything: `<name>_<ds1>+<ds2>_<profile>.{csv,md,png,json}`
+    (tables.profiled_name), whose JSON keeps each part's protocol, provenance and protocol_check."""
     import json
     from pathlib import Path
 
@@ -461,7 +462,7 @@ def assemble(name: str, datasets: Sequence[str], *, figures=None) -> tables.Tabl
     folder = Path(figures) if figures is not None else paths.figures_dir()
     parts, frames, checks, gains = {}, [], {}, []
     for dataset in datasets:
-        stem = table_file_name(name, dataset)
+        stem = table_file_name(name, dataset, profile)
         csv, js = folder / f"{stem}.csv", folder / f"{stem}.json"
         if not (csv.exists() and js.exists()):
             raise FileNotFoundError(f"no {name} for dataset {dataset!r}: {csv} (and .json) not found; run the table "
@@ -477,7 +478,7 @@ def assemble(name: str, datasets: Sequence[str], *, figures=None) -> tables.Tabl
     from apclip_core.data.protocols import canonical_dataset
 
     joined = "+".join(canonical_dataset(d) for d in datasets)
-    return tables.save_table(table, f"{name}_{joined}", title=f"{name} across {', '.join(datasets)}",
+    return tables.save_table(table, tables.profiled_name(f"{name}_{joined}", profile), title=f"{name} across {', '.join(datasets)}",
                              notes=_assembled_notes(parts, checks), chart=_assembled_chart(name, parts, checks, gains),
                              results={"assembled_from": parts, "protocol_check": checks}, figures=folder)
 

@@ -85,6 +85,12 @@ class TableFiles:
         return "\n".join(f"  {p}" for p in (self.csv, self.md, self.png, self.json) if p)
 
 
+def profiled_name(stem: str, profile: str) -> str:
+    """The files' name for a profile: the smoke profile's as tracked in figures/ (`stem`), any other profile's
+    with it appended (`stem_paper`), so a paper run never replaces the tracked smoke results."""
+    return stem if profile == "smoke" else f"{stem}_{profile}"
+
+
 def save_table(df: pd.DataFrame, name: str, *, title: str, results: dict,
                chart: Optional[Callable[[pd.DataFrame], "object"]] = None,
                notes: str = "", figures: Optional[Path] = None) -> TableFiles:

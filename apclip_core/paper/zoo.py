@@ -508,7 +508,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                max_videos: int = 0, backend: str = "auto", partial_data: bool = False,
                figures: Optional[str | Path] = None) -> ZooResult:
     """The zoo table: evaluate, put the published numbers and gains beside ours, write
-    figures/table1_zoo.{csv,md,png,json}. `models`: {name: converted checkpoint}; empty: the smoke stand-ins.
+    figures/table1_zoo.{csv,md,png,json} (table1_zoo_paper.* in the paper profile). `models`: {name: converted checkpoint}; empty: the smoke stand-ins.
     `paper_dataset`: in the smoke profile, whose published numbers stand beside ours (only gains compare).
     `partial_data` (`make reproduce-table1-zoo PARTIAL=1`): evaluate on the videos present, the missing ones
     skipped before decoding and counted per split (`missing_videos: skip`, as the training tables)."""
@@ -562,7 +562,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                 f"tiny CLIP written in each peer's file layout and converted (the same weights in every file); the "
                 f"published numbers are {paper_dataset}'s. Compare the gains, not the absolute numbers."))
     files = tables.save_table(
-        table, NAME, title=title, notes=notes, figures=figures,
+        table, tables.profiled_name(NAME, profile), title=title, notes=notes, figures=figures,
         chart=lambda _: _chart(run, table, gains, title=title, profile=profile,
                                protocol_lines=statement.splitlines(), ran_on=what_ran),
         results={"profile": profile, "protocol": protocol, "protocol_check": check, "models": run.models,
