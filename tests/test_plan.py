@@ -180,3 +180,20 @@ def test_run_names_say_the_dataset_seed_and_shots_they_ran_and_keep_their_identi
     assert experiments.make_config("bench_base2novel", "AP-CLIP", protocol_args={"seed": 2}
                                    ).name.startswith("bench_base2novel-")   # a name without such tokens stays
     assert experiments.make_config("base2novel", "AP-CLIP", name="mine").name.startswith("mine-")
+
+
+def test_evaluation_is_priced_where_the_training_list_is_not_here(splits_root, monkeypatch, tmp_path):
+    """The full Kinetics-400 training list is built locally (not in the public lists): the plan still counts the
+    evaluation every K-400 run makes, from the evaluation lists alone (issue 23, item 7)."""
+    from apclip_core.data.annotations import read_video_list
+
+    monkeypatch.setenv("APCLIP_SPLITS", str(splits_root))
+    monkeypatch.setenv("APCLIP_RUNS", str(tmp_path))
+    lists = splits_root / "datasets_splits"
+    assert not (lists / "k400_splits" / "train.txt").exists()
+    count = lambda *names: sum(len(read_video_list(lists / n)) for n in names)  # noqa: E731
+    zero_shot = experiments.make_config("k400_zero_shot", "AP-CLIP")
+    expected = count(*(f"{d}_splits/val{i}.txt" for d in ("hmdb", "ucf") for i in (1, 2, 3)),
+                     *(f"k600_splits/ZS_split{i}_K600_eval.txt" for i in (1, 2, 3)))
+    assert plan._eval_videos(zero_shot) == expected == 58_001  # HMDB-51 3 x 1,530, UCF-101 11,213, K600 42,198
+    assert plan._eval_videos(experiments.make_config("fully_supervised", "AP-CLIP")) == count("k400_splits/val.txt")
