@@ -83,8 +83,17 @@ def test_slurm_scripts_are_valid_bash_with_srun_and_multi_node_torchrun(table2, 
         assert "#SBATCH --nodes=2" in text and "#SBATCH --gpus-per-node=4" in text
         assert "srun" in text and '--nnodes "$SLURM_NNODES" --nproc_per_node 4' in text
         assert f"export APCLIP_RUNS={shlex.quote(str(runs))}" in text
-        train_args = shlex.split(text.split("-m apclip_core train", 1)[1])
-        assert Path(parse_command_line(train_args)[1].output_dir).name == script.stem
+        train_args = shlex.split(text.split("-m apclip_core train", 1)[1].split(" &\n", 1)[0])
+        ran = parse_command_line(train_args)[1]
+        assert Path(ran.output_dir).name == script.stem and ran.save_every_minutes == plan.SLURM_SAVE_MINUTES
+        # preemptible: requeued, warned with USR1 whose handler asks the run to save, log appended to
+        for line in ("#SBATCH --requeue", f"#SBATCH --signal=B:USR1@{plan.PREEMPT_NOTICE_S}",
+                     "#SBATCH --open-mode=append", "trap on_notice USR1", 'scontrol requeue "$SLURM_JOB_ID"',
+                     'export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"', "##SBATCH --partition=<partition>",
+                     "##SBATCH --account=<account>"):
+            assert line in text, line
+        assert f"touch {shlex.quote(str(Path(ran.output_dir) / 'save.request'))} " in text
+        assert ":29500" not in text and '--rdzv_endpoint "$head:$port"' in text
 
 
 def test_costs_use_the_bench_gpu_figure_when_recorded_else_say_they_assume(tmp_path):
@@ -197,3 +206,14 @@ def test_evaluation_is_priced_where_the_training_list_is_not_here(splits_root, m
                      *(f"k600_splits/ZS_split{i}_K600_eval.txt" for i in (1, 2, 3)))
     assert plan._eval_videos(zero_shot) == expected == 58_001  # HMDB-51 3 x 1,530, UCF-101 11,213, K600 42,198
     assert plan._eval_videos(experiments.make_config("fully_supervised", "AP-CLIP")) == count("k400_splits/val.txt")
+
+
+def test_the_plan_warns_when_the_gpus_change_the_effective_batch(table2, capsys):
+    """Base-to-novel's effective batch is 64 (batch 8 per GPU): 2 nodes of 8 GPUs would realise 128."""
+    planned, params, runs, mp = table2
+    assert plan.main([str(TABLE2), "--profile", "paper", "--gpus", "8", "--nodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("WARNING: effective batch 128 on 16 GPU(s), not the config's 64") == 6
+    assert plan.main([str(TABLE2), "--profile", "paper", "--gpus", "8"]) == 0
+    assert "WARNING: effective batch" not in capsys.readouterr().out
+

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from apclip_core import atomic
+from apclip_core.engine.checkpoint_clock import CheckpointClock
 from apclip_core.engine.config import (RESUME_FREE_FIELDS, TrainConfig, config_names, load_config, load_protocols,
                                        parse_overrides, run_dir_for)
 from apclip_core.engine.cost import check_device, requirements
@@ -380,6 +381,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         np.random.seed(cfg.seed + d.rank)
         torch.manual_seed(cfg.seed + d.rank)
     save = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, state=state, cfg=cfg, d=d)
+    clock = CheckpointClock(every_steps=cfg.save_every_steps, every_minutes=cfg.save_every_minutes, run_dir=run_dir,
+                            d=d, device=device)
 
     # ---- loop ----
     ddp.train()
@@ -422,11 +425,12 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                 state.global_step += 1
                 with torch.no_grad():  # CLIP's clamp: temperature at most 100
                     model.logit_scale.clamp_(0, math.log(100))
-                if cfg.save_every_steps and state.global_step % cfg.save_every_steps == 0 and micro + 1 < micro_per_epoch:
+                if clock.due(state.global_step) and micro + 1 < micro_per_epoch:  # the epoch's end saves anyway
                     state.partial["seconds"] += time.perf_counter() - tic
                     tic = time.perf_counter()
                     state.micro_step = micro + 1
                     save_loop_state(state_path, **save)
+                    clock.saved()
                     logger.info("step checkpoint: epoch %d, micro-step %d, optimizer step %d, loss %.4f",
                                 epoch + 1, micro + 1, state.global_step, loss.item())
         bar.close()
@@ -455,6 +459,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             write_metrics(run_dir, cfg, state.history, train_data=train_data, **weights)
         barrier(d)
         save_loop_state(state_path, **save)
+        clock.saved()
         evals = " ".join(f"{k} {v:.2f}" for k, v in entry.get("eval", {}).items())
         logger.info("epoch %d/%d | loss %.4f | lr %.3g | %.3f s/step | %s", entry["epoch"], cfg.epochs, entry["loss"],
                     entry["lr"], entry["step_time_s"], evals or "no eval")

@@ -35,7 +35,7 @@ PAPER_SEEDS = (1, 2, 3)
 # and datasets in protocol_args).
 NOT_PROTOCOL = frozenset({
     "name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size", "video_backend", "batch_size",
-    "precision", "save_every_steps", "eval_every_epochs",
+    "precision", "save_every_steps", "save_every_minutes", "eval_every_epochs",
     "model_name", "pretrained", "quick_gelu", "frames", "temporal_views", "spatial_crops",
     "missing_videos", "max_videos_per_split", "eval_max_videos", "short_videos", "protocol_args"})
 

@@ -53,7 +53,7 @@ FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail", "quic
                       "missing_videos": "stop", "max_videos_per_split": 0}
 
 # Config fields that do not change a run's result (left out of its identity).
-_NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size"}
+_NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size", "save_every_minutes"}
 
 # Fields that do not change a run's result either, but were in its identity when runs were named: they
 # enter it at the value they had then, whatever the config says, so every run keeps its name.

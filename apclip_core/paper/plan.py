@@ -122,6 +122,8 @@ class PlannedRun:
     throughput: str                  # where the figures come from and what they assume
     disk_gb: float
     status: str                      # finished | partial (resumes) | not started
+    effective_batch: int = 0         # what batch_size x GPUs x accumulation realises (train.py's rounding)
+    asked_batch: int = 0             # the config's effective_batch_size (the paper's)
 
     def shell(self) -> str:
         return " ".join(shlex.quote(a) for a in self.command)
@@ -232,33 +234,75 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
             train_videos=n_train, eval_videos=n_eval, gpu_hours=(train_s + eval_s) / 3600,
             wall_hours=(train_s / gpus + eval_s) / 3600, eval_hours=eval_s / 3600, evaluations=passes,
             eval_lower_bound=run_speed.compute_only and run_speed.eval_frames_per_s is not None,
-            throughput=run_speed.describe(), disk_gb=disk_gb(cfg.model_name), status=_status(run_dir)))
+            throughput=run_speed.describe(), disk_gb=disk_gb(cfg.model_name), status=_status(run_dir),
+            effective_batch=realised_batch(cfg, gpus), asked_batch=cfg.effective_batch_size))
     return runs
 
 
+def realised_batch(cfg, gpus: int) -> int:
+    """The effective batch training realises on `gpus` processes (engine/train.py: whole accumulation steps)."""
+    accum = max(1, round(cfg.effective_batch_size / (cfg.batch_size * gpus)))
+    return accum * cfg.batch_size * gpus
+
+
+SLURM_SAVE_MINUTES = 30   # last.pt at least this often in a batch job (a K-400 epoch outlasts it)
+PREEMPT_NOTICE_S = 600    # SLURM's USR1 this long before the time limit (or a preemption): time to save last.pt
+RDZV_PORTS = (20000, 20000)  # the rendezvous port: base + job id modulo span, so two jobs on one head node differ
+
+
 def slurm_script(run: PlannedRun, *, gpus_per_node: int, nodes: int, hours: float) -> str:
-    """One batch script: srun starts one torchrun per node, which rendezvous on the first node."""
+    """One batch script: srun starts one torchrun per node, which rendezvous on the first node. Preemptible:
+    --requeue, and on USR1 (--signal, PREEMPT_NOTICE_S before the end) a handler asks the run to save
+    (checkpoint_clock: <run folder>/save.request), waits for it, and requeues the job, which resumes (--resume);
+    the log is appended to across requeues (--open-mode=append)."""
     limit = max(30, math.ceil(hours * SLURM_TIME_MARGIN * 60) + 15)  # + start-up (weights, prompt features)
     torchrun = run.command[run.command.index("-m"):]
+    if not any(a.startswith("save_every_minutes=") for a in torchrun):  # a crash without notice loses minutes
+        torchrun.append(f"save_every_minutes={SLURM_SAVE_MINUTES}")  # not the run's identity: the same run
+    request = shlex.quote(str(Path(run.run_dir) / "save.request"))
+    base, span = RDZV_PORTS
     return "\n".join([
         "#!/bin/bash",
         f"# apclip run {run.name}: {run.method}, {run.varies} {run.seed}, {run.dataset}; written by `apclip plan`.",
         "# Resubmitting it resumes the run (--resume); a finished run is not trained again by the notebook.",
+        "# Your cluster's partition, account and memory: remove one '#' from these lines and fill them in (or",
+        "# export SBATCH_PARTITION / SBATCH_ACCOUNT / SBATCH_MEM_PER_NODE before sbatch, which reads them).",
+        "##SBATCH --partition=<partition>",
+        "##SBATCH --account=<account>",
+        "##SBATCH --mem=<memory per node, e.g. 400G>",
         f"#SBATCH --job-name={run.name}",
         f"#SBATCH --nodes={nodes}",
         "#SBATCH --ntasks-per-node=1",
         f"#SBATCH --gpus-per-node={gpus_per_node}",
         f"#SBATCH --cpus-per-task={8 * gpus_per_node}",
         f"#SBATCH --time={limit // 60:d}:{limit % 60:02d}:00",
+        "#SBATCH --requeue",
+        f"#SBATCH --signal=B:USR1@{PREEMPT_NOTICE_S}",
+        "#SBATCH --open-mode=append",
         f"#SBATCH --output={run.run_dir}.slurm-%j.log",
         "set -euo pipefail",
         f"cd {shlex.quote(str(paths.PROJECT_ROOT))}",
         "export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}  # weights fetched once beforehand (README: CLIP weights)",
         *[f"export {var}={shlex.quote(os.environ[var])}" for var in PASSED_ENV if os.environ.get(var)],
+        "# recent Slurm does not pass --cpus-per-task on to srun: say it again, for the loader's workers",
+        'export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"',
         'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-        "srun --ntasks-per-node=1 .venv/bin/torchrun --nnodes \"$SLURM_NNODES\" "
+        f'port=$(({base} + SLURM_JOB_ID % {span}))  # not a fixed port: two jobs sharing a head node do not collide',
+        "on_notice() {  # USR1: the end (time limit or preemption) is near: save, then requeue (resumes from last.pt)",
+        f'  echo "apclip: USR1 at $(date): asking the run to save ({request}), then requeueing"',
+        f"  touch {request} 2>/dev/null || true  # no run folder yet: nothing to save",
+        f"  for _ in $(seq {PREEMPT_NOTICE_S // 2}); do [ -e {request} ] || break; sleep 1; done",
+        '  scontrol requeue "$SLURM_JOB_ID"',
+        "}",
+        "trap on_notice USR1",
+        "srun --ntasks-per-node=1 -c \"$SLURM_CPUS_PER_TASK\" .venv/bin/torchrun --nnodes \"$SLURM_NNODES\" "
         f"--nproc_per_node {gpus_per_node} --rdzv_id \"$SLURM_JOB_ID\" --rdzv_backend c10d "
-        "--rdzv_endpoint \"$head:29500\" \\\n    " + " ".join(shlex.quote(a) for a in torchrun),
+        "--rdzv_endpoint \"$head:$port\" \\\n    " + " ".join(shlex.quote(a) for a in torchrun) + " &",
+        "step=$!",
+        "set +e  # a trapped USR1 interrupts `wait`: wait again until the step itself ends, and exit with its status",
+        'wait "$step"; status=$?',
+        'while kill -0 "$step" 2>/dev/null; do wait "$step"; status=$?; done',
+        'exit "$status"',
         ""])
 
 
@@ -289,6 +333,10 @@ def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int
                   f"{r.gpu_hours:.1f} GPU-hours, wall {_hours(r.wall_hours)} on {gpus} GPU(s) (of which evaluation "
                   f"{_evaluation(r)}, on one GPU); disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt); "
                   f"throughput ({letter[r.throughput]})",
+                  *([f"   WARNING: effective batch {r.effective_batch} on {gpus} GPU(s), not the config's "
+                       f"{r.asked_batch} (batch_size x GPUs exceeds it, or does not divide it): another schedule than "
+                       "the paper's, said among the table's deviations; use fewer GPUs or nodes, or a smaller batch_size"]
+                    if r.effective_batch != r.asked_batch else []),
                   f"   {r.shell()}", ""]
     todo = [r for r in runs if r.status != "finished"]
     total, wall = sum(r.gpu_hours for r in todo), sum(r.wall_hours for r in todo)
