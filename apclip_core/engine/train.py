@@ -30,11 +30,13 @@ DDP:  torchrun --nproc_per_node 8 -m apclip_core train --config base2novel
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import dataclasses
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -56,6 +58,7 @@ from apclip_core.engine.cost import check_device, requirements
 from apclip_core.engine.distributed import (Dist, barrier, broadcast_object, gather_objects, params_checksum,
                                             rng_state, set_rng_state, setup_distributed)
 from apclip_core.engine.evaluate import evaluate_protocol, summarize
+from apclip_core.engine.launch import RunInUse, RunLock, die_with_parent
 from apclip_core.engine.step import PromptClassifier, autocast_dtype, training_bank
 from apclip_core.engine.optim import build_optimizer, build_scheduler, mixup_cutmix, soft_target_cross_entropy
 from apclip_core.progress import progress
@@ -289,6 +292,8 @@ def _resumed_training_videos(split, cfg: TrainConfig, saved: Path) -> tuple[list
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     """Fine-tune per cfg; returns the run folder (checkpoint.pt + .json, last.pt, metrics.json, train.log;
     train_videos.json with missing_videos=skip)."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun rank: never outlive the launcher (engine/launch.py)
+        die_with_parent()
     d = setup_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     device = resolve_device(cfg, d)
     check_device(cfg, device)  # before anything slow: a CPU-only machine hears "no" at once
@@ -304,8 +309,20 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         if run_dir.exists() and not resume and (state_path.exists() or (run_dir / "metrics.json").exists()):
             raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it or set output_dir/name")
         run_dir.mkdir(parents=True, exist_ok=True)
+    lock, refused, took_over = RunLock(run_dir), None, None
+    if d.main:  # one training per run folder: a second launcher is refused, on every rank
+        try:
+            took_over = lock.acquire()
+            atexit.register(lock.release)
+        except RunInUse as e:
+            refused = str(e)
+    refused = broadcast_object(refused, d)
+    if refused:
+        raise RunInUse(refused)
     barrier(d)
     setup_logging(run_dir, d)
+    if took_over:
+        logger.info("%s", took_over)
     logger.info("run folder %s | %d process(es) | device %s", run_dir, d.world_size, device)
     for need in requirements(cfg):
         logger.info("needs: %s", need)
@@ -473,6 +490,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                       world_size=d.world_size, effective_batch=cfg.batch_size * d.world_size * accum, complete=True)
         logger.info("done: %s", run_dir)
     barrier(d)
+    if d.main:
+        lock.release()
     if d.enabled:
         dist.destroy_process_group()
     close_logging()

@@ -12,8 +12,6 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Iterable, Optional
@@ -276,6 +274,7 @@ def run_log_summary(since: int = 0) -> str:
 def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict) -> dict:
     import time
 
+    from apclip_core.engine.launch import run_torchrun
     from apclip_core.engine.train import train
 
     summary = finished_summary(run_dir)
@@ -295,8 +294,7 @@ def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict
         if gpus > 1:  # the same command the plan prints: the run is the same whoever launches it
             command = train_command(preset, cfg, {**method_overrides(method), **overrides}, gpus_per_node=gpus)
             log.info("launching %s on %d processes: %s", method, gpus, " ".join(command))
-            subprocess.run([sys.executable, "-m", "torch.distributed.run", *command[1:]], check=True,
-                           cwd=paths.PROJECT_ROOT)
+            run_torchrun(command[1:], cwd=paths.PROJECT_ROOT)  # stopped with the notebook (engine/launch.py)
         else:
             train(cfg, resume=resume)
         summary = finished_summary(run_dir)
