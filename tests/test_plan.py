@@ -217,3 +217,21 @@ def test_the_plan_warns_when_the_gpus_change_the_effective_batch(table2, capsys)
     assert plan.main([str(TABLE2), "--profile", "paper", "--gpus", "8"]) == 0
     assert "WARNING: effective batch" not in capsys.readouterr().out
 
+
+
+def test_ap_clips_text_tower_is_priced_unless_the_figure_measured_the_runs_own_step(table2):
+    """AP-CLIP encodes C x k prompts per step (issue 23, item 9): an unmeasured figure (a one-prompt step's) is
+    scaled by the FLOP count's factor and says so; a measurement of the run's own step is taken as it is."""
+    from apclip_core.engine.text_cost import text_cost
+
+    planned, params, runs, _ = table2
+    vifi, ap = (next(r for r in planned if r.method == m and r.seed == 1) for m in ("ViFi-CLIP", "AP-CLIP"))
+    cost = text_cost(experiments.make_config(params["config"], "AP-CLIP", protocol_args={"dataset": "hmdb51", "seed": 1}))
+    assert cost.prompts == 26 * 8 and cost.tokens > cost.reference_tokens and cost.factor > 1.1
+    train_hours = lambda r: r.gpu_hours - r.eval_hours  # noqa: E731
+    assert train_hours(ap) == pytest.approx(cost.factor * train_hours(vifi))
+    assert "text tower ASSUMED" in ap.throughput and "text tower" not in vifi.throughput
+    measured = plan.Throughput(120.0, "measured on the run's shape", 360.0, compute_only=True)
+    again = plan.plan_runs("table2_base_to_novel", {**params, "methods": ["ViFi-CLIP", "AP-CLIP"], "seeds": [1]},
+                           speed=measured)
+    assert train_hours(again[1]) == pytest.approx(train_hours(again[0]))

@@ -24,7 +24,7 @@ import logging
 import math
 import os
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -210,6 +210,7 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
     e.g. ViFi-CLIP and Single, appear once). speed: one figure for every run (else each run's own, speed_for)."""
     from apclip_core.engine.config import run_dir_for
     from apclip_core.engine.cost import count_train_videos
+    from apclip_core.engine.text_cost import text_cost
     from apclip_core.paper import experiments, reproduce
     from apclip_core.paper.experiments import train_command
 
@@ -223,7 +224,11 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
         seen.add(cfg.name)
         n_train, n_eval = count_train_videos(cfg), _eval_videos(cfg)
         run_speed = speed or speed_for(cfg, measure=measure, device=device, measured=measured)
-        train_s = n_train * cfg.epochs * cfg.frames / run_speed.train_frames_per_s
+        text = None if run_speed.compute_only else text_cost(cfg)  # a measurement of the run's shape has it in
+        factor = text.factor if text is not None and abs(text.factor - 1) > 0.01 else 1.0
+        if factor != 1.0:  # the figure is a one-prompt step's: the run's text tower on top, said as assumed
+            run_speed = replace(run_speed, source=f"{run_speed.source}; {text.describe()}")
+        train_s = n_train * cfg.epochs * cfg.frames / run_speed.train_frames_per_s * factor
         passes = evaluations(cfg)
         eval_s = passes * (n_eval or 0) * cfg.frames * cfg.temporal_views * cfg.spatial_crops / run_speed.eval_rate
         run_dir = run_dir_for(cfg)
