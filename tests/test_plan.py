@@ -235,3 +235,32 @@ def test_ap_clips_text_tower_is_priced_unless_the_figure_measured_the_runs_own_s
     again = plan.plan_runs("table2_base_to_novel", {**params, "methods": ["ViFi-CLIP", "AP-CLIP"], "seeds": [1]},
                            speed=measured)
     assert train_hours(again[1]) == pytest.approx(train_hours(again[0]))
+
+
+def test_partial_data_and_limits_are_priced_as_they_will_run(splits_root, tmp_path, monkeypatch):
+    """missing_videos: skip (PARTIAL=1), max_videos_per_split, eval_max_videos and max_steps_per_epoch: the plan
+    counts what the run will decode and train on, not the whole lists (issue 23, item 9)."""
+    from apclip_core.data.annotations import read_video_list
+
+    monkeypatch.setenv("APCLIP_SPLITS", str(splits_root))
+    monkeypatch.setenv("APCLIP_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("APCLIP_DATA", str(tmp_path / "data"))
+    lists = splits_root / "datasets_splits" / "base2novel_splits" / "hmdb_splits"
+    train = read_video_list(lists / "fs_base_s1_train.txt")
+    for record in train[:30]:  # 30 of the 416 training videos on disk, no evaluation video
+        path = tmp_path / "data" / "hmdb51" / record.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\0")
+    params = {**notebook_parameters(TABLE2, "paper"), "methods": ["ViFi-CLIP"], "seeds": [1]}
+    partial = {**params, "overrides": {"missing_videos": "skip", "max_steps_per_epoch": 1}}
+    run, = plan.plan_runs("table2_base_to_novel", partial, gpus_per_node=2, speed=plan.Throughput(120.0, "test"))
+    assert (run.train_videos, run.train_listed, run.train_per_epoch) == (30, 416, 8 * 2)  # batch 8 x 2 GPUs
+    assert (run.eval_videos, run.eval_listed) == (0, 1530)
+    full, = plan.plan_runs("table2_base_to_novel", params, gpus_per_node=2, speed=plan.Throughput(120.0, "test"))
+    assert run.gpu_hours == pytest.approx(full.gpu_hours * 16 / 416 - full.eval_hours * 16 / 416)  # no evaluation
+    subset = {**params, "overrides": {"eval_max_videos": 100, "max_videos_per_split": 200}}
+    capped, = plan.plan_runs("table2_base_to_novel", subset, gpus_per_node=2, speed=plan.Throughput(120.0, "test"))
+    assert (capped.train_videos, capped.eval_videos) == (200, 2 * 100)
+    text = plan.render("table2_base_to_novel", [run], gpus_per_node=2, nodes=1)
+    assert "30 training videos (of 416 listed), 16 per epoch (max_steps_per_epoch), 0 evaluation videos " \
+           "(of 1,530 listed)" in text

@@ -177,8 +177,12 @@ def test_a_the_plan_lists_the_runs_with_their_torchrun_commands(rehearsal):
         assert run["command"][:5] == ["torchrun", "--nproc_per_node", "2", "--standalone", "-m"]
         assert Path(run["run_dir"]).parent == rehearsal.runs
         assert f"output_dir={json.dumps(run['run_dir'])}" in run["command"]
-    # the real lists: 16 shots x 26 base classes to train on, 780 + 750 videos to evaluate
-    assert plan.stdout.count("416 training videos, 1,530 evaluation videos") == 2
+    # the real lists (16 shots x 26 base classes to train on, 780 + 750 videos to evaluate), priced as the runs will
+    # go: on the videos present (missing_videos: skip), 2 steps of 2 videos on each of 2 GPUs per epoch
+    present = {name: len(rehearsal.listed[name]) - rehearsal.missing[name] for name in LISTS}
+    evaluated = present["base_val"] + present["novel_val"]
+    assert plan.stdout.count(f"{present['fs_base_s1_train']} training videos (of 416 listed), 8 per epoch "
+                             f"(max_steps_per_epoch), {evaluated} evaluation videos (of 1,530 listed)") == 2
 
 
 def test_b_the_preflight_stops_with_the_exact_missing_count_of_every_list(rehearsal):

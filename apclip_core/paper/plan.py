@@ -124,6 +124,9 @@ class PlannedRun:
     status: str                      # finished | partial (resumes) | not started
     effective_batch: int = 0         # what batch_size x GPUs x accumulation realises (train.py's rounding)
     asked_batch: int = 0             # the config's effective_batch_size (the paper's)
+    train_listed: int = 0            # in the training list (train_videos: those the run uses, PARTIAL / subsets)
+    train_per_epoch: int = 0         # trained per epoch (max_steps_per_epoch caps it)
+    eval_listed: Optional[int] = None  # in the evaluation lists (eval_videos: those each evaluation decodes)
 
     def shell(self) -> str:
         return " ".join(shlex.quote(a) for a in self.command)
@@ -168,16 +171,49 @@ def _eval_only(protocol: str, args: Optional[dict]) -> dict:
     return args
 
 
-def _eval_videos(cfg) -> Optional[int]:
-    """Videos every evaluation pass decodes (the protocol's eval lists and extra_eval's), read from the lists."""
+def _as_run(split, cfg, cap: int, listing: dict) -> int:
+    """The videos of `split` a run decodes: those on disk with missing_videos=skip (one directory listing per
+    folder, presence.missing_videos), then at most `cap` (an evenly spaced subset; 0: no cap)."""
+    from apclip_core.data.presence import missing_videos
+
+    n = len(split.records)
+    if cfg.missing_videos == "skip":
+        n -= len(missing_videos(split, listing))
+    return min(n, cap) if cap else n
+
+
+def _eval_videos(cfg, listed: bool = False) -> Optional[int]:
+    """Videos every evaluation pass decodes (the protocol's eval lists and extra_eval's), read from the lists, as
+    the run will (missing_videos, eval_max_videos, max_videos_per_split); listed=True: every listed video."""
     from apclip_core.data.protocols import load_protocol
 
     specs = [(cfg.protocol, cfg.protocol_args), *((e["protocol"], e.get("args")) for e in cfg.extra_eval)]
+    caps = [n for n in (cfg.eval_max_videos, cfg.max_videos_per_split) if n]
+    listing: dict = {}
     try:
-        return sum(len(split.records) for name, args in specs
-                   for split in load_protocol(name, _eval_only(name, args)).eval)
+        splits = [split for name, args in specs for split in load_protocol(name, _eval_only(name, args)).eval]
     except Exception:  # evaluation lists not downloaded: the plan says so instead of guessing
         return None
+    if listed:
+        return sum(len(split.records) for split in splits)
+    return sum(_as_run(split, cfg, min(caps) if caps else 0, listing) for split in splits)
+
+
+def _train_videos(cfg, gpus: int) -> tuple[int, int, int]:
+    """(training videos the run uses, listed, trained per epoch): missing_videos and max_videos_per_split as
+    training applies them, and max_steps_per_epoch's cap on micro-batches; the published size when the list is
+    not here (engine.cost.count_train_videos)."""
+    from apclip_core.data.protocols import load_protocol
+    from apclip_core.engine.cost import count_train_videos
+
+    try:
+        split = load_protocol(cfg.protocol, cfg.protocol_args).train[0]
+    except Exception:
+        used = listed = count_train_videos(cfg)
+    else:
+        listed, used = len(split.records), _as_run(split, cfg, cfg.max_videos_per_split, {})
+    per_epoch = min(used, cfg.max_steps_per_epoch * cfg.batch_size * gpus) if cfg.max_steps_per_epoch else used
+    return used, listed, per_epoch
 
 
 def _dataset(cfg) -> str:
@@ -209,7 +245,6 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
     """Every distinct run table `table` needs with the notebook's parameters (runs shared by two methods,
     e.g. ViFi-CLIP and Single, appear once). speed: one figure for every run (else each run's own, speed_for)."""
     from apclip_core.engine.config import run_dir_for
-    from apclip_core.engine.cost import count_train_videos
     from apclip_core.engine.text_cost import text_cost
     from apclip_core.paper import experiments, reproduce
     from apclip_core.paper.experiments import train_command
@@ -222,13 +257,13 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
         if cfg.name in seen:
             continue
         seen.add(cfg.name)
-        n_train, n_eval = count_train_videos(cfg), _eval_videos(cfg)
+        (n_train, train_listed, per_epoch), n_eval = _train_videos(cfg, gpus), _eval_videos(cfg)
         run_speed = speed or speed_for(cfg, measure=measure, device=device, measured=measured)
         text = None if run_speed.compute_only else text_cost(cfg)  # a measurement of the run's shape has it in
         factor = text.factor if text is not None and abs(text.factor - 1) > 0.01 else 1.0
         if factor != 1.0:  # the figure is a one-prompt step's: the run's text tower on top, said as assumed
             run_speed = replace(run_speed, source=f"{run_speed.source}; {text.describe()}")
-        train_s = n_train * cfg.epochs * cfg.frames / run_speed.train_frames_per_s * factor
+        train_s = per_epoch * cfg.epochs * cfg.frames / run_speed.train_frames_per_s * factor
         passes = evaluations(cfg)
         eval_s = passes * (n_eval or 0) * cfg.frames * cfg.temporal_views * cfg.spatial_crops / run_speed.eval_rate
         run_dir = run_dir_for(cfg)
@@ -240,7 +275,8 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
             wall_hours=(train_s / gpus + eval_s) / 3600, eval_hours=eval_s / 3600, evaluations=passes,
             eval_lower_bound=run_speed.compute_only and run_speed.eval_frames_per_s is not None,
             throughput=run_speed.describe(), disk_gb=disk_gb(cfg.model_name), status=_status(run_dir),
-            effective_batch=realised_batch(cfg, gpus), asked_batch=cfg.effective_batch_size))
+            effective_batch=realised_batch(cfg, gpus), asked_batch=cfg.effective_batch_size,
+            train_listed=train_listed, train_per_epoch=per_epoch, eval_listed=_eval_videos(cfg, listed=True)))
     return runs
 
 
@@ -330,11 +366,18 @@ def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int
     lines += [f"throughput ({letter[src]}): {src}" for src in sources]
     lines.append("")
     for i, r in enumerate(runs, 1):
-        evals = f"{r.eval_videos:,}" if r.eval_videos is not None else "? (lists not downloaded)"
+        evals = (f"{r.eval_videos:,}" if r.eval_videos is not None else "? (lists not downloaded)") + " evaluation videos"
+        if r.eval_listed is not None and r.eval_listed != r.eval_videos:  # PARTIAL=1, eval_max_videos: as they run
+            evals += f" (of {r.eval_listed:,} listed)"
+        trains = f"{r.train_videos:,} training videos"
+        if r.train_listed != r.train_videos:
+            trains += f" (of {r.train_listed:,} listed)"
+        if r.train_per_epoch < r.train_videos:
+            trains += f", {r.train_per_epoch:,} per epoch (max_steps_per_epoch)"
         varied = f"{'K' if r.varies == 'k' else r.varies} {r.seed}" if r.seed is not None else "one run"
         lines += [f"{i}. {r.method} | {varied} | {r.dataset} | {r.status}",
                   f"   run folder: {r.run_dir}",
-                  f"   {r.train_videos:,} training videos, {evals} evaluation videos x {r.evaluations} evaluation(s); "
+                  f"   {trains}, {evals} x {r.evaluations} evaluation(s); "
                   f"{r.gpu_hours:.1f} GPU-hours, wall {_hours(r.wall_hours)} on {gpus} GPU(s) (of which evaluation "
                   f"{_evaluation(r)}, on one GPU); disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt); "
                   f"throughput ({letter[r.throughput]})",
