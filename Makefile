@@ -42,7 +42,7 @@ endef
 # every deviation from the paper's protocol instead of saying "same protocol".
 PARTIAL_FLAG := $(if $(filter 1 yes true,$(PARTIAL)),--partial,)
 
-.PHONY: help install lock lab demo test test-fast clean reproduce-all reproduce-table1-zoo plan-table1-zoo run-notebook figures prompts bench-prompts bench gpu-check
+.PHONY: help install lock lab demo test test-fast clean reproduce-all reproduce-table1-zoo plan-table1-zoo plan-all run-notebook figures prompts bench-prompts bench gpu-check
 .PHONY: check-data data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
 DATA ?= $(or $(APCLIP_DATA),data)
 
@@ -61,6 +61,7 @@ help:
 	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] [MEASURE=1] [PARAMS=..] [PARTIAL=1] - every run a table needs:"
 	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run;"
 	@echo "      MEASURE=1 times each run's training step on this machine's GPU first (seconds, cached for later plans)"
+	@echo "make plan-all PROFILE=paper [GPUS=..] [NODES=..] [SLURM=dir] - every table's plan; the runs tables share counted once"
 	@echo "make figures                       - Figure 5: attention maps and per-frame top-5 prompts"
 	@echo "make gpu-check                     - on a GPU (< 8 min): CUDA tests, ViT-B/16 bf16 training steps, eval throughput -> bench/results/gpu_check.md"
 	@echo "make bench                         - benchmarks (CPU < 5 min; GPU section when CUDA is present) -> bench/results/latest.md"
@@ -139,6 +140,10 @@ plan-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
 	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) $(PARAMS_ARGS) $(PARTIAL_FLAG) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
+
+# Every table's plan, then the runs tables share (Tables 1, 6 and 7 reuse runs) counted once in the totals.
+plan-all: $(STAMP)
+	@$(BIN)/python -m apclip_core plan $(sort $(wildcard notebooks/1[1-7]_table*.ipynb)) --profile $(PROFILE) $(PARAMS_ARGS) $(PARTIAL_FLAG) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
 
 reproduce-all: $(foreach t,1 2 3 4 5 6 7,reproduce-table$(t))
 

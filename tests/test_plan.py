@@ -264,3 +264,26 @@ def test_partial_data_and_limits_are_priced_as_they_will_run(splits_root, tmp_pa
     text = plan.render("table2_base_to_novel", [run], gpus_per_node=2, nodes=1)
     assert "30 training videos (of 416 listed), 16 per epoch (max_steps_per_epoch), 0 evaluation videos " \
            "(of 1,530 listed)" in text
+
+
+def test_plan_all_counts_the_runs_tables_share_once(splits_root, tmp_path, monkeypatch):
+    """Tables 6 and 7 train several of the same runs (same identity, same folder): `make plan-all` (every table
+    notebook to one `plan`) prices each once."""
+    monkeypatch.setenv("APCLIP_SPLITS", str(splits_root))
+    monkeypatch.setenv("APCLIP_RUNS", str(tmp_path))
+    dry = subprocess.run(["make", "-n", "plan-all", "PROFILE=paper", "STAMP=", "BIN=bin"], cwd=REPO, capture_output=True,
+                         text=True).stdout
+    assert [Path(a).stem for a in shlex.split(dry) if a.endswith(".ipynb")] == [
+        p.stem for p in sorted((REPO / "notebooks").glob("1[1-7]_table*.ipynb"))]
+    notebooks = [REPO / "notebooks" / f"{n}.ipynb" for n in ("16_table6_prompt_strategies", "17_table7_maka_ablation")]
+    speed = plan.Throughput(120.0, "test figure")
+    plans = {nb.stem.split("_", 1)[1]: plan.plan_runs(nb.stem.split("_", 1)[1], notebook_parameters(nb, "paper"),
+                                                      speed=speed) for nb in notebooks}
+    out = plan.render_shared(plans, gpus_per_node=8, nodes=1)
+    distinct = {r.name: r for runs in plans.values() for r in runs}
+    asked = sum(len(runs) for runs in plans.values())
+    assert 0 < len(distinct) < asked  # they do share runs
+    assert f"all 2 tables: {asked} runs asked for, {len(distinct)} distinct ({asked - len(distinct)} shared" in out
+    naive = sum(r.gpu_hours for runs in plans.values() for r in runs)
+    assert f"{sum(r.gpu_hours for r in distinct.values()):.1f} GPU-hours of compute (naive sum over the tables: " \
+           f"{naive:.1f})" in out

@@ -182,9 +182,13 @@ def _as_run(split, cfg, cap: int, listing: dict) -> int:
     return min(n, cap) if cap else n
 
 
-def _eval_videos(cfg, listed: bool = False) -> Optional[int]:
-    """Videos every evaluation pass decodes (the protocol's eval lists and extra_eval's), read from the lists, as
-    the run will (missing_videos, eval_max_videos, max_videos_per_split); listed=True: every listed video."""
+def _eval_videos(cfg) -> Optional[int]:
+    return _eval_counts(cfg)[0]
+
+
+def _eval_counts(cfg) -> tuple[Optional[int], Optional[int]]:
+    """(videos every evaluation pass decodes, as the run will: missing_videos, eval_max_videos, max_videos_per_split;
+    videos listed) over the protocol's eval lists and extra_eval's; None when the lists are not here."""
     from apclip_core.data.protocols import load_protocol
 
     specs = [(cfg.protocol, cfg.protocol_args), *((e["protocol"], e.get("args")) for e in cfg.extra_eval)]
@@ -193,10 +197,9 @@ def _eval_videos(cfg, listed: bool = False) -> Optional[int]:
     try:
         splits = [split for name, args in specs for split in load_protocol(name, _eval_only(name, args)).eval]
     except Exception:  # evaluation lists not downloaded: the plan says so instead of guessing
-        return None
-    if listed:
-        return sum(len(split.records) for split in splits)
-    return sum(_as_run(split, cfg, min(caps) if caps else 0, listing) for split in splits)
+        return None, None
+    return (sum(_as_run(split, cfg, min(caps) if caps else 0, listing) for split in splits),
+            sum(len(split.records) for split in splits))
 
 
 def _train_videos(cfg, gpus: int) -> tuple[int, int, int]:
@@ -257,7 +260,7 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
         if cfg.name in seen:
             continue
         seen.add(cfg.name)
-        (n_train, train_listed, per_epoch), n_eval = _train_videos(cfg, gpus), _eval_videos(cfg)
+        (n_train, train_listed, per_epoch), (n_eval, eval_listed) = _train_videos(cfg, gpus), _eval_counts(cfg)
         run_speed = speed or speed_for(cfg, measure=measure, device=device, measured=measured)
         text = None if run_speed.compute_only else text_cost(cfg)  # a measurement of the run's shape has it in
         factor = text.factor if text is not None and abs(text.factor - 1) > 0.01 else 1.0
@@ -276,7 +279,7 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
             eval_lower_bound=run_speed.compute_only and run_speed.eval_frames_per_s is not None,
             throughput=run_speed.describe(), disk_gb=disk_gb(cfg.model_name), status=_status(run_dir),
             effective_batch=realised_batch(cfg, gpus), asked_batch=cfg.effective_batch_size,
-            train_listed=train_listed, train_per_epoch=per_epoch, eval_listed=_eval_videos(cfg, listed=True)))
+            train_listed=train_listed, train_per_epoch=per_epoch, eval_listed=eval_listed))
     return runs
 
 
@@ -463,11 +466,37 @@ def render_zoo(needs: dict) -> str:
     return "\n".join(lines)
 
 
+def render_shared(plans: dict[str, list[PlannedRun]], *, gpus_per_node: int, nodes: int) -> str:
+    """Several tables' plans together: a run two tables need (same name: same identity) is trained once and found
+    by both, so the totals count it once; the naive sum beside them says what sharing saves."""
+    gpus = gpus_per_node * nodes
+    distinct: dict[str, PlannedRun] = {}
+    needed_by: dict[str, list[str]] = {}
+    for table, runs in plans.items():
+        for r in runs:
+            distinct.setdefault(r.name, r)
+            needed_by.setdefault(r.name, []).append(table)
+    todo = [r for r in distinct.values() if r.status != "finished"]
+    naive = sum(r.gpu_hours for runs in plans.values() for r in runs if r.status != "finished")
+    total, wall = sum(r.gpu_hours for r in todo), sum(r.wall_hours for r in todo)
+    shared = {name: tables for name, tables in needed_by.items() if len(tables) > 1}
+    lines = [f"all {len(plans)} tables: {sum(len(r) for r in plans.values())} runs asked for, {len(distinct)} distinct "
+             f"({len(shared)} shared by two tables or more: trained once, found by name by each)",
+             f"total still to run: {len(todo)} distinct runs, {total:.1f} GPU-hours of compute (naive sum over the "
+             f"tables: {naive:.1f}), wall {_hours(wall)} on {gpus} GPU(s) ({wall * gpus:.1f} GPU-hours held); disk "
+             f"{sum(r.disk_gb for r in distinct.values()):.1f} GB"]
+    lines += [f"  shared: {distinct[name].method} {distinct[name].run_dir} by {', '.join(tables)}"
+              for name, tables in shared.items()]
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
     from apclip_core.paper.preflight import notebook_parameters
 
     parser = argparse.ArgumentParser(prog="apclip plan", description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebook", type=Path, help="a table notebook, e.g. notebooks/12_table2_base_to_novel.ipynb")
+    parser.add_argument("notebook", type=Path, nargs="+",
+                        help="a table notebook, e.g. notebooks/12_table2_base_to_novel.ipynb; several (make plan-all): "
+                             "each table's plan, then the runs they share counted once")
     parser.add_argument("--profile", default="smoke", choices=["smoke", "paper"])
     parser.add_argument("--gpus", type=int, default=8, help="GPUs per node")
     parser.add_argument("--nodes", type=int, default=1)
@@ -484,24 +513,31 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.gpus < 1 or args.nodes < 1:
         parser.error("--gpus and --nodes must be >= 1")
-    table = args.notebook.stem.split("_", 1)[1] if "_" in args.notebook.stem else args.notebook.stem
-    params = notebook_parameters(args.notebook, args.profile, args.params, partial=args.partial)
-    if table == ZOO:
-        needs = zoo_needs(params)
-        print(json.dumps(needs, indent=2) if args.json else render_zoo(needs))
-        return 0
-    runs = plan_runs(table, params, gpus_per_node=args.gpus, nodes=args.nodes, measure=args.measure,
-                     device=args.device)
-    if args.json:
-        print(json.dumps({"table": table, "runs": [asdict(r) for r in runs]}, indent=2))
-    else:
-        print(render(table, runs, gpus_per_node=args.gpus, nodes=args.nodes))
+    plans: dict[str, list[PlannedRun]] = {}
+    for i, notebook in enumerate(args.notebook):
+        table = notebook.stem.split("_", 1)[1] if "_" in notebook.stem else notebook.stem
+        params = notebook_parameters(notebook, args.profile, args.params, partial=args.partial)
+        if i and not args.json:
+            print()
+        if table == ZOO:
+            needs = zoo_needs(params)
+            print(json.dumps(needs, indent=2) if args.json else render_zoo(needs))
+            continue
+        runs = plans[table] = plan_runs(table, params, gpus_per_node=args.gpus, nodes=args.nodes,
+                                        measure=args.measure, device=args.device)
+        if args.json:
+            print(json.dumps({"table": table, "runs": [asdict(r) for r in runs]}, indent=2))
+        else:
+            print(render(table, runs, gpus_per_node=args.gpus, nodes=args.nodes))
+    if len(plans) > 1 and not args.json:
+        print("\n" + render_shared(plans, gpus_per_node=args.gpus, nodes=args.nodes))
     if args.slurm:
-        for r in runs:
+        distinct = {r.name: r for runs in plans.values() for r in runs}  # a shared run: one script
+        for r in distinct.values():
             script = args.slurm / f"{r.name}.sbatch"
             atomic.write_text(script, slurm_script(r, gpus_per_node=args.gpus, nodes=args.nodes,
                                                    hours=r.wall_hours))
             script.chmod(0o755)
-        print(f"\nwrote {len(runs)} SLURM script(s) to {args.slurm}: submit with "
+        print(f"\nwrote {len(distinct)} SLURM script(s) to {args.slurm}: submit with "
               f"`for f in {args.slurm}/*.sbatch; do sbatch \"$f\"; done`")
     return 0
