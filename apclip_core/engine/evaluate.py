@@ -386,17 +386,22 @@ def evaluate_protocol(model, splits, cfg, *, device: str | torch.device = "cpu",
     """Evaluate every eval split of a protocol as ``cfg`` says: its prompt strategy and files (one bank
     per split), similarity, frames, views, ``missing_videos`` (skip: left out before decoding, counted) and
     ``eval_max_videos`` / ``max_videos_per_split`` (a subset, recorded as subset_of)."""
+    from apclip_core.engine.feature_cache import SharedVideosCache
+
     caps = [n for n in (cfg.eval_max_videos, getattr(cfg, "max_videos_per_split", 0)) if n]
+    prepared_splits = [prepare_split(full, missing_videos=getattr(cfg, "missing_videos", "stop"),
+                                     max_videos=min(caps) if caps else 0) for full in splits]
+    # a video several splits list (K600's zero-shot splits) is encoded once, its features scored in each
+    shared = SharedVideosCache.for_splits([p.split for p in prepared_splits])
     results = []
-    for full in splits:
-        prepared = prepare_split(full, missing_videos=getattr(cfg, "missing_videos", "stop"),
-                                 max_videos=min(caps) if caps else 0)
+    for prepared in prepared_splits:
         split = prepared.split
         bank = build_prompt_bank(cfg.prompt_strategy, split.classnames, eval_prompt_file(cfg, split),
                                  drop_groups=cfg.drop_attribute_groups)
         results.append(evaluate(model, split, bank, similarity=cfg.similarity, view=cfg.view(),
                                 batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers, device=device,
-                                autocast_dtype=autocast_dtype, record=dict(record or {}), prepared=prepared))
+                                autocast_dtype=autocast_dtype, record=dict(record or {}), prepared=prepared,
+                                feature_cache=shared))
     return results
 
 
