@@ -452,6 +452,13 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                                 epoch + 1, micro + 1, state.global_step, loss.item())
         bar.close()
         state.partial["seconds"] += time.perf_counter() - tic
+        if epoch + 1 == cfg.epochs and state.micro_step < micro_per_epoch:
+            # the last epoch's training kept before its evaluation (hours on Kinetics): a job cut during it
+            # resumes with every step done (the loop above has nothing left) and only evaluates again
+            state.micro_step = micro_per_epoch
+            save_loop_state(state_path, **save)
+            clock.saved()
+            logger.info("step checkpoint before the final evaluation: optimizer step %d", state.global_step)
 
         # ---- end of epoch: log, evaluate, checkpoint ----
         totals = torch.tensor([state.partial["loss_sum"], state.partial["n"], state.partial["replaced"],
