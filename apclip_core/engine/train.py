@@ -177,10 +177,15 @@ def load_loop_state(path: Path, *, model, optimizer, scheduler, scaler, cfg: Tra
                      partial=dict(saved_state["partial"]))
 
 
-def evaluate_epoch(model, protocol, cfg: TrainConfig, run_dir: Path, epoch: int, *, device, amp_dtype) -> dict:
-    """Rank 0 evaluates every eval split of the protocol with all prompts; returns the summary."""
+def evaluate_epoch(model, protocol, cfg: TrainConfig, run_dir: Path, epoch: int, *, device, amp_dtype,
+                   d: Dist = Dist()) -> Optional[dict]:
+    """Every eval split of the protocol with all prompts, called on every rank: each encodes its share of the
+    videos (evaluate.encode_split_sharded), rank 0 scores, writes eval_<split>.json and returns the summary
+    (the other ranks: None)."""
     results = evaluate_protocol(model, protocol.eval, cfg, device=device, autocast_dtype=amp_dtype,
-                                record={"run": str(run_dir), "epoch": epoch + 1})
+                                record={"run": str(run_dir), "epoch": epoch + 1}, shard=d)
+    if not d.main:
+        return None
     for r in results:
         atomic.write_json(run_dir / f"eval_{r.split}.json", r.to_json())
     return summarize(results)
@@ -470,8 +475,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                  "lr": optimizer.param_groups[0]["lr"],
                  "step_time_s": state.partial["seconds"] / max(1, state.partial["n"]) * accum,
                  "samples_per_s": state.partial["n"] * cfg.batch_size * d.world_size / max(1e-9, state.partial["seconds"])}
-        if d.main and (epoch + 1 == cfg.epochs or (cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0)):
-            entry["eval"] = evaluate_epoch(model, protocol, cfg, run_dir, epoch, device=device, amp_dtype=amp_dtype)
+        if epoch + 1 == cfg.epochs or (cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0):
+            summary = evaluate_epoch(model, protocol, cfg, run_dir, epoch, device=device, amp_dtype=amp_dtype, d=d)
+            if d.main:
+                entry["eval"] = summary
         barrier(d)
         state.history.append(entry)
         state.next_epoch()
