@@ -205,6 +205,8 @@ def test_c_the_plans_command_trains_the_run_over_two_gloo_processes(rehearsal):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["complete"]
     assert "x 2 process(es)" in (run_dir / "train.log").read_text()
+    for result in run_dir.glob("eval_*.json"):  # the evaluation too ran on both processes, each its share
+        assert json.loads(result.read_text())["protocol"]["encoded_over_ranks"] == 2
     # what the weights were, by content (known_weights): the stand-in's, recorded before training moved them
     import torch
 

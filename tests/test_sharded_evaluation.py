@@ -62,5 +62,6 @@ def test_two_gloo_ranks_share_the_encoding_and_score_as_one_process(bench_root, 
     assert [r["encoded"] for r in ranks] == [r["mine"] for r in ranks] and 0 < ranks[0]["mine"] < N_VIDEOS
     assert sum(r["encoded"] for r in ranks) == one["encoded"] == N_VIDEOS  # each video once, over the ranks
     sharded, alone = ranks[0]["results"][0], one["results"][0]
+    assert (sharded["protocol"]["encoded_over_ranks"], alone["protocol"]["encoded_over_ranks"]) == (2, 1)
     for key in ("top1", "top5", "n_evaluated", "per_class_top1", "n_failed"):
         assert sharded[key] == alone[key], key

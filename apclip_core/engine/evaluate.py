@@ -305,6 +305,7 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]
             "n_prompts": sum(n_prompts), "similarity": similarity, "similarity_chosen_by": chosen_by,
             "n_classes": len(split.classnames), "n_videos": len(split.records), "split_root": str(split.root),
             "seconds": None, "videos_encoded": n_encoded, "encoding_shared_by": len(variants),
+            "encoded_over_ranks": shard.world_size if shard is not None and shard.enabled else 1,
             **(record or {}),
         }
         protocol.setdefault("subset_of", prepared.subset_of)
