@@ -46,18 +46,17 @@ def test_the_shipped_registry_records_nothing_it_could_not_compute():
     assert known_weights.recorded_for("ViT-B-16") == []
 
 
-def test_loading_weights_records_their_fingerprint_and_float16_copies_match(standin, tmp_path):
+def test_loaded_weights_are_fingerprinted_and_float16_copies_match(standin, tmp_path):
     from apclip_core.model.video_clip import create_model
 
-    loaded = create_model("apclip-tiny", str(standin), quick_gelu=True)
-    fp = loaded.config["pretrained_fingerprint"]
+    fp = known_weights.of_model(create_model("apclip-tiny", str(standin), quick_gelu=True))
     assert fp.startswith(f"{known_weights.SCHEME}:") and fp == known_weights.fingerprint(torch.load(standin))
     half = {k: v.half() for k, v in torch.load(standin).items()}  # OpenAI's release is float16
     assert known_weights.fingerprint(half) == fp
     moved = torch.load(standin)
     moved["visual.proj"][0, 0] += 1e-2  # one weight changed (fine-tuned, another seed): another fingerprint
     assert known_weights.fingerprint(moved) != fp
-    assert "pretrained_fingerprint" not in create_model("apclip-tiny", None).config  # no weights: nothing to identify
+    assert known_weights.of_model(create_model("apclip-tiny", None)) is None  # no weights: nothing to identify
     assert known_weights.fingerprint({"weight": torch.zeros(2)}) is None  # not an open_clip ViT CLIP
 
 

@@ -61,6 +61,7 @@ from apclip_core.engine.evaluate import evaluate_protocol, summarize
 from apclip_core.engine.launch import RunInUse, RunLock, die_with_parent
 from apclip_core.engine.step import PromptClassifier, autocast_dtype, training_bank
 from apclip_core.engine.optim import build_optimizer, build_scheduler, mixup_cutmix, soft_target_cross_entropy
+from apclip_core.model import known_weights
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
 
@@ -356,7 +357,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         cfg.model_name, pretrained, temporal_module=cfg.temporal_module, quick_gelu=cfg.quick_gelu, device=device,
         num_spatial_crops=cfg.spatial_crops, aug=AugConfig(flip=cfg.flip))
     # the weights it started from, by content (known_weights): recorded before any step changes them
-    weights = {"pretrained_fingerprint": model.config.get("pretrained_fingerprint")}
+    weights = {"pretrained_fingerprint": known_weights.of_model(model)}
     prompt_file = resolve_prompt_file(cfg.prompt_file)
     bank = training_bank(cfg, classnames)
     classifier = PromptClassifier(model, bank, cfg.similarity, cfg.prompts_per_class_per_step).to(device)

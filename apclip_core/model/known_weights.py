@@ -82,11 +82,17 @@ def record(fingerprint_: str, label: str, model_name: str, source: str, path: Op
     atomic.write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def of_model(model) -> Optional[str]:
+    """The fingerprint of the weights a VideoCLIP was just built from (None: built without weights). Training
+    records it before its first step (metrics.json: pretrained_fingerprint)."""
+    return fingerprint(model.clip.state_dict()) if model.config.get("pretrained") else None
+
+
 def of_weights(model_name: str, pretrained: str, *, quick_gelu: bool = True) -> Optional[str]:
     """The fingerprint of a weights file or tag, read as training reads it (create_model: one loading path)."""
     from apclip_core.model.video_clip import create_model
 
-    return create_model(model_name, pretrained, quick_gelu=quick_gelu).config.get("pretrained_fingerprint")
+    return of_model(create_model(model_name, pretrained, quick_gelu=quick_gelu))
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -344,10 +344,6 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
     }
     if open_clip_config is not None:
         config["open_clip_config"] = json.loads(json.dumps(open_clip_config))
-    if load_weights and pretrained:  # what the weights are, by content (the paper profile asks: OpenAI's?)
-        from apclip_core.model.known_weights import fingerprint
-
-        config["pretrained_fingerprint"] = fingerprint(clip.state_dict())
     return VideoCLIP(clip, config)
 
 
