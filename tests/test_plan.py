@@ -168,7 +168,7 @@ def test_measured_throughput_is_cached_reused_and_scales_the_costs(splits_root, 
     train_s = 416 * cfg.epochs * cfg.frames / 4000.0
     eval_s = 1530 * cfg.frames * cfg.temporal_views * cfg.spatial_crops / 9000.0
     assert on_gpu[0].gpu_hours == pytest.approx((train_s + eval_s) / 3600)
-    assert on_gpu[0].wall_hours == pytest.approx((train_s / 8 + eval_s) / 3600)  # evaluation on rank 0 alone
+    assert on_gpu[0].wall_hours == pytest.approx((train_s + eval_s) / 8 / 3600)  # evaluation sharded too
     text = plan.render("table2_base_to_novel", on_gpu, gpus_per_node=8, nodes=1)
     assert "a lower bound, compute only, video decoding not included" in text  # random frames: no decode timed
     throughput.record(dataclasses.replace(gpu, train_frames_per_s=2000.0, eval_frames_per_s=4500.0))
@@ -228,7 +228,7 @@ def test_ap_clips_text_tower_is_priced_unless_the_figure_measured_the_runs_own_s
     vifi, ap = (next(r for r in planned if r.method == m and r.seed == 1) for m in ("ViFi-CLIP", "AP-CLIP"))
     cost = text_cost(experiments.make_config(params["config"], "AP-CLIP", protocol_args={"dataset": "hmdb51", "seed": 1}))
     assert cost.prompts == 26 * 8 and cost.tokens > cost.reference_tokens and cost.factor > 1.1
-    train_hours = lambda r: r.gpu_hours - r.eval_hours  # noqa: E731
+    train_hours = lambda r: r.gpu_hours - r.eval_hours * 8  # noqa: E731  (evaluation: wall over 8 GPUs)
     assert train_hours(ap) == pytest.approx(cost.factor * train_hours(vifi))
     assert "text tower ASSUMED" in ap.throughput and "text tower" not in vifi.throughput
     measured = plan.Throughput(120.0, "measured on the run's shape", 360.0, compute_only=True)
@@ -257,7 +257,7 @@ def test_partial_data_and_limits_are_priced_as_they_will_run(splits_root, tmp_pa
     assert (run.train_videos, run.train_listed, run.train_per_epoch) == (30, 416, 8 * 2)  # batch 8 x 2 GPUs
     assert (run.eval_videos, run.eval_listed) == (0, 1530)
     full, = plan.plan_runs("table2_base_to_novel", params, gpus_per_node=2, speed=plan.Throughput(120.0, "test"))
-    assert run.gpu_hours == pytest.approx(full.gpu_hours * 16 / 416 - full.eval_hours * 16 / 416)  # no evaluation
+    assert run.gpu_hours == pytest.approx((full.gpu_hours - full.eval_hours * 2) * 16 / 416)  # no evaluation
     subset = {**params, "overrides": {"eval_max_videos": 100, "max_videos_per_split": 200}}
     capped, = plan.plan_runs("table2_base_to_novel", subset, gpus_per_node=2, speed=plan.Throughput(120.0, "test"))
     assert (capped.train_videos, capped.eval_videos) == (200, 2 * 100)

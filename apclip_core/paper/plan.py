@@ -115,8 +115,8 @@ class PlannedRun:
     train_videos: int
     eval_videos: Optional[int]       # None: the lists are not downloaded yet
     gpu_hours: float                 # compute: training over all GPUs + evaluation
-    wall_hours: float                # on the GPUs given: training split over them, evaluation on rank 0 alone
-    eval_hours: float                # of wall_hours: the evaluations (the other GPUs wait)
+    wall_hours: float                # on the GPUs given: training and evaluation both split over them
+    eval_hours: float                # of wall_hours: the evaluations (each GPU encodes its share of the videos)
     evaluations: int                 # evaluation passes over the eval lists (eval_every_epochs, the last epoch)
     eval_lower_bound: bool           # eval_hours from a compute-only measurement: decoding not included
     throughput: str                  # where the figures come from and what they assume
@@ -275,7 +275,7 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
             name=cfg.name, run_dir=str(run_dir),
             command=train_command(preset, cfg, run_overrides, gpus_per_node=gpus_per_node, nodes=nodes),
             train_videos=n_train, eval_videos=n_eval, gpu_hours=(train_s + eval_s) / 3600,
-            wall_hours=(train_s / gpus + eval_s) / 3600, eval_hours=eval_s / 3600, evaluations=passes,
+            wall_hours=(train_s + eval_s) / gpus / 3600, eval_hours=eval_s / gpus / 3600, evaluations=passes,
             eval_lower_bound=run_speed.compute_only and run_speed.eval_frames_per_s is not None,
             throughput=run_speed.describe(), disk_gb=disk_gb(cfg.model_name), status=_status(run_dir),
             effective_batch=realised_batch(cfg, gpus), asked_batch=cfg.effective_batch_size,
@@ -382,7 +382,7 @@ def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int
                   f"   run folder: {r.run_dir}",
                   f"   {trains}, {evals} x {r.evaluations} evaluation(s); "
                   f"{r.gpu_hours:.1f} GPU-hours, wall {_hours(r.wall_hours)} on {gpus} GPU(s) (of which evaluation "
-                  f"{_evaluation(r)}, on one GPU); disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt); "
+                  f"{_evaluation(r)}, over the {gpus} GPU(s)); disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt); "
                   f"throughput ({letter[r.throughput]})",
                   *([f"   WARNING: effective batch {r.effective_batch} on {gpus} GPU(s), not the config's "
                        f"{r.asked_batch} (batch_size x GPUs exceeds it, or does not divide it): another schedule than "
