@@ -327,9 +327,11 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
                 banks = {s: build_prompt_bank(s, split.classnames, prompt_file if needs_prompt_file(s) else None)
                          for s in strategies}
                 variants = [(banks[s], scored_by[sim]) for s in strategies for sim in similarities]
+                # cache_prompts: a dataset's splits share their classes (HMDB-51's val1-3: one prompt set), so each
+                # model encodes its prompts once (cached by text tower and prompts), not once per split
                 results = evaluate_variants(loaded, split, variants, view=view, batch_size=batch_size,
                                             num_workers=num_workers, device=device, autocast_dtype=autocast,
-                                            feature_cache=cache, prepared=prepared)
+                                            feature_cache=cache, prepared=prepared, cache_prompts=True)
                 run.encoded[model.name] += results[0].protocol["videos_encoded"]
                 for (strategy, sim), r in zip([(s, m) for s in strategies for m in similarities], results):
                     run.rows.append({"model": model.name, "dataset": ds.label, "split": split.name, "prompts": strategy,
