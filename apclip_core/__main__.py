@@ -26,6 +26,7 @@ COMMANDS = {
     "plan": ("apclip_core.paper.plan", "every run a table needs: torchrun commands, GPU-hours, wall time, disk, SLURM scripts"),
     "preflight": ("apclip_core.paper.preflight", "check a notebook's data, weights, GPU and prompt files before a run"),
     "faults": ("apclip_core.paper.faults", "inject known faults into the smoke runs and measure each drop"),
+    "fingerprint": ("apclip_core.model.known_weights", "identify pretrained weights by content; record OpenAI's (maintainers)"),
 }
 
 

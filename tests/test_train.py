@@ -223,3 +223,32 @@ def test_the_training_bank_drops_the_attribute_groups_the_config_drops():
     assert any(a.startswith("body.") for attrs in full.attributes for a in attrs)
     assert not any(a.startswith("body.") for attrs in without.attributes for a in attrs)
     assert without.counts == [n * 2 // 3 for n in full.counts]  # 12 of 36 per class are Body
+
+
+def test_last_pt_is_written_before_the_final_evaluation_and_a_resume_only_evaluates(tmp_path, bench_root, monkeypatch):
+    """A job cut during the final evaluation (hours on Kinetics; issue 23, item 8) loses no training step."""
+    import json
+
+    import torch
+
+    from apclip_core.engine import train as training
+    from apclip_core.engine.config import load_config
+
+    run = tmp_path / "run"
+    cfg = load_config("bench_base2novel", pretrained=None, epochs=1, max_steps_per_epoch=2, batch_size=2,
+                      effective_batch_size=2, frames=2, temporal_views=1, spatial_crops=1, eval_max_videos=2,
+                      num_workers=0, warmup_epochs=0, prompt_strategy="single", output_dir=str(run))
+
+    def evaluation_cut_short(*args, **kwargs):
+        raise KeyboardInterrupt("the job's time ran out during the final evaluation")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(training, "evaluate_epoch", evaluation_cut_short)
+        with pytest.raises(KeyboardInterrupt):
+            training.train(cfg)
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert (state["epoch"], state["micro_step"], state["global_step"]) == (0, 2, 2)  # every step kept
+    training.train(cfg, resume=True)
+    assert "resumed from" in (run / "train.log").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["complete"] and "eval" in metrics["epochs"][-1] and metrics["epochs"][-1]["step"] == 2

@@ -24,6 +24,24 @@ def test_every_notebook_records_the_apclip_kernel():
         assert spec["name"] == "apclip", f"{nb.name} records kernel {spec['name']!r}"
 
 
+def test_papermill_reads_every_parameter_of_every_notebook(caplog):
+    """papermill infers a notebook's parameters from its tagged cell, giving up on a line with two '=' (a comment
+    saying PARTIAL=1): a parameter it cannot read is passed with "Passed unknown parameter" warnings."""
+    import ast
+
+    import papermill
+
+    for nb in sorted((paths.PROJECT_ROOT / "notebooks").glob("*.ipynb")):
+        cells = [c for c in json.loads(nb.read_text())["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        if not cells:
+            continue
+        assigned = [t.id for node in ast.parse("".join(cells[0]["source"])).body if isinstance(node, ast.Assign)
+                    for t in node.targets]
+        with caplog.at_level(logging.WARNING, logger="papermill"):
+            inferred = list(papermill.inspect_notebook(str(nb)))
+        assert inferred == assigned, f"{nb.name}: papermill reads {inferred}, the cell sets {assigned}"
+
+
 @pytest.fixture
 def restore_apclip_logger():
     logger = logging.getLogger("apclip_core")
@@ -131,8 +149,8 @@ def test_the_report_after_a_table_shows_the_files_of_the_dataset_the_notebook_ra
     report make prints afterwards shows those, not HMDB-51's table2_base_to_novel.* (nor 'no rendered table')."""
     from apclip_core.paper import report
 
-    (tmp_path / "table2_base_to_novel.md").write_text("HMDB-51's table\n")
-    (tmp_path / "table2_base_to_novel_ucf101.md").write_text("UCF-101's table\n")
+    (tmp_path / "table2_base_to_novel_paper.md").write_text("HMDB-51's table\n")  # the paper profile's names
+    (tmp_path / "table2_base_to_novel_ucf101_paper.md").write_text("UCF-101's table\n")
     executed = tmp_path / "12_table2_base_to_novel.ipynb"
     parameters = {"profile": "paper", "dataset": "hmdb51", "overrides": {"protocol_args": {"dataset": "ucf101"}}}
     executed.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": parameters}}}))

@@ -84,6 +84,7 @@ class TrainConfig:
     eval_max_videos: int = 0                 # >0: evaluate an evenly spaced subset per split (recorded; tests)
     save_every_steps: int = 0                # extra step checkpoints every N optimizer steps (0 = per epoch only)
     tracker: str = "none"                    # none | tensorboard | wandb (offline): per-epoch numbers (engine.tracking)
+    save_every_minutes: float = 0.0          # and every N minutes of training (0 = off): preemptible clusters
     output_dir: Optional[str] = None
     device: str = "auto"                     # auto | cpu | cuda
     allow_cpu: bool = False                  # train a big model on CPU anyway
@@ -220,7 +221,7 @@ def parse_overrides(items: list[str]) -> dict:
 # fields a run may resume with changed: they do not change what it computes (video_backend: the decoders
 # give identical frames; a run saved with "decord" resumes under the default "auto")
 RESUME_FREE_FIELDS = {"num_workers", "output_dir", "device", "allow_cpu", "eval_batch_size", "video_backend",
-                      "tracker"}
+                      "tracker", "save_every_minutes"}
 
 
 def run_dir_for(cfg: TrainConfig) -> Path:

@@ -27,12 +27,14 @@ CLI (a fine-tuned checkpoint, or any open_clip model and weights as they are):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
 import math
 import sys
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -212,11 +214,50 @@ def encode_split(model, split, view: ViewSpec, *, batch_size: int = 8, num_worke
     return feats, labels, ok, errors, sorted(padded), len(todo)
 
 
+def shard_of(path: str, world_size: int) -> int:
+    """The rank that encodes a video: by its path, so a video several splits list falls to the same rank in each
+    (its features are reused there: SharedVideosCache)."""
+    return zlib.crc32(path.encode()) % world_size
+
+
+def encode_split_sharded(model, split, view: ViewSpec, *, shard, **kwargs):
+    """encode_split over the ranks of a process group (`shard`: engine.distributed.Dist): each rank encodes its
+    share of the videos (shard_of), rank 0 gathers them in list order and gets encode_split's tuple for the whole
+    split; the other ranks get None. Every video is encoded exactly as one process would (same model, views and
+    batches of its own), so the numbers are one process's."""
+    import torch.distributed as dist
+
+    mine = [i for i, r in enumerate(split.records) if shard_of(r.path, shard.world_size) == shard.rank]
+    part = dataclasses.replace(split, records=[split.records[i] for i in mine])
+    encoded = encode_split(model, part, view, **kwargs) if mine else None
+    gathered = [None] * shard.world_size if shard.main else None
+    dist.gather_object((mine, encoded), gathered, dst=0)
+    if not shard.main:
+        return None
+    shape = next(e[0].shape[1:] for _, e in gathered if e is not None)
+    n = len(split.records)
+    feats, ok = torch.zeros(n, *shape), torch.ones(n, dtype=torch.bool)
+    errors: dict[int, str] = {}
+    padded: list[int] = []
+    n_encoded = 0
+    for indices, part_encoded in gathered:
+        if part_encoded is None:
+            continue
+        part_feats, _, part_ok, part_errors, part_padded, part_n = part_encoded
+        index = torch.tensor(indices, dtype=torch.long)
+        feats[index], ok[index] = part_feats.float(), part_ok
+        errors.update({indices[j]: message for j, message in part_errors.items()})
+        padded += [indices[j] for j in part_padded]
+        n_encoded += part_n
+    labels = torch.tensor([r.label for r in split.records], dtype=torch.long)
+    return feats, labels, ok, errors, sorted(padded), n_encoded
+
+
 def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]], *, view: ViewSpec, batch_size: int = 8,
                       num_workers: int = 0, device: str | torch.device = "cpu",
                       autocast_dtype: Optional[torch.dtype] = None, cache_prompts: bool = False,
                       record: Optional[dict] = None, feature_cache=None,
-                      prepared: Optional["PreparedSplit"] = None) -> list[EvalResult]:
+                      prepared: Optional["PreparedSplit"] = None, shard=None) -> list[EvalResult]:
     """Accuracy of `model` on one split for several (PromptBank, similarity) pairs, from ONE encoding
     of the videos: decoding and the image tower dominate, prompts and similarities are cheap. A similarity
     of None is the model's default (similarity.default_similarity: a converted checkpoint's recorded
@@ -235,9 +276,15 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]
     if not split.records:  # every listed video skipped: nothing to decode
         raise no_video_evaluated(split, prepared, {})
     start = time.perf_counter()
-    feats, labels, ok, errors, padded, n_encoded = encode_split(model, split, view, batch_size=batch_size,
-                                                        num_workers=num_workers, device=device,
-                                                        autocast_dtype=autocast_dtype, feature_cache=feature_cache)
+    encode = dict(batch_size=batch_size, num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
+                  feature_cache=feature_cache)
+    if shard is not None and shard.enabled:  # shard: every rank encodes its share, rank 0 scores (the others: [])
+        encoded = encode_split_sharded(model, split, view, shard=shard, **encode)
+        if encoded is None:
+            return []
+    else:
+        encoded = encode_split(model, split, view, **encode)
+    feats, labels, ok, errors, padded, n_encoded = encoded
     encode_seconds = time.perf_counter() - start
     if not bool(ok.any()):
         raise no_video_evaluated(split, prepared, errors)
@@ -268,6 +315,7 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]
             "n_prompts": sum(n_prompts), "similarity": similarity, "similarity_chosen_by": chosen_by,
             "n_classes": len(split.classnames), "n_videos": len(split.records), "split_root": str(split.root),
             "seconds": None, "videos_encoded": n_encoded, "encoding_shared_by": len(variants),
+            "encoded_over_ranks": shard.world_size if shard is not None and shard.enabled else 1,
             **(record or {}),
         }
         protocol.setdefault("subset_of", prepared.subset_of)
@@ -289,7 +337,7 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]
 def evaluate(model, split, bank, *, similarity: Optional[str] = None, view: ViewSpec, batch_size: int = 8,
              num_workers: int = 0, device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
              cache_prompts: bool = False, record: Optional[dict] = None, feature_cache=None,
-             prepared: Optional["PreparedSplit"] = None) -> EvalResult:
+             prepared: Optional["PreparedSplit"] = None, shard=None) -> Optional[EvalResult]:
     """Accuracy of `model` on one protocol split (name, records, classnames, root) with a PromptBank.
 
     similarity: None for the model's default (a converted checkpoint's recorded pooling, else MAKA).
@@ -297,11 +345,14 @@ def evaluate(model, split, bank, *, similarity: Optional[str] = None, view: View
     record: extra fields for the result's protocol record (e.g. checkpoint path and sha256).
     feature_cache: a FrameFeatureCache (engine.feature_cache): videos already encoded are not again.
     prepared: how `split` was cut from its list (prepare_split), recorded in the result.
+    shard: a process group's Dist: every rank encodes its share of the videos; rank 0 gets the result, the
+    others None (encode_split_sharded).
     """
-    return evaluate_variants(model, split, [(bank, similarity)], view=view, batch_size=batch_size,
-                             num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
-                             cache_prompts=cache_prompts, record=record, feature_cache=feature_cache,
-                             prepared=prepared)[0]
+    results = evaluate_variants(model, split, [(bank, similarity)], view=view, batch_size=batch_size,
+                                num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
+                                cache_prompts=cache_prompts, record=record, feature_cache=feature_cache,
+                                prepared=prepared, shard=shard)
+    return results[0] if results else None
 
 
 def evaluate_zero_shot(model, split, *, view: ViewSpec, batch_size: int = 8, num_workers: int = 0,
@@ -454,22 +505,29 @@ def no_video_evaluated(split, prepared: PreparedSplit, errors: dict):
 
 
 def evaluate_protocol(model, splits, cfg, *, device: str | torch.device = "cpu",
-                      autocast_dtype: Optional[torch.dtype] = None, record: Optional[dict] = None) -> list:
+                      autocast_dtype: Optional[torch.dtype] = None, record: Optional[dict] = None,
+                      shard=None) -> list:
     """Evaluate every eval split of a protocol as ``cfg`` says: its prompt strategy and files (one bank
     per split), similarity, frames, views, ``missing_videos`` (skip: left out before decoding, counted) and
-    ``eval_max_videos`` / ``max_videos_per_split`` (a subset, recorded as subset_of)."""
+    ``eval_max_videos`` / ``max_videos_per_split`` (a subset, recorded as subset_of). shard (a process group's
+    Dist, called on every rank): the videos are encoded across the ranks, rank 0 gets the results, the others []."""
+    from apclip_core.engine.feature_cache import SharedVideosCache
+
     caps = [n for n in (cfg.eval_max_videos, getattr(cfg, "max_videos_per_split", 0)) if n]
+    prepared_splits = [prepare_split(full, missing_videos=getattr(cfg, "missing_videos", "stop"),
+                                     max_videos=min(caps) if caps else 0) for full in splits]
+    # a video several splits list (K600's zero-shot splits) is encoded once, its features scored in each
+    shared = SharedVideosCache.for_splits([p.split for p in prepared_splits])
     results = []
-    for full in splits:
-        prepared = prepare_split(full, missing_videos=getattr(cfg, "missing_videos", "stop"),
-                                 max_videos=min(caps) if caps else 0)
+    for prepared in prepared_splits:
         split = prepared.split
         bank = build_prompt_bank(cfg.prompt_strategy, split.classnames, eval_prompt_file(cfg, split),
                                  drop_groups=cfg.drop_attribute_groups)
         results.append(evaluate(model, split, bank, similarity=cfg.similarity, view=cfg.view(),
                                 batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers, device=device,
-                                autocast_dtype=autocast_dtype, record=dict(record or {}), prepared=prepared))
-    return results
+                                autocast_dtype=autocast_dtype, record=dict(record or {}), prepared=prepared,
+                                feature_cache=shared, shard=shard))
+    return [r for r in results if r is not None]
 
 
 def default_result_name(protocol_name: str, protocol_args: dict, splits, strategy: str, similarity: str) -> str:

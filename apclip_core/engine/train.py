@@ -29,11 +29,13 @@ DDP:  torchrun --nproc_per_node 8 -m apclip_core train --config base2novel
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -50,14 +52,17 @@ from torch import nn
 from apclip_core import atomic
 from apclip_core.device import pick as pick_device
 from apclip_core.errors import BadValue
+from apclip_core.engine.checkpoint_clock import CheckpointClock
 from apclip_core.engine.config import RESUME_FREE_FIELDS, TrainConfig, load_protocols, run_dir_for
 from apclip_core.engine.cost import check_device, requirements
 from apclip_core.engine.distributed import (Dist, barrier, broadcast_object, gather_objects, params_checksum,
                                             rng_state, set_rng_state, setup_distributed)
 from apclip_core.engine.evaluate import evaluate_protocol, sha256_file, summarize
+from apclip_core.engine.launch import RunInUse, RunLock, die_with_parent
 from apclip_core.engine.step import PromptClassifier, autocast_dtype, training_bank
 from apclip_core.engine.tracking import open_tracker
 from apclip_core.engine.optim import build_optimizer, build_scheduler, mixup_cutmix, soft_target_cross_entropy
+from apclip_core.model import known_weights
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
 from apclip_core.prompts.strategies import needs_prompt_file
@@ -179,10 +184,15 @@ def load_loop_state(path: Path, *, model, optimizer, scheduler, scaler, cfg: Tra
                      partial=dict(saved_state["partial"]))
 
 
-def evaluate_epoch(model, protocol, cfg: TrainConfig, run_dir: Path, epoch: int, *, device, amp_dtype) -> dict:
-    """Rank 0 evaluates every eval split of the protocol with all prompts; returns the summary."""
+def evaluate_epoch(model, protocol, cfg: TrainConfig, run_dir: Path, epoch: int, *, device, amp_dtype,
+                   d: Dist = Dist()) -> Optional[dict]:
+    """Every eval split of the protocol with all prompts, called on every rank: each encodes its share of the
+    videos (evaluate.encode_split_sharded), rank 0 scores, writes eval_<split>.json and returns the summary
+    (the other ranks: None)."""
     results = evaluate_protocol(model, protocol.eval, cfg, device=device, autocast_dtype=amp_dtype,
-                                record={"run": str(run_dir), "epoch": epoch + 1})
+                                record={"run": str(run_dir), "epoch": epoch + 1}, shard=d)
+    if not d.main:
+        return None
     for r in results:
         atomic.write_json(run_dir / f"eval_{r.split}.json", r.to_json())
     return summarize(results)
@@ -308,6 +318,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     weights_only=True): it holds what only this run reads back to resume (AdamW's per-parameter state in
     param groups, the scaler, every rank's RNG states), nested Python structures that safetensors, a flat
     name -> tensor map, cannot hold without a hand-written flattening of its own."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun rank: never outlive the launcher (engine/launch.py)
+        die_with_parent()
     d = setup_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     device = resolve_device(cfg, d)
     check_device(cfg, device)  # before anything slow: a CPU-only machine hears "no" at once
@@ -323,8 +335,20 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         if run_dir.exists() and not resume and (state_path.exists() or (run_dir / "metrics.json").exists()):
             raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it or set output_dir/name")
         run_dir.mkdir(parents=True, exist_ok=True)
+    lock, refused, took_over = RunLock(run_dir), None, None
+    if d.main:  # one training per run folder: a second launcher is refused, on every rank
+        try:
+            took_over = lock.acquire()
+            atexit.register(lock.release)
+        except RunInUse as e:
+            refused = str(e)
+    refused = broadcast_object(refused, d)
+    if refused:
+        raise RunInUse(refused)
     barrier(d)
     setup_logging(run_dir, d)
+    if took_over:
+        logger.info("%s", took_over)
     logger.info("run folder %s | %d process(es) | device %s", run_dir, d.world_size, device)
     for need in requirements(cfg):
         logger.info("needs: %s", need)
@@ -352,6 +376,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     model, train_tf, _ = create_model_and_transforms(
         cfg.model_name, pretrained, temporal_module=cfg.temporal_module, quick_gelu=cfg.quick_gelu, device=device,
         num_spatial_crops=cfg.spatial_crops, aug=AugConfig(flip=cfg.flip, **({} if cfg.colour_jitter else {"color_jitter_p": 0.0, "grayscale_p": 0.0})))
+    # the weights it started from, by content (known_weights): recorded before any step changes them
+    weights = {"pretrained_fingerprint": known_weights.of_model(model)}
     prompt_file = resolve_prompt_file(cfg.prompt_file)
     bank = training_bank(cfg, classnames)
     classifier = PromptClassifier(model, bank, cfg.similarity, cfg.prompts_per_class_per_step).to(device)
@@ -399,6 +425,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         torch.manual_seed(cfg.seed + d.rank)
     save = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, state=state, cfg=cfg, d=d)
     tracker = open_tracker(cfg.tracker, run_dir) if d.main else None
+    clock = CheckpointClock(every_steps=cfg.save_every_steps, every_minutes=cfg.save_every_minutes, run_dir=run_dir,
+                            d=d, device=device)
 
     # ---- loop ----
     ddp.train()
@@ -441,15 +469,23 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                 state.global_step += 1
                 with torch.no_grad():  # CLIP's clamp: temperature at most 100
                     model.logit_scale.clamp_(0, math.log(100))
-                if cfg.save_every_steps and state.global_step % cfg.save_every_steps == 0 and micro + 1 < micro_per_epoch:
+                if clock.due(state.global_step) and micro + 1 < micro_per_epoch:  # the epoch's end saves anyway
                     state.partial["seconds"] += time.perf_counter() - tic
                     tic = time.perf_counter()
                     state.micro_step = micro + 1
                     save_loop_state(state_path, **save)
+                    clock.saved()
                     logger.info("step checkpoint: epoch %d, micro-step %d, optimizer step %d, loss %.4f",
                                 epoch + 1, micro + 1, state.global_step, loss.item())
         bar.close()
         state.partial["seconds"] += time.perf_counter() - tic
+        if epoch + 1 == cfg.epochs and state.micro_step < micro_per_epoch:
+            # the last epoch's training kept before its evaluation (hours on Kinetics): a job cut during it
+            # resumes with every step done (the loop above has nothing left) and only evaluates again
+            state.micro_step = micro_per_epoch
+            save_loop_state(state_path, **save)
+            clock.saved()
+            logger.info("step checkpoint before the final evaluation: optimizer step %d", state.global_step)
 
         # ---- end of epoch: log, evaluate, checkpoint ----
         totals = torch.tensor([state.partial["loss_sum"], state.partial["n"], state.partial["replaced"],
@@ -461,8 +497,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                  "lr": optimizer.param_groups[0]["lr"],
                  "step_time_s": state.partial["seconds"] / max(1, state.partial["n"]) * accum,
                  "samples_per_s": state.partial["n"] * cfg.batch_size * d.world_size / max(1e-9, state.partial["seconds"])}
-        if d.main and (epoch + 1 == cfg.epochs or (cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0)):
-            entry["eval"] = evaluate_epoch(model, protocol, cfg, run_dir, epoch, device=device, amp_dtype=amp_dtype)
+        if epoch + 1 == cfg.epochs or (cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0):
+            summary = evaluate_epoch(model, protocol, cfg, run_dir, epoch, device=device, amp_dtype=amp_dtype, d=d)
+            if d.main:
+                entry["eval"] = summary
         barrier(d)
         state.history.append(entry)
         if tracker is not None:
@@ -473,9 +511,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         if d.main:
             save_checkpoint(model, run_dir / CHECKPOINT_FILE, train_config=asdict(cfg), epoch=state.epoch,
                             global_step=state.global_step, metrics=state.history[-1])
-            write_metrics(run_dir, cfg, state.history, train_data=train_data)
+            write_metrics(run_dir, cfg, state.history, train_data=train_data, **weights)
         barrier(d)
         save_loop_state(state_path, **save)
+        clock.saved()
         evals = " ".join(f"{k} {v:.2f}" for k, v in entry.get("eval", {}).items())
         logger.info("epoch %d/%d | loss %.4f | lr %.3g | %.3f s/step | %s", entry["epoch"], cfg.epochs, entry["loss"],
                     entry["lr"], entry["step_time_s"], evals or "no eval")
@@ -485,12 +524,14 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if d.main:
         logger.info("parameter checksums per rank: %s", " ".join(f"rank{r}={c}" for r, c in enumerate(checksums)))
         # written last of all: `complete` is what says the run finished (experiments.finished_summary)
-        write_metrics(run_dir, cfg, state.history, train_data=train_data, param_checksums=checksums,
+        write_metrics(run_dir, cfg, state.history, train_data=train_data, **weights, param_checksums=checksums,
                       world_size=d.world_size, effective_batch=cfg.batch_size * d.world_size * accum, complete=True)
         logger.info("done: %s", run_dir)
         if tracker is not None:
             tracker.close()
     barrier(d)
+    if d.main:
+        lock.release()
     if d.enabled:
         dist.destroy_process_group()
     close_logging()

@@ -12,8 +12,6 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Iterable, Optional
@@ -54,7 +52,7 @@ FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail", "quic
                       "missing_videos": "stop", "max_videos_per_split": 0, "colour_jitter": True}
 
 # Config fields that do not change a run's result (left out of its identity).
-_NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size", "tracker"}
+_NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size", "tracker", "save_every_minutes"}
 
 # Fields that do not change a run's result either, but were in its identity when runs were named: they
 # enter it at the value they had then, whatever the config says, so every run keeps its name.
@@ -187,7 +185,8 @@ def run_record(run_dir: Path) -> dict:
                        "padded": int(r.get("n_padded", 0)), "subset_of": protocol.get("subset_of")})
     ran = _as_it_ran(cfg, metrics)  # runs from before an option existed ran with its default
     return {"run_dir": paths.portable(run_dir),
-            "model": {k: ran.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
+            "model": {**{k: ran.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
+                      "pretrained_fingerprint": metrics.get("pretrained_fingerprint")},
             **{k: ran.get(k) for k in ("frames", "temporal_views", "spatial_crops", "eval_max_videos", "seed",
                                        "protocol", "protocol_args", "missing_videos", "max_videos_per_split")},
             "splits": splits, "config": ran, "prompt_sha256": metrics.get("prompt_sha256") or {}}
@@ -308,6 +307,7 @@ def run_log_summary(since: int = 0) -> str:
 def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict) -> dict:
     import time
 
+    from apclip_core.engine.launch import run_torchrun
     from apclip_core.engine.train import train
 
     summary = finished_summary(run_dir)
@@ -327,8 +327,7 @@ def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict
         if gpus > 1:  # the same command the plan prints: the run is the same whoever launches it
             command = train_command(preset, cfg, {**method_overrides(method), **overrides}, gpus_per_node=gpus)
             log.info("launching %s on %d processes: %s", method, gpus, " ".join(command))
-            subprocess.run([sys.executable, "-m", "torch.distributed.run", *command[1:]], check=True,
-                           cwd=paths.PROJECT_ROOT)
+            run_torchrun(command[1:], cwd=paths.PROJECT_ROOT)  # stopped with the notebook (engine/launch.py)
         else:
             train(cfg, resume=resume)
         summary = finished_summary(run_dir)

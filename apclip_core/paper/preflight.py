@@ -235,6 +235,12 @@ def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = (), *,
         if weights and weights not in problems:
             problems.append(weights)
     big = [c for c in configs if c.model_name != "apclip-tiny"]
+    insisted = [c for c in big if c.allow_cpu]  # allow_cpu: true (a CPU rehearsal): train honours it, so do we
+    if insisted and not torch.cuda.is_available():
+        days, source = cpu_estimate(insisted[0], count_train_videos(insisted[0]))
+        notices.append(f"no GPU visible: training {insisted[0].model_name} on this CPU (allow_cpu: true), "
+                       f"~{days:,.1f} days per run (throughput {source})")
+    big = [c for c in big if not c.allow_cpu]
     if big and not torch.cuda.is_available():
         days, source = cpu_estimate(big[0], count_train_videos(big[0]))
         problems.append(f"no GPU visible: training {big[0].model_name} here would take ~{days:,.1f} days per run "
@@ -261,7 +267,8 @@ def main(argv: list[str]) -> int:
     problems = check(args.notebook, args.profile, args.params, probe=args.probe, partial=args.partial, notices=notices)
     if notices:
         print(f"{args.notebook.name} ({args.profile} profile, partial data): running without these videos; the table "
-              "will list them as deviations from the paper's protocol:")
+              "will list them as deviations from the paper's protocol:" if args.partial else
+              f"{args.notebook.name} ({args.profile} profile), to know before it starts:")
         for n in notices:
             print(f"  - {n}")
     if problems:

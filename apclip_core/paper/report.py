@@ -15,7 +15,8 @@ from apclip_core import paths
 
 def written_name(table: str, notebook: Path | None) -> str:
     """The name the executed `notebook` wrote `table`'s files under: Table 2 run on UCF-101 (the paper profile with
-    overrides.protocol_args.dataset: ucf101) writes table2_base_to_novel_ucf101.*, not HMDB-51's files."""
+    overrides.protocol_args.dataset: ucf101) writes table2_base_to_novel_ucf101_paper.*, neither HMDB-51's files
+    nor the smoke profile's."""
     if notebook is None or not notebook.is_file():
         return table
     from apclip_core.user_files import read_notebook
@@ -23,7 +24,8 @@ def written_name(table: str, notebook: Path | None) -> str:
     params = read_notebook(notebook).get("metadata", {}).get("papermill", {}).get("parameters") or {}
     from apclip_core.paper.reproduce import SMOKE_DATASET, run_dataset, table_file_name
 
-    return table_file_name(table, run_dataset(params.get("overrides"), params.get("dataset") or SMOKE_DATASET))
+    return table_file_name(table, run_dataset(params.get("overrides"), params.get("dataset") or SMOKE_DATASET),
+                           params.get("profile") or "smoke")
 
 
 SMOKE_TABLES = ("table1_zero_shot", "table2_base_to_novel", "table3_few_shot", "table4_fully_supervised",

@@ -358,7 +358,8 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
                              for s in strategies}
                     results = evaluate_variants(loaded, split, [(banks[s], scored_by[m]) for s, m in keys], view=view,
                                                 batch_size=batch_size, num_workers=num_workers, device=device,
-                                                autocast_dtype=autocast, feature_cache=cache, prepared=prepared)
+                                                autocast_dtype=autocast, feature_cache=cache, prepared=prepared,
+                                                cache_prompts=True)  # a dataset's splits share their classes: one encoding per prompt set
                     run.encoded[model.name] += results[0].protocol["videos_encoded"]
                 for (strategy, sim), r in zip(keys, results):
                     run.rows.append({"model": model.name, "dataset": ds.label, "split": split.name, "prompts": strategy,
@@ -537,7 +538,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                max_videos: int = 0, backend: str = "auto", partial_data: bool = False,
                figures: Optional[str | Path] = None) -> ZooResult:
     """The zoo table: evaluate, put the published numbers and gains beside ours, write
-    figures/table1_zoo.{csv,md,png,json}. `models`: {name: converted checkpoint}; empty: the smoke stand-ins.
+    figures/table1_zoo.{csv,md,png,json} (table1_zoo_paper.* in the paper profile). `models`: {name: converted checkpoint}; empty: the smoke stand-ins.
     `paper_dataset`: in the smoke profile, whose published numbers stand beside ours (only gains compare).
     `partial_data` (`make reproduce-table1-zoo PARTIAL=1`): evaluate on the videos present, the missing ones
     skipped before decoding and counted per split (`missing_videos: skip`, as the training tables)."""
@@ -591,7 +592,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                 f"tiny CLIP written in each peer's file layout and converted (the same weights in every file); the "
                 f"published numbers are {paper_dataset}'s. Compare the gains, not the absolute numbers."))
     files = tables.save_table(
-        table, NAME, title=title, notes=notes, figures=figures,
+        table, tables.profiled_name(NAME, profile), title=title, notes=notes, figures=figures,
         chart=lambda _: _chart(run, table, gains, title=title, profile=profile,
                                protocol_lines=statement.splitlines(), ran_on=what_ran),
         results={"profile": profile, "protocol": protocol, "protocol_check": check, "models": run.models,
