@@ -88,7 +88,7 @@ def converted(peers, fmt: str, **kw):
     key = (fmt, tuple(sorted(kw.items())))
     if key not in peers["cache"]:
         src = peers["root"] / ("MoTE_tiny.pt" if fmt == "mote" else "tc_clip_tiny.pth")
-        dst = peers["root"] / "out" / f"{fmt}-{len(peers['cache'])}.pt"
+        dst = peers["root"] / "out" / f"{fmt}-{len(peers['cache'])}.safetensors"
         model = conv.convert(src, dst, fmt, base=str(peers["root"] / "ViT-tiny.pt"), **kw).eval()
         peers["cache"][key] = (model, dst)
     return peers["cache"][key]
@@ -437,18 +437,18 @@ def test_every_wrong_pairing_is_refused_naming_what_was_found(peers, tmp_path, f
         peer_files.write_peer_file(file.split(".")[0], peers["base"], src)
     right = {"MoTE": "mote", "TC-CLIP": "tcclip", "ViFi-CLIP": "vificlip", "Open-VCLIP": "openvclip"}[found]
     with pytest.raises(conv.ConvertUsageError) as err:
-        conv.convert(src, tmp_path / "out.pt", given, base=str(peers["root"] / "ViT-tiny.pt"))
+        conv.convert(src, tmp_path / "out.safetensors", given, base=str(peers["root"] / "ViT-tiny.pt"))
     message = str(err.value)
     assert f"looks like a {found} checkpoint" in message and f"run again with --from {right}" in message
-    assert message.count("\n") == 0 and not (tmp_path / "out.pt").exists()
+    assert message.count("\n") == 0 and not (tmp_path / "out.safetensors").exists()
 
 
 def test_what_must_come_from_base_is_named(peers, tmp_path):
     for fmt, src, need in (("mote", "MoTE_tiny.pt", "whole text tower"), ("tcclip", "tc_clip_tiny.pth", "token embedding")):
         with pytest.raises(conv.ConvertUsageError, match=f"needs the original CLIP .*{need}.*pass --base"):
-            conv.convert(peers["root"] / src, tmp_path / "out.pt", fmt)
+            conv.convert(peers["root"] / src, tmp_path / "out.safetensors", fmt)
     with pytest.raises(conv.ConvertUsageError, match="--wise-ft is TC-CLIP's .*MoTE has its own"):
-        conv.convert(peers["root"] / "MoTE_tiny.pt", tmp_path / "out.pt", "mote", wise_ft=0.7)
+        conv.convert(peers["root"] / "MoTE_tiny.pt", tmp_path / "out.safetensors", "mote", wise_ft=0.7)
 
 
 def test_tcclip_config_is_read_without_omegaconf_and_nothing_else_is_trusted(peers, tmp_path):
@@ -464,7 +464,7 @@ def test_tcclip_config_is_read_without_omegaconf_and_nothing_else_is_trusted(pee
         torch.save({"model": {"module.prompt_learner.ctx": torch.zeros(4, TW)},
                     "config": dict_config({"num_frames": 16, "hook": [Gadget()]})}, tmp_path / "evil.pth")
     with pytest.raises(conv.ConvertError, match="refused to unpickle the global builtins.print"):
-        conv.convert(tmp_path / "evil.pth", tmp_path / "out.pt", "tcclip", base=str(peers["root"] / "ViT-tiny.pt"))
+        conv.convert(tmp_path / "evil.pth", tmp_path / "out.safetensors", "tcclip", base=str(peers["root"] / "ViT-tiny.pt"))
 
 
 def test_strict_keys_for_the_peers_own_modules(peers, tmp_path):
@@ -472,7 +472,7 @@ def test_strict_keys_for_the_peers_own_modules(peers, tmp_path):
     fusion["transformer.resblocks.0.mlp.gate"] = torch.zeros(3)
     torch.save(peer_files.mote_payload(peers["tuned"]["mote"], fusion), tmp_path / "broken.pt")
     with pytest.raises(conv.ConvertError) as err:
-        conv.convert(tmp_path / "broken.pt", tmp_path / "out.pt", "mote", base=str(peers["root"] / "ViT-tiny.pt"))
+        conv.convert(tmp_path / "broken.pt", tmp_path / "out.safetensors", "mote", base=str(peers["root"] / "ViT-tiny.pt"))
     message = str(err.value)
     assert "MoTE's own modules" in message and "missing keys (1): transformer.resblocks.1.ln_2.bias" in message
     assert "unexpected keys (1): transformer.resblocks.0.mlp.gate" in message
@@ -482,22 +482,22 @@ def test_cli_converts_both_and_says_what_it_applied(peers, tmp_path, capsys):
     from apclip_core.__main__ import main
 
     root, base = peers["root"], str(peers["root"] / "ViT-tiny.pt")
-    assert main(["convert", "--from", "tcclip", str(root / "tc_clip_tiny.pth"), str(tmp_path / "t.pt"), "--base", base,
+    assert main(["convert", "--from", "tcclip", str(root / "tc_clip_tiny.pth"), str(tmp_path / "t.safetensors"), "--base", base,
                  "--wise-ft", "0.7"]) == 0
     out = capsys.readouterr().out
     assert "TC-CLIP" in out and "interpolation 0.3" in out and f"{FRAMES} frames per clip" in out
-    assert main(["convert", "--from", "tcclip", str(root / "MoTE_tiny.pt"), str(tmp_path / "x.pt"), "--base", base]) == 2
-    assert main(["convert", "--from", "mote", str(root / "MoTE_tiny.pt"), str(tmp_path / "x.pt")]) == 2
+    assert main(["convert", "--from", "tcclip", str(root / "MoTE_tiny.pt"), str(tmp_path / "x.safetensors"), "--base", base]) == 2
+    assert main(["convert", "--from", "mote", str(root / "MoTE_tiny.pt"), str(tmp_path / "x.safetensors")]) == 2
     err = capsys.readouterr().err
     assert "looks like a MoTE checkpoint" in err and "pass --base" in err and "Traceback" not in err
-    assert err.count("error:") == 2 and not (tmp_path / "x.pt").exists()
+    assert err.count("error:") == 2 and not (tmp_path / "x.safetensors").exists()
 
 
 def test_tcclip_clip_length_is_fixed_at_build_and_can_be_stated(peers, tmp_path):
     model, _ = converted(peers, "tcclip")
     with pytest.raises(ValueError, match=f"built for clips of {FRAMES} frames.*--frames 3"):
         model.zero_shot_logits(VIDEO[:, :, :3], NAMES)
-    three = conv.convert(peers["root"] / "tc_clip_tiny.pth", tmp_path / "t3.pt", "tcclip",
+    three = conv.convert(peers["root"] / "tc_clip_tiny.pth", tmp_path / "t3.safetensors", "tcclip",
                          base=str(peers["root"] / "ViT-tiny.pt"), frames=3).eval()
     assert three.config["frames_per_clip"] == 3
     with torch.no_grad():

@@ -27,7 +27,6 @@ import json
 from pathlib import Path
 from typing import Mapping, Optional
 
-import torch
 
 REGISTRY = Path(__file__).with_name("known_weights.json")
 SCHEME = 1  # bumped whenever FINGERPRINT_TENSORS or the hashing changes: older fingerprints then match nothing
@@ -42,13 +41,15 @@ def architecture(model_name: Optional[str]) -> Optional[str]:
     return model_name.removesuffix("-quickgelu") if isinstance(model_name, str) else None
 
 
-def fingerprint(state_dict: Mapping[str, torch.Tensor]) -> Optional[str]:
+def fingerprint(state_dict: Mapping[str, "torch.Tensor"]) -> Optional[str]:
     """`scheme:sha256` over FINGERPRINT_TENSORS (name, shape, float16 bytes); None when the state dict lacks
     one of them (not an open_clip ViT CLIP: nothing to identify)."""
     if any(name not in state_dict for name in FINGERPRINT_TENSORS):
         return None
     h = hashlib.sha256()
     for name in FINGERPRINT_TENSORS:
+        import torch  # here, not at the top: `fingerprint --help` imports no torch
+
         tensor = state_dict[name].detach().to("cpu", torch.float16).contiguous()
         h.update(f"{name}:{tuple(tensor.shape)}".encode())
         h.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -239,7 +239,7 @@ def export(source: str | Path, out_dir: str | Path) -> Path:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="apclip export", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m apclip_core export", description=__doc__.split("\n\n")[0])
     parser.add_argument("source", metavar="RUN_OR_CHECKPOINT", help="a run folder or a checkpoint file")
     parser.add_argument("out_dir", metavar="DIR", help="the folder to write (weights, config.json, README.md)")
     args = parser.parse_args(argv)
