@@ -71,8 +71,9 @@ def f(tmp_path_factory, bench_root):
     (d / "afile").write_text("a file, not a folder\n")
     torch.manual_seed(0)
     model = create_model("apclip-tiny", None)
-    good = save_checkpoint(model, d / "good.pt")
-    record = damage_a_record(good, d / "damaged.pt")
+    good = save_checkpoint(model, d / "good.pt")   # a .safetensors file: no zip records to damage
+    torch.save({"state_dict": model.state_dict()}, d / "good_torch.pt")   # what older runs and peers ship
+    record = damage_a_record(d / "good_torch.pt", d / "damaged.pt")
     peers = peer_files.write_standins(model.clip.state_dict(), d / "peers")
     damaged_peers = {fmt: d / f"damaged_{p.name}" for fmt, p in peers.items()}
     for fmt, p in peers.items():

@@ -26,7 +26,7 @@ from torch import nn
 
 from apclip_core.errors import UserError
 from apclip_core.model.video_clip import VideoCLIP, check_video, class_means, encode_text_tokens, prompt_owners
-from apclip_core.prompts.bank import SET_TEMPLATES
+from apclip_core.prompts.templates import SET_TEMPLATES
 
 # MoTE's class text: 4 openings x 7 endings, the same 28 templates as Open-VCLIP's "Set"
 TEMPLATES = SET_TEMPLATES

@@ -154,7 +154,7 @@ def zero_shot_templates(source_format: Optional[str]) -> tuple[str, ...]:
     """The class text a converted peer's own zero-shot evaluation uses: ViFi-CLIP (and OST, built on it, whose
     descriptors with optimal transport apclip does not reproduce) 'a photo of a {}.', Open-VCLIP and FROSTER
     the 28 "Set" templates, vanilla CLIP the bare name; apclip's own checkpoints its single prompt."""
-    from apclip_core.prompts.bank import SET_TEMPLATES
+    from apclip_core.prompts.templates import SET_TEMPLATES
 
     return {"vificlip": ("a photo of a {}.",), "ost": ("a photo of a {}.",), "openvclip": SET_TEMPLATES,
             "froster": SET_TEMPLATES, "openai": ("{}",)}.get(source_format or "", ("a video of {}.",))
@@ -585,15 +585,20 @@ def is_checkpoint(path: str | Path) -> bool:
         return False
 
 
+# Converted peers that are more than a frame-wise CLIP: their model classes live in modules built on this one,
+# so they are found by name when a checkpoint asks for one (model.mote, model.tcclip import this module).
+PEER_MODELS = {"mote": ("apclip_core.model.mote", "MoTEVideoCLIP"),
+               "tcclip": ("apclip_core.model.tcclip", "TCCLIPVideoCLIP")}
+
+
 def peer_model_class(name: str) -> type:
     """The model class of a converted peer that is more than a frame-wise CLIP (config "peer_model")."""
-    from apclip_core.model.mote import MoTEVideoCLIP
-    from apclip_core.model.tcclip import TCCLIPVideoCLIP
+    import importlib
 
-    classes = {"mote": MoTEVideoCLIP, "tcclip": TCCLIPVideoCLIP}
-    if name not in classes:
-        raise ValueError(f"unknown peer_model {name!r} in the checkpoint's config; known: {', '.join(classes)}")
-    return classes[name]
+    if name not in PEER_MODELS:
+        raise ValueError(f"unknown peer_model {name!r} in the checkpoint's config; known: {', '.join(PEER_MODELS)}")
+    module, cls = PEER_MODELS[name]
+    return getattr(importlib.import_module(module), cls)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoCLIP:

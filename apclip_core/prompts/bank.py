@@ -30,11 +30,7 @@ from apclip_core.errors import BadValue
 
 logger = logging.getLogger(__name__)
 
-SET_PREFIXES = ("a photo of", "a video of", "a example of", "a demonstration of")
-SET_FORMS = ("{}", "a person {}", "a person using {}", "a person doing {}", "a person during {}",
-             "a person performing {}", "a person practicing {}")
-# Open-VCLIP's 28 templates, e.g. "a video of a person doing {}."
-SET_TEMPLATES = tuple(f"{prefix} {form}." for prefix in SET_PREFIXES for form in SET_FORMS)
+from apclip_core.prompts.templates import SET_FORMS, SET_PREFIXES, SET_TEMPLATES  # noqa: F401 - the bank's Set
 
 FILE_STRATEGIES = ("action_conditioned", "customized", "llm_direct")  # the fields of a prompt file's class
 
