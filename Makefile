@@ -18,17 +18,23 @@ export PYTHONHASHSEED := 0
 # the stored notebooks); empty when make is not run from a terminal (CI), and then they are off.
 export APCLIP_TERMINAL ?= $(shell tty -s 2>/dev/null && tty)
 
-# PARAMS=file.yaml: notebook parameters on top of the profile's (e.g. overrides: {pretrained: /path/w.pt,
+# PARAMS=file.yaml (or several: PARAMS="a.yaml b.yaml", later files winning): notebook parameters on top of the profile's (e.g. overrides: {pretrained: /path/w.pt,
 # quick_gelu: true}; dicts merge key by key); preflight, plan and the notebook read the same.
 PARAMS ?=
-PARAMS_ARGS = $(if $(PARAMS),--params $(PARAMS),)
+PARAMS_ARGS = $(foreach p,$(PARAMS),--params $(p))
+# The executed notebook's name: the profile (outside smoke) and the PARAMS files' names after the notebook's, so a
+# paper run or one on other parameters never replaces another's (outputs/notebooks/12_table2_base_to_novel.paper.ucf101.ipynb
+# for PROFILE=paper PARAMS=ucf101.yaml); the smoke profile's keeps the notebook's own name.
+space := $() $()
+RUN_SUFFIX = $(subst $(space),,$(if $(filter-out smoke,$(PROFILE)),.$(PROFILE),)$(foreach p,$(PARAMS),.$(basename $(notdir $(p)))))
+executed = $(OUT)/$(basename $(notdir $(1)))$(RUN_SUFFIX).ipynb
 
 # papermill through `python -m apclip_core notebook`: the apclip kernel (over IPC: no TCP warnings), never
 # in place, the paper profile as a YAML params file; it says the stage ($(2): i/n) and its expected time.
 define papermill
 	@mkdir -p $(OUT)
-	@$(BIN)/python -m apclip_core notebook $(1) $(OUT)/$(notdir $(1)) --kernel $(KERNEL) $(if $(2),--stage $(2),) \
-		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,) $(if $(PARAMS),-f $(PARAMS),) \
+	@$(BIN)/python -m apclip_core notebook $(1) $(call executed,$(1)) --kernel $(KERNEL) $(if $(2),--stage $(2),) \
+		$(if $(filter paper,$(PROFILE)),-f notebooks/params/$(basename $(notdir $(1))).paper.yaml,) $(foreach p,$(PARAMS),-f $(p)) \
 		$(PARTIAL_FLAG)
 endef
 # PARTIAL=1: run on the videos present. The preflight reports the missing ones (counts per list) instead of
@@ -36,7 +42,7 @@ endef
 # every deviation from the paper's protocol instead of saying "same protocol".
 PARTIAL_FLAG := $(if $(filter 1 yes true,$(PARTIAL)),--partial,)
 
-.PHONY: help install lock lab demo test test-fast clean reproduce-all reproduce-table1-zoo plan-table1-zoo run-notebook figures prompts bench-prompts bench gpu-check
+.PHONY: help install lock lab demo test test-fast clean reproduce-all reproduce-table1-zoo plan-table1-zoo plan-all run-notebook figures prompts bench-prompts bench gpu-check
 .PHONY: check-data data-splits data-hmdb51 data-ucf101 data-check-k400 data-check-k600 data-check-ssv2
 DATA ?= $(or $(APCLIP_DATA),data)
 
@@ -55,6 +61,7 @@ help:
 	@echo "make plan-table1 ... plan-table7 PROFILE=paper [GPUS=8] [NODES=1] [SLURM=dir] [MEASURE=1] [PARAMS=..] [PARTIAL=1] - every run a table needs:"
 	@echo "      torchrun commands, GPU-hours, wall time, disk; SLURM=dir writes one batch script per run;"
 	@echo "      MEASURE=1 times each run's training step on this machine's GPU first (seconds, cached for later plans)"
+	@echo "make plan-all PROFILE=paper [GPUS=..] [NODES=..] [SLURM=dir] - every table's plan; the runs tables share counted once"
 	@echo "make figures                       - Figure 5: attention maps and per-frame top-5 prompts"
 	@echo "make gpu-check                     - on a GPU (< 8 min): CUDA tests, ViT-B/16 bf16 training steps, eval throughput -> bench/results/gpu_check.md"
 	@echo "make bench                         - benchmarks (CPU < 5 min; GPU section when CUDA is present) -> bench/results/latest.md"
@@ -90,8 +97,13 @@ lock: $(STAMP)
 
 # Served from the project root, so outputs/notebooks/ and figures/ open too (the README sends users there);
 # it starts in notebooks/. As root (containers) Jupyter refuses to start without --allow-root.
+# It leaves `git status` clean: a shipped notebook is saved in its stored form (apclip_core.stored_notebooks:
+# outputs and counts only in the NBVAL_CHECK_OUTPUT cells, as committed), and figures the notebooks draw go
+# to outputs/figures/ (`make figures` and `make demo` write the tracked ones).
 lab: $(STAMP)
-	APCLIP_TERMINAL= APCLIP_PROGRESS=1 $(BIN)/jupyter lab --notebook-dir=. --ServerApp.default_url=/lab/tree/notebooks \
+	APCLIP_TERMINAL= APCLIP_PROGRESS=1 APCLIP_FIGURES=$(CURDIR)/outputs/figures $(BIN)/jupyter lab --notebook-dir=. \
+		--ServerApp.default_url=/lab/tree/notebooks \
+		--ContentsManager.pre_save_hook=apclip_core.stored_notebooks.pre_save_hook \
 		$(if $(filter 0,$(shell id -u)),--allow-root,) $(LAB_ARGS)
 
 # The main job: render the embedded benchmark, pretrain the tiny CLIP (cached), then train and
@@ -99,7 +111,7 @@ lab: $(STAMP)
 demo: $(STAMP)
 	$(call papermill,notebooks/00_embedded_benchmark.ipynb,1/2)
 	$(call papermill,notebooks/12_table2_base_to_novel.ipynb,2/2)
-	@$(BIN)/python -m apclip_core report --table table2_base_to_novel --notebook $(OUT)/12_table2_base_to_novel.ipynb
+	@$(BIN)/python -m apclip_core report --table table2_base_to_novel --notebook $(call executed,12_table2_base_to_novel.ipynb)
 
 # One target per table: preflight (stops at once, saying what is missing), papermill, then the table.
 # GPUS=N: each training the table needs is launched with torchrun over N processes (the plan's command).
@@ -108,7 +120,7 @@ reproduce-table%: $(STAMP)
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
 	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) $(PARAMS_ARGS) $(PARTIAL_FLAG) && \
 	 APCLIP_GPUS=$(GPUS) $(MAKE) --no-print-directory run-notebook NB=$$nb && \
-	 $(BIN)/python -m apclip_core report --table $$(basename $$nb .ipynb | cut -d_ -f2-) --notebook $(OUT)/$$(basename $$nb)
+	 $(BIN)/python -m apclip_core report --table $$(basename $$nb .ipynb | cut -d_ -f2-) --notebook $(OUT)/$$(basename $$nb .ipynb)$(RUN_SUFFIX).ipynb
 
 # Table 1's zoo (notebook 18): the peers' released models, converted into runs/zoo/, evaluated with no training;
 # PARTIAL=1 evaluates on the videos present (the missing ones skipped and counted per split, said in the table).
@@ -118,7 +130,7 @@ reproduce-table1-zoo: $(STAMP)
 	@nb=notebooks/18_table1_zoo.ipynb; \
 	 $(BIN)/python -m apclip_core preflight $$nb --profile $(PROFILE) $(PARAMS_ARGS) $(PARTIAL_FLAG) && \
 	 $(MAKE) --no-print-directory run-notebook NB=$$nb && \
-	 $(BIN)/python -m apclip_core report --table table1_zoo --notebook $(OUT)/18_table1_zoo.ipynb
+	 $(BIN)/python -m apclip_core report --table table1_zoo --notebook $(call executed,18_table1_zoo.ipynb)
 
 # Every run a table needs, before any starts: torchrun commands, GPU-hours, wall time, disk.
 # make plan-table2 PROFILE=paper GPUS=8 [NODES=2] [SLURM=jobs/] [MEASURE=1]  (SLURM: one batch script per run;
@@ -133,6 +145,10 @@ plan-table%: $(STAMP)
 	@nb=$$(ls notebooks/1$*_table$*_*.ipynb 2>/dev/null | head -1); \
 	 test -n "$$nb" || { echo "no notebook for table $* (valid: 1-7)"; exit 2; }; \
 	 $(BIN)/python -m apclip_core plan $$nb --profile $(PROFILE) $(PARAMS_ARGS) $(PARTIAL_FLAG) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
+
+# Every table's plan, then the runs tables share (Tables 1, 6 and 7 reuse runs) counted once in the totals.
+plan-all: $(STAMP)
+	@$(BIN)/python -m apclip_core plan $(sort $(wildcard notebooks/1[1-7]_table*.ipynb)) --profile $(PROFILE) $(PARAMS_ARGS) $(PARTIAL_FLAG) --gpus $(or $(GPUS),8) --nodes $(NODES) $(if $(SLURM),--slurm $(SLURM),) $(if $(MEASURE),--measure,)
 
 reproduce-all: $(foreach t,1 2 3 4 5 6 7,reproduce-table$(t))
 

@@ -46,6 +46,21 @@ def torch_save(obj: Any, path: str | Path) -> None:
     _write(path, lambda f: torch.save(obj, f))
 
 
+def writable_folder(folder: str | Path) -> Path:
+    """`folder`, made if missing, once a file could be created in it: checked before a long job, so that a
+    read-only folder or a file in its place stops the job at once (an OSError naming it), not at its end."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = temporary_sibling(folder / "write-check")
+    try:
+        probe.touch(exist_ok=False)
+    except OSError as exc:
+        exc.filename, exc.filename2 = str(folder), None
+        raise
+    probe.unlink()
+    return folder
+
+
 def _write(path: str | Path, fill: Callable) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,10 +71,27 @@ def _write(path: str | Path, fill: Callable) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
+        failure = os_error_in(exc)
+        if failure is None:
+            raise
+        if failure.filename is None or ".tmp-" in str(failure.filename):
+            failure.filename, failure.filename2 = str(path), None  # the file the user knows, not our temporary
+        raise failure from None
     remove_stale_temporaries(path.parent, path.name)  # what a killed writer of this file left behind
+
+
+def os_error_in(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc`: itself, or the one it was raised from or during (torch.save's RuntimeError
+    'unexpected pos ...' hides a full disk's)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def temporary_sibling(final: Path) -> Path:

@@ -43,13 +43,62 @@ def merge_parameters(base: dict, overlay: dict) -> dict:
     return out
 
 
-def read_parameters(files: Sequence[Path]) -> dict:
-    """The parameters of YAML files, each on top of the ones before (the profile, then `make ... PARAMS=`)."""
-    import yaml
+def notebook_defaults(notebook: Path) -> dict:
+    """The values of the notebook's `parameters` cell: the names a PARAMS file may set, and their types."""
+    from apclip_core.user_files import read_notebook
+
+    values: dict = {}
+    for cell in read_notebook(notebook)["cells"]:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            exec("".join(cell["source"]), {}, values)  # the cell holds plain literals only
+    return values
+
+
+def _same_kind(value, default) -> bool:
+    """Whether a PARAMS value can stand where the notebook's default stands (an int where a float is, too)."""
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def check_parameters(values: dict, defaults: dict, path: Path) -> None:
+    """Refuse keys the notebook has no parameter for (the closest named) and values of another kind, and
+    `overrides:` keys that are no training-config field: a typo must not silently run the default."""
+    from apclip_core.errors import BadValue
+    from apclip_core.user_files import refuse_unknown_keys
+
+    refuse_unknown_keys(values, defaults, f"{path} (parameters of the notebook)")
+    for key, value in values.items():
+        if not _same_kind(value, defaults[key]):
+            raise BadValue(f"{path}: {key}: {value!r} is {type(value).__name__}, but the notebook's {key} is "
+                           f"{type(defaults[key]).__name__} (default {defaults[key]!r})")
+    if isinstance(values.get("overrides"), dict):
+        import dataclasses
+
+        from apclip_core.engine.config import TrainConfig, value_problem
+
+        refuse_unknown_keys(values["overrides"], [f.name for f in dataclasses.fields(TrainConfig)],
+                            f"{path}: overrides (training config)")
+        for key, value in values["overrides"].items():
+            if problem := value_problem(key, value):
+                raise BadValue(f"{path}: overrides: {problem}")
+
+
+def read_parameters(files: Sequence[Path], defaults: dict | None = None) -> dict:
+    """The parameters of YAML files, each on top of the ones before (the profile, then `make ... PARAMS=`);
+    each checked against the notebook's `defaults` when given."""
+    from apclip_core.user_files import read_yaml
 
     parameters: dict = {}
     for path in files:
-        parameters = merge_parameters(parameters, yaml.safe_load(Path(path).read_text()) or {})
+        values = read_yaml(path, "parameters file (PARAMS)", empty={})
+        if defaults is not None:
+            check_parameters(values, defaults, Path(path))
+        parameters = merge_parameters(parameters, values)
     return parameters
 
 
@@ -61,10 +110,15 @@ def run(notebook: Path, output: Path, *, parameters_files: Sequence[Path] = (), 
     import papermill
     from jupyter_client.manager import KernelManager
 
-    parameters = read_parameters(parameters_files)
+    from apclip_core import atomic
+    from apclip_core.errors import BadValue
+
+    parameters = read_parameters(parameters_files, notebook_defaults(notebook))
     if partial:
         parameters["partial_data"] = True
-    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.is_dir():
+        raise BadValue(f"{output} is a folder; give the executed notebook's file name (e.g. {output / notebook.name})")
+    atomic.writable_folder(output.parent)  # before the kernel starts, not after the notebook ran
     nb = nbformat.read(notebook, as_version=4)
     # recorded in the output, so a system Jupyter or VS Code reopens it on the project's environment
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": f"{kernel} (.venv)", "language": "python"}
@@ -81,7 +135,7 @@ def run(notebook: Path, output: Path, *, parameters_files: Sequence[Path] = (), 
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="apclip notebook", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m apclip_core notebook", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebook", type=Path)
     parser.add_argument("output", type=Path)

@@ -27,6 +27,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -100,7 +101,9 @@ def step_train(s: dict, env: dict, run_dir: Path) -> dict:
 
 
 def step_eval(s: dict, env: dict, run_dir: Path, out: Path) -> dict:
-    checkpoint = run_dir / "checkpoint.pt"
+    from apclip_core.model.video_clip import run_checkpoint
+
+    checkpoint = run_checkpoint(run_dir)
     if not checkpoint.exists():
         return {"status": "skipped", "why": "no checkpoint from the train step"}
     cmd = [sys.executable, "-m", "apclip_core", "evaluate", "--checkpoint", str(checkpoint), "--protocol",
@@ -199,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print("no CUDA device visible: `make gpu-check` is for a GPU machine (--dry-run runs its steps on CPU)",
               file=sys.stderr)
         return 2
+    atomic.writable_folder(args.out)  # a read-only --out, or a file, stops here, not after minutes of steps
     s = DRY if args.dry_run else FULL
     work = Path(tempfile.mkdtemp(prefix="apclip_gpu_check_"))
     env = {**os.environ, "APCLIP_PROGRESS": "0", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(PROJECT_ROOT),
@@ -235,8 +239,15 @@ def main(argv: list[str] | None = None) -> int:
     atomic.write_text(args.out / "gpu_check.md", to_markdown(result))
     print(to_markdown(result))
     print(f">> wrote {args.out / 'gpu_check.json'} and {args.out / 'gpu_check.md'}")
-    return 0 if all(r["status"] in ("ok", "skipped") for r in result["steps"].values()) else 1
+    ok = all(r["status"] in ("ok", "skipped") for r in result["steps"].values())
+    if ok:  # its runs and benchmark files (about 120 MB for --dry-run): what mattered is in args.out
+        shutil.rmtree(work, ignore_errors=True)
+    else:
+        print(f">> kept the work folder for a look at what failed: {work}")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from apclip_core.errors import run_command
+
+    sys.exit(run_command(main, sys.argv[1:]))

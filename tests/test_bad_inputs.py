@@ -32,7 +32,7 @@ def files(tmp_path_factory, bench_root):
     (d / "folder.pt").mkdir()
     (d / "dup_labels.csv").write_text("id,name\n0,run\n1,jump\n2,run\n")
     (d / "no_labels.csv").write_text("id,name\n")
-    video = sorted((bench_root / "videos" / "chorving").glob("*.mp4"))[0]
+    video = sorted((bench_root / "videos" / "chorving_slowly").glob("*.mp4"))[0]
     (d / "cut.mp4").write_bytes(video.read_bytes()[: video.stat().st_size // 3])
     run = d / "run"
     run.mkdir()
@@ -55,7 +55,7 @@ CASES = [
     ("prompts: labels CSV with a duplicate", lambda f: ["prompts", "--dataset", "x", "--labels",
                                                         str(f["dir"] / "dup_labels.csv")],
      "duplicate class name", "dup_labels.csv", 1),
-    ("classify: a cut video", lambda f: ["classify", str(f["dir"] / "cut.mp4"), "--actions", "chorving", "blorping",
+    ("classify: a cut video", lambda f: ["classify", str(f["dir"] / "cut.mp4"), "--actions", "chorving slowly", "blorping upward",
                                          "--checkpoint", str(f["good"]), "--no-generate", "--frames", "2"],
      r"cannot decode .*data check", "cut.mp4", 1),
     ("classify: a blank action", lambda f: ["classify", str(f["video"]), "--actions", " ", "juggling",

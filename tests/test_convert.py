@@ -100,7 +100,7 @@ def converted(files):
     def get(fmt: str, interpolate: bool = True):
         if (fmt, interpolate) not in cache:
             src = files["base_path"] if fmt == "openai" else files["root"] / f"{fmt}.pth"
-            dst = files["root"] / "out" / f"{fmt}-{interpolate}.pt"
+            dst = files["root"] / "out" / f"{fmt}-{interpolate}.safetensors"
             model = conv.convert(src, dst, fmt, base=str(files["base_path"]), interpolate=interpolate,
                                  frames=FRAMES if fmt in ("openvclip", "froster") else None)
             cache[fmt, interpolate] = (model.eval(), dst)
@@ -360,7 +360,7 @@ def test_strict_key_check_lists_missing_and_unexpected_keys(files, tmp_path):
     assert "broken.pth" in message
     assert "missing keys (1): ln_final.bias" in message
     assert "unexpected keys (1): visual.transformer.resblocks.0.attn.extra_gate" in message
-    assert not (tmp_path / "out.pt").exists()
+    assert not list(tmp_path.glob("out*"))
 
 
 @pytest.mark.parametrize("fmt,given,right", [("vificlip", "openvclip", "vificlip"), ("ost", "vificlip", "ost"),
@@ -430,7 +430,9 @@ def test_cli_exit_codes_and_messages(files, tmp_path, capsys):
     root, base = files["root"], str(files["base_path"])
     assert main(["convert", "--from", "froster", str(root / "froster.pth"), str(tmp_path / "f.pt"),
                  "--frames", str(FRAMES)]) == 0
-    assert "wrote" in capsys.readouterr().out and (tmp_path / "f.pt.json").is_file()
+    # DST named .pt: written as safetensors, and the message names the file written
+    assert f"wrote {tmp_path / 'f.safetensors'} (" in capsys.readouterr().out
+    assert (tmp_path / "f.safetensors.json").is_file() and not (tmp_path / "f.pt").exists()
     assert main(["convert", "--from", "openvclip", str(root / "vificlip.pth"), str(tmp_path / "x.pt")]) == 2
     assert main(["convert", "--from", "vificlip", str(root / "xclip.pth"), str(tmp_path / "x.pt"), "--base", base]) == 1
     assert main(["convert", "--from", "openai", str(tmp_path / "nothing.pt"), str(tmp_path / "x.pt")]) == 2
@@ -470,7 +472,7 @@ def test_heads_and_activation_default_to_openais_and_can_be_stated(files, conver
     _, path = converted("openai")
     record = json.loads(Path(str(path) + ".json").read_text())["converted_from"]
     assert (record["heads"], record["quick_gelu"], record["heads_and_activation_stated"]) == ([VW // 64, TW // 64], True, False)
-    src, dst = str(files["base_path"]), tmp_path / "stated.pt"
+    src, dst = str(files["base_path"]), tmp_path / "stated.safetensors"
     assert main(["convert", "--from", "openai", src, str(dst), "--heads", "2,4", "--no-quick-gelu"]) == 0
     assert "heads 2/4, GELU" in capsys.readouterr().out
     stated = load_checkpoint(dst)
@@ -506,7 +508,9 @@ def test_evaluate_and_classify_default_to_the_similarity_of_the_recorded_pooling
     assert default_similarity({})[0] == "maka"  # apclip's own checkpoints record no pooling: the paper's MAKA
 
     out = tmp_path / "eval.json"
-    assert ev.main(["--checkpoint", str(path), "--protocol", "bench_base_to_novel", "--protocol-arg",
+    from apclip_core.engine import evaluate_cli
+
+    assert evaluate_cli.main(["--checkpoint", str(path), "--protocol", "bench_base_to_novel", "--protocol-arg",
                     f"root={bench_root}", "--frames", str(FRAMES), "--temporal-views", "1", "--spatial-crops", "1",
                     "--max-videos", "2", "--out", str(out)]) == 0
     assert "similarity: mean_raw (the checkpoint's recorded video pooling mean_then_l2" in capsys.readouterr().out
@@ -526,3 +530,35 @@ def test_evaluate_and_classify_default_to_the_similarity_of_the_recorded_pooling
 
     tuned = save_checkpoint(model, tmp_path / "tuned.pt", train_config={"similarity": "maka"})
     assert default_similarity(load_checkpoint(tuned).config) == ("maka", "the similarity the checkpoint was trained with")
+
+
+# ---- one scoring contract: zero_shot_logits as each peer's own zero-shot evaluation ----------------------
+OPENVCLIP_SET = [f"{p} {f}." for p in ("a photo of", "a video of", "a example of", "a demonstration of")
+                 for f in ("{}", "a person {}", "a person using {}", "a person doing {}", "a person during {}",
+                           "a person performing {}", "a person practicing {}")]
+OWN_TEXT = {"openai": ["{}"], "vificlip": ["a photo of a {}."], "ost": ["a photo of a {}."],
+            "openvclip": OPENVCLIP_SET, "froster": OPENVCLIP_SET}
+
+
+@pytest.mark.parametrize("fmt,interpolate", [("openai", True), ("vificlip", True), ("ost", True), ("openvclip", True),
+                                             ("froster", True)])
+def test_zero_shot_logits_score_as_each_peer_evaluates(files, converted, fmt, interpolate):
+    """Its class text (templates L2, averaged, L2), its frame pooling per view, logit_scale.exp(), views averaged."""
+    import open_clip
+
+    model, _ = converted(fmt, interpolate)
+    weights = peer_weights(files, fmt, interpolate)
+    names = ["juggling", "skipping rope", "cartwheel"]
+    classes = F.normalize(torch.stack([reference_text(weights, open_clip.tokenize([t.format(n) for t in OWN_TEXT[fmt]]))
+                                       .mean(0) for n in names]), dim=-1)
+    raw = reference_frames(visual(weights), CLIPS.flatten(0, 1), fmt in ("openvclip", "froster"), normalize=False)
+    if fmt == "vificlip":                      # mean of raw frame features, then L2
+        videos = F.normalize(raw.mean(1), dim=-1)
+    elif fmt in ("openvclip", "froster"):      # the mean of the frames' cosines
+        videos = F.normalize(raw, dim=-1).mean(1)
+    else:                                      # L2 per frame, mean, L2
+        videos = F.normalize(F.normalize(raw, dim=-1).mean(1), dim=-1)
+    expected = (weights["logit_scale"].exp() * videos @ classes.T).reshape(CLIPS.shape[0], CLIPS.shape[1], -1).mean(1)
+    with torch.no_grad():
+        logits = model.zero_shot_logits(CLIPS, names)
+    torch.testing.assert_close(logits, expected, rtol=1e-3, atol=1e-3 * expected.abs().max().item())

@@ -132,3 +132,27 @@ def test_default_result_names_carry_dataset_protocol_and_seed(splits_root):
         names[dataset, seed] = default_result_name("base_to_novel", args, splits, "action_conditioned", "maka")
     assert names["hmdb51", 1] == "eval_hmdb51_base_to_novel_seed1_action_conditioned_maka.json"
     assert len(set(names.values())) == 3 and names["ucf101", 1].startswith("eval_ucf101_")
+
+
+def test_a_video_several_splits_list_is_encoded_once_with_the_same_numbers(tiny_model, bench_root, monkeypatch):
+    """K600's three zero-shot splits share most videos (issue 23, item 8): evaluate_protocol encodes each once,
+    scoring it in every split that lists it, and every split's result is the one it gets alone."""
+    from dataclasses import replace
+
+    from apclip_core.engine.config import load_config
+    from apclip_core.engine.evaluate import evaluate_protocol
+
+    source = bench_base_to_novel(bench_root).eval[1]
+    a = replace(source, name="bench_novel_a", records=source.records[:4])
+    b = replace(source, name="bench_novel_b", records=source.records[2:6])  # 2 videos in both
+    cfg = load_config("bench_base2novel", frames=2, temporal_views=1, spatial_crops=1, eval_batch_size=4,
+                      num_workers=0)
+    encoded = []
+    original = type(tiny_model).encode_video
+    monkeypatch.setattr(type(tiny_model), "encode_video",
+                        lambda self, video, **kw: encoded.append(video.shape[0]) or original(self, video, **kw))
+    together = evaluate_protocol(tiny_model, [a, b], cfg)
+    assert sum(encoded) == 6  # distinct videos, not 4 + 4
+    alone = [evaluate_protocol(tiny_model, [s], cfg)[0] for s in (a, b)]
+    for t, s in zip(together, alone):
+        assert (t.top1, t.top5, t.per_class_top1) == (s.top1, s.top5, s.per_class_top1)

@@ -3,6 +3,7 @@ it runs on a GPU live here too (skipped without one)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,9 +32,12 @@ def test_bf16_cuda_video_features_match_fp32_cpu():
 
 @pytest.mark.slow
 def test_dry_run_goes_through_every_step_and_writes_one_results_file(tmp_path, bench_root):
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     done = subprocess.run([sys.executable, "bench/gpu_check.py", "--dry-run", "--out", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "TMPDIR": str(scratch)})
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not list(scratch.glob("apclip_gpu_check_*"))  # its work folder (about 120 MB) is gone once it passed
     result = json.loads((tmp_path / "gpu_check.json").read_text())
     steps = result["steps"]
     assert list(steps) == ["cuda_tests", "train", "eval", "bench_gpu", "measure"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import open_clip
@@ -85,8 +86,8 @@ def test_openai_tag_forces_quick_gelu_and_reload_keeps_it(fake_openai_tag, tmp_p
 
 def test_quickgelu_name_can_be_overridden_and_override_survives_reload(tmp_path):
     model = create_model(TINY, None, quick_gelu=True)
-    path = save_checkpoint(model, tmp_path / "m.pt")
-    assert json.loads(path.with_name("m.pt.json").read_text())["model"]["quick_gelu"] is True
+    path = save_checkpoint(model, tmp_path / "m.safetensors")
+    assert json.loads(path.with_name("m.safetensors.json").read_text())["model"]["quick_gelu"] is True
     assert activations(load_checkpoint(path)) == {QuickGELU}
     plain = create_model(TINY, None)
     assert activations(plain) == {nn.GELU}
@@ -105,6 +106,14 @@ def test_encode_video_shapes_normalisation_and_frame_order():
         torch.testing.assert_close(feats[1, 5], single, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match=r"\[B, V, T, 3, S, S\]"):
         model.encode_video(x[0])
+
+
+def test_a_random_model_asked_for_raises_no_alarm_but_open_clip_alone_still_does(caplog):
+    caplog.set_level(logging.INFO)
+    create_model(TINY, None)                        # pretrained=None: random on purpose (notebooks' baselines)
+    assert not [r for r in caplog.records if "No pretrained weights" in r.getMessage()]
+    open_clip.create_model(TINY, pretrained=None)   # the filter is gone afterwards: open_clip's own call says it
+    assert [r for r in caplog.records if "No pretrained weights" in r.getMessage()]
 
 
 def test_both_towers_are_trainable():
@@ -142,18 +151,29 @@ def test_overlong_prompt_is_truncated_to_context_length():
     assert tokens.shape == (1, 77)
 
 
-def test_checkpoint_is_plain_tensors_loadable_with_weights_only(tmp_path):
+def test_checkpoint_is_safetensors_loaded_without_unpickling(tmp_path, monkeypatch):
+    import pickle
+
+    from safetensors import safe_open
+
     model = create_model(TINY, None, temporal_module=True)
     with torch.no_grad():
         model.temporal.gate.fill_(0.1)
         model.clip.logit_scale.fill_(3.0)
     path = save_checkpoint(model, tmp_path / "model.pt", epoch=2, train={"lr": 2e-6})
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    assert set(payload) == {"state_dict", "config"}
-    assert all(isinstance(v, torch.Tensor) for v in payload["state_dict"].values())
-    sidecar = json.loads((tmp_path / "model.pt.json").read_text())
-    assert sidecar == json.loads(payload["config"])
+    assert path == tmp_path / "model.safetensors" and not (tmp_path / "model.pt").exists()
+    with safe_open(path, framework="pt") as f:  # a plain safetensors file: any reader gets the weights
+        assert set(f.keys()) == set(model.state_dict())
+        in_file = json.loads(f.metadata()["apclip_config"])
+    sidecar = json.loads((tmp_path / "model.safetensors.json").read_text())
+    assert sidecar == in_file
     assert sidecar["epoch"] == 2 and sidecar["train"] == {"lr": 2e-6}
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("a safetensors checkpoint was unpickled")
+    monkeypatch.setattr(torch, "load", no_pickle)
+    monkeypatch.setattr(pickle, "Unpickler", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
     reloaded = load_checkpoint(path)
     assert reloaded.temporal is not None
     assert torch.equal(reloaded.temporal.gate, model.temporal.gate)
@@ -161,6 +181,49 @@ def test_checkpoint_is_plain_tensors_loadable_with_weights_only(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
     with pytest.raises(ValueError, match="reserved"):
         save_checkpoint(model, tmp_path / "x.pt", model="oops")
+
+
+def save_checkpoint_before_safetensors(model, path):
+    """How apclip wrote checkpoints before safetensors (a run's checkpoint.pt), reproduced as it was."""
+    config_json = json.dumps({"model": model.config, "epoch": 1}, indent=2, sort_keys=True, default=str)
+    torch.save({"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "config": config_json},
+               path)
+    path.with_name(path.name + ".json").write_text(config_json + "\n")
+
+
+def test_checkpoints_written_before_safetensors_still_load(tmp_path):
+    from apclip_core.model.video_clip import is_checkpoint, run_checkpoint
+
+    model = create_model(TINY, None, quick_gelu=True)
+    with torch.no_grad():
+        model.clip.logit_scale.fill_(2.5)
+    old_run = tmp_path / "old_run"
+    old_run.mkdir()
+    save_checkpoint_before_safetensors(model, old_run / "checkpoint.pt")
+    assert run_checkpoint(old_run) == old_run / "checkpoint.pt" and is_checkpoint(old_run / "checkpoint.pt")
+    x = video()
+    for given in (old_run / "checkpoint.pt", old_run):  # the file, or the run folder
+        reloaded = load_checkpoint(given)
+        assert activations(reloaded) == {QuickGELU} and reloaded.logit_scale.item() == pytest.approx(2.5)
+        with torch.no_grad():
+            torch.testing.assert_close(reloaded.encode_video(x), model.encode_video(x), rtol=0, atol=0)
+    new = save_checkpoint(model, old_run / "checkpoint")  # the run retrained: its new file is the one read
+    assert run_checkpoint(old_run) == new == old_run / "checkpoint.safetensors"
+
+
+def test_damaged_or_foreign_safetensors_are_refused_naming_the_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from apclip_core.errors import CheckpointError
+
+    path = save_checkpoint(create_model(TINY, None), tmp_path / "m.safetensors")
+    data = path.read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cut\.safetensors is not a readable checkpoint"):
+        load_checkpoint(tmp_path / "cut.safetensors")
+    save_file({"w": torch.zeros(2)}, tmp_path / "plain.safetensors")
+    with pytest.raises(CheckpointError, match=r"plain\.safetensors is a safetensors file without apclip's config"):
+        load_checkpoint(tmp_path / "plain.safetensors")
 
 
 def test_plain_open_clip_state_dict_is_not_mistaken_for_a_checkpoint(tmp_path):
@@ -208,7 +271,7 @@ def test_create_model_and_transforms_uses_model_preprocessing(tmp_path):
     clip = (np.random.default_rng(0).integers(0, 255, (4, 90, 120, 3))).astype(np.uint8)
     assert tuple(eval_tf(clip).shape) == (3, 4, 3, 64, 64)
     assert tuple(train_tf(clip).shape) == (1, 4, 3, 64, 64)
-    path = save_checkpoint(model, tmp_path / "m.pt")
+    path = save_checkpoint(model, tmp_path / "m.safetensors")
     again, _, _ = create_model_and_transforms(checkpoint=path, temporal_module=True)
     assert again.temporal is not None and again.config["model_name"] == TINY
 

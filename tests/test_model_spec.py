@@ -64,7 +64,7 @@ def test_the_decoder_does_not_rename_a_run():
 
 
 def test_evaluate_takes_a_model_spec_and_refuses_a_silent_weights_file(silent_weights, capsys):
-    from apclip_core.engine import evaluate
+    from apclip_core.engine import evaluate_cli as evaluate  # the command line
 
     with pytest.raises(SystemExit):  # neither a checkpoint nor a model
         evaluate.main(["--protocol", "bench_base_to_novel"])
@@ -75,11 +75,10 @@ def test_evaluate_takes_a_model_spec_and_refuses_a_silent_weights_file(silent_we
     assert exit_info.value.code == 2 and "QuickGELU" in capsys.readouterr().err
 
 
-def test_classify_refuses_a_silent_weights_file_with_the_explanation(silent_weights, tmp_path, capsys):
+def test_classify_refuses_a_silent_weights_file_with_the_explanation(silent_weights, bench_root, capsys):
     from apclip_core.classify import main
 
-    video = tmp_path / "v.avi"
-    video.write_bytes(b"not needed: the model is built first")
+    video = sorted((bench_root / "videos" / "chorving_slowly").glob("*.avi"))[0]  # checked before the model is built
     with pytest.raises(SystemExit):
         main([str(video), "--actions", "a", "b", "--model", SILENT, "--pretrained", str(silent_weights)])
     assert "QuickGELU" in capsys.readouterr().err
@@ -87,7 +86,7 @@ def test_classify_refuses_a_silent_weights_file_with_the_explanation(silent_weig
 
 def test_evaluate_a_model_spec_end_to_end(silent_weights, bench_root, tmp_path, monkeypatch):
     """--model/--pretrained/--quick-gelu instead of a checkpoint: evaluated as built, the spec recorded."""
-    from apclip_core.engine import evaluate
+    from apclip_core.engine import evaluate_cli as evaluate  # the command line
 
     monkeypatch.setenv("APCLIP_RUNS", str(tmp_path))
     assert evaluate.main(["--model", SILENT, "--pretrained", str(silent_weights), "--no-quick-gelu",

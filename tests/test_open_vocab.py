@@ -74,8 +74,7 @@ def test_unknown_names_get_generated_prompts_from_an_openai_compatible_server(ti
 
 
 def test_command_line_ranks_actions_for_a_checkpoint(tiny_model, video, tmp_path):
-    checkpoint = tmp_path / "model.pt"
-    save_checkpoint(tiny_model, checkpoint)
+    checkpoint = save_checkpoint(tiny_model, tmp_path / "model.safetensors")
     out = subprocess.run([sys.executable, "-m", "apclip_core", "classify", str(video), "--actions", "chorving slowly",
                           "blorping upward", "--checkpoint", str(checkpoint), "--prompts", str(BENCH_PROMPTS),
                           "--frames", "4", "--no-generate"],

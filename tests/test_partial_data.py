@@ -239,7 +239,11 @@ def record(**changes) -> dict:
     (record(model={"model_name": "ViT-B-32"}),
      "model: ViT-B-32 with weights openai (the paper: ViT-B/16 with OpenAI's weights (QuickGELU))"),
     (record(model={"pretrained": "/w/vitb16.pt", "quick_gelu": False}),
-     "model: ViT-B-16 with weights /w/vitb16.pt, GELU (the paper: ViT-B/16 with OpenAI's weights (QuickGELU))"),
+     "model: ViT-B-16 with weights /w/vitb16.pt, GELU: not identified as OpenAI's (the paper: ViT-B/16 with "
+     "OpenAI's weights (QuickGELU))"),
+    (record(model={"pretrained": "/w/vitb16_openai.pt", "quick_gelu": True}),  # a name proves nothing (known_weights)
+     "model: ViT-B-16 with weights /w/vitb16_openai.pt, QuickGELU: not identified as OpenAI's (the paper: ViT-B/16 "
+     "with OpenAI's weights (QuickGELU))"),
 ])
 def test_each_deviation_is_listed_with_its_counts(run, expected):
     lines = deviations.deviations([run], reference=PAPER_VIEW, seeds=("seeds", [1, 2, 3], [1, 2, 3]))
@@ -248,8 +252,7 @@ def test_each_deviation_is_listed_with_its_counts(run, expected):
 
 
 def test_on_the_papers_protocol_nothing_deviates_and_fewer_seeds_do():
-    local_openai = record(model={"pretrained": "/w/vitb16_openai.pt", "quick_gelu": True})
-    runs = [record(), local_openai]
+    runs = [record(), record(run_dir="runs/y")]
     assert deviations.deviations(runs, reference=PAPER_VIEW, seeds=("seeds", [1, 2, 3], [1, 2, 3])) == []
     assert deviations.statement([]) == "Ours and the paper's numbers are on the same protocol."
     assert deviations.deviations(runs, reference=PAPER_VIEW, seeds=("seeds", [1], [1, 2, 3])) == \
@@ -297,7 +300,8 @@ def test_the_table_says_same_protocol_only_when_nothing_deviates(tmp_path, monke
     check = json.loads(clean.files.json.read_text())["protocol_check"]
     assert check["same_as_paper"] is True and check["deviations"] == []
     assert check["seeds"] == {"label": "seeds", "run": [1, 2, 3], "paper": [1, 2, 3]}
-    assert check["models"] == [{"model_name": "ViT-B-16", "pretrained": "openai", "quick_gelu": None}]
+    assert check["models"] == [{"model_name": "ViT-B-16", "pretrained": "openai", "quick_gelu": None,
+                                "pretrained_fingerprint": None}]  # written before training recorded one
     counts = {(s["role"], s["split"]): (s["listed"], s.get("evaluated", s.get("used")), s["skipped"]) for s in
               check["splits"]}
     assert counts == {("train", "hmdb51_fs_base_s1_train"): (416, 416, 0), ("eval", "hmdb51_base_val"): (780, 780, 0),
@@ -339,6 +343,25 @@ def test_a_shorter_schedule_or_other_prompts_are_not_the_papers_protocol(tmp_pat
         ["setting prompt_file = prompts/hmdb51.json (the paper: prompts/ucf101.json)"]
     dotted = {"run_dir": "r", "config": {**mixed["config"], "prompt_file": "./prompts/ucf101.json"}}
     assert deviations.settings_lines([dotted], {"r": experiments.paper_settings("base2novel", "AP-CLIP", ucf)}) == []
+
+
+def test_prompt_files_are_compared_by_content_where_the_run_recorded_it(tmp_path):
+    from apclip_core.engine.evaluate import sha256_file
+
+    ucf = {"dataset": "ucf101", "seed": 1}
+    paper = {"r": experiments.paper_settings("base2novel", "AP-CLIP", ucf)}
+    renamed = tmp_path / "my_ucf_prompts.json"          # the shipped file under another name: the same protocol
+    renamed.write_bytes((REPO / "prompts/ucf101.json").read_bytes())
+    copy = {"run_dir": "r", "config": {**paper["r"], "prompt_file": str(renamed)},
+            "prompt_sha256": {str(renamed): sha256_file(renamed)}}
+    assert deviations.settings_lines([copy], paper) == []
+    assert deviations.settings_lines([{**copy, "prompt_sha256": {}}], paper) == [  # no sha recorded: by path
+        f"setting prompt_file = {renamed} (the paper: prompts/ucf101.json)"]
+    edited = {"run_dir": "r", "config": paper["r"], "prompt_sha256": {"prompts/ucf101.json": "0" * 64}}
+    shipped = sha256_file(REPO / "prompts/ucf101.json")  # the same path, other content: not the same protocol
+    assert deviations.settings_lines([edited], paper) == [
+        f"setting prompt_file = prompts/ucf101.json (content sha256 {'0' * 64}) "
+        f"(the paper: prompts/ucf101.json (content sha256 {shipped}))"]
 
 
 def test_the_effective_batch_is_compared_as_it_ran(tmp_path):

@@ -99,3 +99,22 @@ def test_a_params_file_adds_to_the_profiles_overrides_as_the_notebook_gets_them(
     table2 = REPO / "notebooks" / "12_table2_base_to_novel.ipynb"
     params = notebook_parameters(table2, "paper", [mine])
     assert params["config"] == "base2novel" and params["seeds"] == [1] and params["overrides"]["pretrained"] == "/w.pt"
+
+
+def test_allow_cpu_lets_a_big_model_through_the_preflight_as_train_does(splits_root, tmp_path, monkeypatch):
+    """A ViT-B/16 CPU rehearsal (allow_cpu: true, which train honours) is not stopped for want of a GPU: the
+    preflight says the CPU cost as a notice instead (issue 23, item 12)."""
+    import torch
+
+    monkeypatch.setenv("APCLIP_SPLITS", str(splits_root))
+    monkeypatch.setenv("APCLIP_DATA", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    table2 = REPO / "notebooks" / "12_table2_base_to_novel.ipynb"
+    mine = tmp_path / "cpu.yaml"
+    mine.write_text("seeds: [1]\noverrides: {allow_cpu: true}\n")
+    refused = check(table2, "paper")
+    assert any(p.startswith("no GPU visible") for p in refused)
+    notices: list[str] = []
+    allowed = check(table2, "paper", [mine], notices=notices)
+    assert not any(p.startswith("no GPU visible") for p in allowed)
+    assert any(n.startswith("no GPU visible: training ViT-B-16 on this CPU (allow_cpu: true)") for n in notices)

@@ -177,8 +177,12 @@ def test_a_the_plan_lists_the_runs_with_their_torchrun_commands(rehearsal):
         assert run["command"][:5] == ["torchrun", "--nproc_per_node", "2", "--standalone", "-m"]
         assert Path(run["run_dir"]).parent == rehearsal.runs
         assert f"output_dir={json.dumps(run['run_dir'])}" in run["command"]
-    # the real lists: 16 shots x 26 base classes to train on, 780 + 750 videos to evaluate
-    assert plan.stdout.count("416 training videos, 1,530 evaluation videos") == 2
+    # the real lists (16 shots x 26 base classes to train on, 780 + 750 videos to evaluate), priced as the runs will
+    # go: on the videos present (missing_videos: skip), 2 steps of 2 videos on each of 2 GPUs per epoch
+    present = {name: len(rehearsal.listed[name]) - rehearsal.missing[name] for name in LISTS}
+    evaluated = present["base_val"] + present["novel_val"]
+    assert plan.stdout.count(f"{present['fs_base_s1_train']} training videos (of 416 listed), 8 per epoch "
+                             f"(max_steps_per_epoch), {evaluated} evaluation videos (of 1,530 listed)") == 2
 
 
 def test_b_the_preflight_stops_with_the_exact_missing_count_of_every_list(rehearsal):
@@ -201,6 +205,15 @@ def test_c_the_plans_command_trains_the_run_over_two_gloo_processes(rehearsal):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["complete"]
     assert "x 2 process(es)" in (run_dir / "train.log").read_text()
+    for result in run_dir.glob("eval_*.json"):  # the evaluation too ran on both processes, each its share
+        assert json.loads(result.read_text())["protocol"]["encoded_over_ranks"] == 2
+    # what the weights were, by content (known_weights): the stand-in's, recorded before training moved them
+    import torch
+
+    from apclip_core.model import known_weights
+
+    stand_in = torch.load(rehearsal.root / "tiny_quickgelu.pt", weights_only=True)
+    assert metrics["pretrained_fingerprint"] == known_weights.fingerprint(stand_in)
 
 
 def test_d_the_notebook_reuses_the_run_started_by_hand_and_launches_the_other_with_torchrun(rehearsal):
@@ -213,15 +226,18 @@ def test_d_the_notebook_reuses_the_run_started_by_hand_and_launches_the_other_wi
     # the run the notebook started is the plan's (same folder), over 2 processes
     assert json.loads((notebook / "metrics.json").read_text())["world_size"] == 2
     assert sorted(p for p in rehearsal.runs.iterdir() if p.is_dir()) == sorted([hand, notebook])
-    executed = (rehearsal.root / "notebooks" / "12_table2_base_to_novel.ipynb").read_text()
+    # named for the profile and the PARAMS file: a smoke run, or a run on other parameters, keeps its own
+    assert [p.name for p in (rehearsal.root / "notebooks").iterdir()] == ["12_table2_base_to_novel.paper.rehearsal.ipynb"]
+    executed = (rehearsal.root / "notebooks" / "12_table2_base_to_novel.paper.rehearsal.ipynb").read_text()
     assert "table2_base_to_novel: 2 run(s): 1 trained, 1 reused" in executed
 
 
 def test_e_the_table_is_stamped_with_what_it_ran_on(rehearsal):
     figures = rehearsal.figures
-    assert sorted(p.name for p in figures.glob("table2_base_to_novel.*")) == [
-        f"table2_base_to_novel.{ext}" for ext in ("csv", "json", "md", "png")]
-    result = json.loads((figures / "table2_base_to_novel.json").read_text())
+    # the paper profile's own names: the tracked smoke files (figures/table2_base_to_novel.*) are never written
+    assert sorted(p.name for p in figures.iterdir()) == [
+        f"table2_base_to_novel_paper.{ext}" for ext in ("csv", "json", "md", "png")]
+    result = json.loads((figures / "table2_base_to_novel_paper.json").read_text())
     assert result["profile"] == "paper" and result["dataset"] == "hmdb51"
     assert result["provenance"]["commit"] and result["provenance"]["gpu"] is None  # which code, on which machine
     assert result["protocol"]["seeds"] == [1]
@@ -230,14 +246,14 @@ def test_e_the_table_is_stamped_with_what_it_ran_on(rehearsal):
     assert spec["pretrained"] == str(rehearsal.root / "tiny_quickgelu.pt")
     assert {row["run_dir"] for row in result["raw"]} == {f"<runs>/{Path(p['run_dir']).name}" for p in rehearsal.planned}
     assert {row["dataset"] for row in result["rows"]} == {"HMDB-51"}  # no padded rows for datasets not run
-    markdown = (figures / "table2_base_to_novel.md").read_text()
+    markdown = (figures / "table2_base_to_novel_paper.md").read_text()
     assert "Profile: paper." in markdown
     assert "written:" in rehearsal.steps["reproduce"].stdout  # make's report names the files
 
 
 def test_e_the_table_says_what_deviates_from_the_papers_protocol(rehearsal):
-    markdown = (rehearsal.figures / "table2_base_to_novel.md").read_text()
-    executed = (rehearsal.root / "notebooks" / "12_table2_base_to_novel.ipynb").read_text()
+    markdown = (rehearsal.figures / "table2_base_to_novel_paper.md").read_text()
+    executed = (rehearsal.root / "notebooks" / "12_table2_base_to_novel.paper.rehearsal.ipynb").read_text()
     for text in (markdown, executed):
         assert "Ours and the paper's numbers are on the same protocol." not in text
         assert "Deviates from the paper's protocol:" in text

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from apclip_core import atomic
 
@@ -30,7 +31,7 @@ class SimulatedKill(BaseException):
 
 
 def _outputs(run: Path) -> tuple[dict, list]:
-    weights = torch.load(run / "checkpoint.pt", weights_only=True)["state_dict"]
+    weights = load_file(run / "checkpoint.safetensors")
     metrics = json.loads((run / "metrics.json").read_text())
     for e in metrics["epochs"]:  # wall-clock numbers differ between runs; nothing else may
         e.pop("step_time_s"), e.pop("samples_per_s")
@@ -53,7 +54,7 @@ def test_a_kill_during_any_write_then_resume_ends_like_the_uninterrupted_run(tmp
     ref = train(load_config("bench_base2novel", **TINY_RUN, output_dir=str(tmp_path / "ref")))
     ref_weights, ref_epochs = _outputs(ref)
     n_writes = len(writes)
-    assert {"config.json", "checkpoint.pt", "metrics.json", "last.pt"} <= set(writes), writes
+    assert {"config.json", "checkpoint.safetensors", "metrics.json", "last.pt"} <= set(writes), writes
 
     for k in range(n_writes):
         run = tmp_path / f"kill{k}"

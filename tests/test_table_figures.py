@@ -78,6 +78,27 @@ def test_paper_profile_marks_the_papers_numbers_and_drops_the_caveat():
         plt.close(fig)
 
 
+def _tick_heights(fig) -> list[float]:
+    return sorted(round(float(segment[0][1]), 1) for segment in fig.axes[0].collections[0].get_segments())
+
+
+@pytest.mark.parametrize("datasets", [("HMDB-51",), ("HMDB-51", "UCF-101")])
+def test_the_papers_marks_are_those_of_each_bars_own_dataset(datasets):
+    """The paper's table holds every dataset; each bar is marked with its own dataset's number, never
+    another dataset's number for the same metric and method (issue 23: HMDB-51's base drawn at SSv2's)."""
+    paper = tables.paper_table("table2_base_to_novel").query("init == 'clip'")
+    ours = pd.DataFrame([{"method": m, "dataset": d, "metric": k, "value": 10.0}
+                         for d in datasets for m in ("ViFi-CLIP", "AP-CLIP") for k in ("base", "novel", "hm")])
+    fig = tables.table_figure(ours, pd.DataFrame(), title="Table 2", profile="paper", paper=paper)
+    try:
+        expected = paper[paper["dataset"].isin(datasets) & paper["method"].isin(["ViFi-CLIP", "AP-CLIP"])]
+        assert len(expected) == 6 * len(datasets)
+        assert _tick_heights(fig) == sorted(expected["value"].round(1))
+        assert fig.axes[0].get_ylim()[1] > expected["value"].max()  # the axis shows the paper's numbers
+    finally:
+        plt.close(fig)
+
+
 def test_few_shot_axis_reads_k_shots():
     ours = pd.DataFrame([{"method": m, "dataset": "HMDB-51", "shots": k, "metric": "top1", "value": v}
                          for k in (2, 4) for m, v in (("ViFi-CLIP", 20.0), ("AP-CLIP", 25.0 + k))])

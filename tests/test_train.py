@@ -9,7 +9,7 @@ from torch import nn
 
 from apclip_core import atomic
 from apclip_core.data import datasets as D
-from apclip_core.engine import config as C, distributed as Dist, evaluate as E, optim as O, train as T
+from apclip_core.engine import config as C, distributed as Dist, evaluate as E, optim as O, train as T, train_cli
 
 
 # ---- config ---------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def test_every_preset_loads_and_paper_presets_carry_vifi_schedule():
 
 
 def test_unknown_key_lists_valid_keys_and_overrides_apply():
-    with pytest.raises(ValueError, match=r"unknown config key\(s\) \['similarty'\].*valid keys: name, model_name"):
+    with pytest.raises(ValueError, match=r"unknown key 'similarty' \(did you mean 'similarity'\?\); valid keys: name, model_name"):
         C.load_config("bench_base2novel", similarty="maka")
     cfg = C.load_config("bench_base2novel", epochs=3, similarity="maka")
     assert (cfg.epochs, cfg.similarity) == (3, "maka")
@@ -51,17 +51,17 @@ def test_unknown_key_lists_valid_keys_and_overrides_apply():
 
 
 def test_cli_set_parses_yaml_values_and_rejects_unknown(capsys):
-    assert T.main(["--config", "bench_base2novel", "--set", "epochs=2", "betas=[0.8,0.9]", "--print-config"]) == 0
+    assert train_cli.main(["--config", "bench_base2novel", "--set", "epochs=2", "betas=[0.8,0.9]", "--print-config"]) == 0
     out = capsys.readouterr().out
     assert '"epochs": 2' in out and "0.8" in out
-    assert T.main(["--config", "bench_base2novel", "--set", "nope=1", "--print-config"]) == 2
+    assert train_cli.main(["--config", "bench_base2novel", "--set", "nope=1", "--print-config"]) == 2
     assert "valid keys" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without a GPU")
 def test_paper_profile_on_cpu_refuses_at_once_with_estimate_and_needs():
     with pytest.raises(SystemExit) as exc:
-        T.main(["--config", "k400_zero_shot"])
+        train_cli.main(["--config", "k400_zero_shot"])
     msg = str(exc.value)
     assert "refusing to train ViT-B-16 on CPU" in msg and "days" in msg and "--allow-cpu" in msg
     assert "prompt file prompts/k400.json" in msg and "Hugging Face" in msg
@@ -223,3 +223,32 @@ def test_the_training_bank_drops_the_attribute_groups_the_config_drops():
     assert any(a.startswith("body.") for attrs in full.attributes for a in attrs)
     assert not any(a.startswith("body.") for attrs in without.attributes for a in attrs)
     assert without.counts == [n * 2 // 3 for n in full.counts]  # 12 of 36 per class are Body
+
+
+def test_last_pt_is_written_before_the_final_evaluation_and_a_resume_only_evaluates(tmp_path, bench_root, monkeypatch):
+    """A job cut during the final evaluation (hours on Kinetics; issue 23, item 8) loses no training step."""
+    import json
+
+    import torch
+
+    from apclip_core.engine import train as training
+    from apclip_core.engine.config import load_config
+
+    run = tmp_path / "run"
+    cfg = load_config("bench_base2novel", pretrained=None, epochs=1, max_steps_per_epoch=2, batch_size=2,
+                      effective_batch_size=2, frames=2, temporal_views=1, spatial_crops=1, eval_max_videos=2,
+                      num_workers=0, warmup_epochs=0, prompt_strategy="single", output_dir=str(run))
+
+    def evaluation_cut_short(*args, **kwargs):
+        raise KeyboardInterrupt("the job's time ran out during the final evaluation")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(training, "evaluate_epoch", evaluation_cut_short)
+        with pytest.raises(KeyboardInterrupt):
+            training.train(cfg)
+    state = torch.load(run / "last.pt", weights_only=True)
+    assert (state["epoch"], state["micro_step"], state["global_step"]) == (0, 2, 2)  # every step kept
+    training.train(cfg, resume=True)
+    assert "resumed from" in (run / "train.log").read_text()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["complete"] and "eval" in metrics["epochs"][-1] and metrics["epochs"][-1]["step"] == 2

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,7 +39,7 @@ def _train_cmd(out: Path, *extra: str) -> list[str]:
 
 
 def _final_state(run: Path) -> dict:
-    return torch.load(run / "checkpoint.pt", weights_only=True)["state_dict"]
+    return load_file(run / "checkpoint.safetensors")
 
 
 def _metrics(run: Path) -> list[dict]:

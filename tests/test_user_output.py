@@ -24,6 +24,24 @@ def test_every_notebook_records_the_apclip_kernel():
         assert spec["name"] == "apclip", f"{nb.name} records kernel {spec['name']!r}"
 
 
+def test_papermill_reads_every_parameter_of_every_notebook(caplog):
+    """papermill infers a notebook's parameters from its tagged cell, giving up on a line with two '=' (a comment
+    saying PARTIAL=1): a parameter it cannot read is passed with "Passed unknown parameter" warnings."""
+    import ast
+
+    import papermill
+
+    for nb in sorted((paths.PROJECT_ROOT / "notebooks").glob("*.ipynb")):
+        cells = [c for c in json.loads(nb.read_text())["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+        if not cells:
+            continue
+        assigned = [t.id for node in ast.parse("".join(cells[0]["source"])).body if isinstance(node, ast.Assign)
+                    for t in node.targets]
+        with caplog.at_level(logging.WARNING, logger="papermill"):
+            inferred = list(papermill.inspect_notebook(str(nb)))
+        assert inferred == assigned, f"{nb.name}: papermill reads {inferred}, the cell sets {assigned}"
+
+
 @pytest.fixture
 def restore_apclip_logger():
     logger = logging.getLogger("apclip_core")
@@ -48,6 +66,7 @@ def test_training_info_goes_to_the_log_file_and_to_the_console_only_in_a_termina
         monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
     else:
         monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    level_before = logging.getLogger("apclip_core").level
     setup_logging(tmp_path, Dist())
     log = logging.getLogger("apclip_core.engine.train")
     log.info("config: {...}")
@@ -61,6 +80,8 @@ def test_training_info_goes_to_the_log_file_and_to_the_console_only_in_a_termina
     close_logging()  # the run is over: what the process logs next is not this run's
     logging.getLogger("apclip_core.paper.experiments").warning("reused another run")
     assert "reused another run" not in (tmp_path / "train.log").read_text()
+    # nor at the run's level: an INFO line of a later notebook cell stays out of its output
+    assert logging.getLogger("apclip_core").level == level_before
 
 
 def test_run_log_summary_says_what_was_trained_and_what_was_reused(monkeypatch):
@@ -128,8 +149,8 @@ def test_the_report_after_a_table_shows_the_files_of_the_dataset_the_notebook_ra
     report make prints afterwards shows those, not HMDB-51's table2_base_to_novel.* (nor 'no rendered table')."""
     from apclip_core.paper import report
 
-    (tmp_path / "table2_base_to_novel.md").write_text("HMDB-51's table\n")
-    (tmp_path / "table2_base_to_novel_ucf101.md").write_text("UCF-101's table\n")
+    (tmp_path / "table2_base_to_novel_paper.md").write_text("HMDB-51's table\n")  # the paper profile's names
+    (tmp_path / "table2_base_to_novel_ucf101_paper.md").write_text("UCF-101's table\n")
     executed = tmp_path / "12_table2_base_to_novel.ipynb"
     parameters = {"profile": "paper", "dataset": "hmdb51", "overrides": {"protocol_args": {"dataset": "ucf101"}}}
     executed.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": parameters}}}))
@@ -139,3 +160,21 @@ def test_the_report_after_a_table_shows_the_files_of_the_dataset_the_notebook_ra
     parameters["overrides"] = {}
     executed.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": parameters}}}))
     assert report.main([*argv, "--notebook", str(executed)]) == 0 and "HMDB-51's table" in capsys.readouterr().out
+
+
+def test_the_report_says_unchanged_since_for_numbers_an_earlier_run_recorded(tmp_path, capsys):
+    """make demo reproduces the tracked table: its results file keeps the commit and date of the run that
+    first computed those numbers, and the report says so instead of passing them off as this run's."""
+    from apclip_core.paper import report
+
+    (tmp_path / "table2_base_to_novel.md").write_text("the table\n")
+    (tmp_path / "table2_base_to_novel.json").write_text(json.dumps(
+        {"provenance": {"commit": "f8936b77e45da49b", "dirty": False, "machine": "m", "date": "2026-12-01T02:34:21+00:00"}}))
+    executed = tmp_path / "12_table2_base_to_novel.ipynb"
+    argv = ["--table", "table2_base_to_novel", "--figures", str(tmp_path), "--notebook", str(executed)]
+    for started, said in (("2026-12-08T00:30:00.5+00:00", "this run's numbers are unchanged since commit f8936b77e45d"),
+                          ("2026-12-01T02:30:00+00:00", "numbers computed at commit f8936b77e45d")):
+        executed.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"start_time": started,
+                                                                                 "parameters": {}}}}))
+        assert report.main(argv) == 0
+        assert said in capsys.readouterr().out

@@ -340,8 +340,42 @@ def test_plan_says_the_zoo_trains_nothing_and_what_it_needs(capsys):
     assert main(["plan", notebook, "--profile", "paper"]) == 0
     out, err = capsys.readouterr()
     assert out.startswith("table1_zoo: nothing to plan: the zoo trains nothing") and "bug in apclip" not in out + err
-    assert "runs/zoo/openvclip.pt" in out and "one GPU" in out and "estimated GPU time" in out
+    assert "runs/zoo/openvclip.safetensors" in out and "one GPU" in out and "estimated GPU time" in out
+    assert "runs/zoo/tcclip.safetensors" in out and "runs/zoo/mote.safetensors" in out   # the re-implemented peers too
     assert main(["plan", notebook, "--json"]) == 0
     needs = json.loads(capsys.readouterr().out)
     assert needs["trains"] is False and needs["datasets"] == [
         {"dataset": "apclip_bench", "splits": ["bench_novel_val"], "videos": 768}]
+
+
+def test_a_datasets_splits_share_their_prompt_features(tmp_path, monkeypatch, bench_root):
+    """HMDB-51's three zero-shot splits have the same classes: each model encodes a prompt set once, not once per
+    split (issue 23, item 12: 3,315 texts per split per model on CPU)."""
+    from dataclasses import replace
+
+    import torch
+
+    from apclip_core.data.protocols import bench_zero_shot, register_protocol
+    from apclip_core.data.views import ViewSpec
+    from apclip_core.model.video_clip import create_model, save_checkpoint
+    from apclip_core.prompts.bank import PromptBank
+
+    monkeypatch.setenv("APCLIP_CACHE", str(tmp_path / "cache"))  # the prompt features' cache, empty
+    novel = bench_zero_shot(bench_root).eval[0]
+
+    def two_splits(root=None):
+        protocol = bench_zero_shot(root)
+        return replace(protocol, eval=[replace(novel, name="bench_val1"), replace(novel, name="bench_val2")])
+
+    register_protocol(two_splits, name="bench_two_splits")
+    monkeypatch.setitem(zoo.DATASETS, "apclip_bench", replace(zoo.DATASETS["apclip_bench"], protocol="bench_two_splits"))
+    torch.manual_seed(0)
+    checkpoint = save_checkpoint(create_model("apclip-tiny", None), tmp_path / "tiny.safetensors")
+    encoded = Counter()
+    original = PromptBank._encode_flat
+    monkeypatch.setattr(PromptBank, "_encode_flat", lambda self, *a, **k: encoded.update([self.strategy]) or
+                        original(self, *a, **k))
+    run = zoo.evaluate_zoo([zoo.ZooModel("tiny", checkpoint)], ["apclip_bench"], view=ViewSpec(2, 1, 1),
+                           max_videos=4, device="cpu")
+    assert {row["split"] for row in run.rows} == {"bench_val1", "bench_val2"}
+    assert encoded == Counter({s: 1 for s in zoo.STRATEGIES})  # one encoding per prompt set, for both splits

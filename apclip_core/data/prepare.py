@@ -35,6 +35,7 @@ from importlib import resources
 from pathlib import Path
 
 from apclip_core import atomic, paths
+from apclip_core.arguments import bounded, positive_int
 from apclip_core.data.annotations import VideoRecord, read_labels, read_video_list, write_video_list
 from apclip_core.data.video_io import BACKENDS
 from apclip_core.progress import progress
@@ -503,10 +504,18 @@ def reencode_videos(src_root, dst_root, videos: list[str] | None = None, *, shor
     mtime, output size, frames); those are skipped on the next run. Each output is written to a
     temporary name, fully decoded to check its frame count equals the source's, then renamed.
     """
+    from apclip_core.errors import BadValue
+
     src_root, dst_root = Path(src_root), Path(dst_root)
+    if not src_root.is_dir():
+        raise BadValue(f"--src {src_root}: " + ("a file, not a folder of videos" if src_root.exists() else
+                                                "no such folder") + "; give the folder that holds the videos")
     if videos is None:
         videos = sorted(str(p.relative_to(src_root)) for p in src_root.rglob("*")
                         if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        if not videos:  # nothing to do is not success: the path is most likely wrong
+            raise BadValue(f"--src {src_root}: no video under it (looked for {', '.join(sorted(VIDEO_EXTENSIONS))}, "
+                           f"in every subfolder); check the path")
     dst_root.mkdir(parents=True, exist_ok=True)
     manifest_path = dst_root / "reencode_manifest.jsonl"
     done = {}
@@ -571,7 +580,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--url", default=None, help="alternative archive URL (mirror)")
     p.add_argument("--splits-root", type=Path, default=None)
     p.add_argument("--no-decode", action="store_true", help="check presence/size only")
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--jobs", type=positive_int, default=None)
     p.add_argument("--delete-archive", action="store_true")
     p = sub.add_parser("check", help="verify a video root against every list; JSON + text report")
     p.add_argument("dataset", choices=sorted(DATASETS))
@@ -580,13 +589,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-decode", action="store_true")
     p.add_argument("--backend", default="auto", choices=list(BACKENDS),
                    help="decoder: auto (the faster one per container, as `make bench` measured), decord or pyav")
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--jobs", type=positive_int, default=None)
     p.add_argument("--report-dir", type=Path, default=None, help="default: the video root")
     p = sub.add_parser("reencode", help="copy videos with short side 256 (parallel, resumable, verified)")
     p.add_argument("--src", type=Path, required=True)
     p.add_argument("--dst", type=Path, required=True)
-    p.add_argument("--short-side", type=int, default=256)
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--short-side", type=bounded(int, 16, 4096, "pixels"), default=256)
+    p.add_argument("--jobs", type=positive_int, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -615,7 +624,7 @@ def main(argv: list[str] | None = None) -> int:
             summary = reencode_videos(args.src, args.dst, short_side=args.short_side, jobs=args.jobs)
             print(json.dumps(summary, indent=1))
             return 0 if summary["failed"] == 0 else 1
-    except (ChecksumError, FileNotFoundError, ValueError, RuntimeError) as exc:
+    except (ChecksumError, ValueError, RuntimeError) as exc:  # an OSError: errors.run_command says what to do
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

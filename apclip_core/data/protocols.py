@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from apclip_core import paths
+from apclip_core.errors import BadValue
 from apclip_core.data.annotations import VideoRecord, read_labels, read_video_list
 
 __all__ = [
@@ -67,7 +68,7 @@ class Split:
             words = self.name.lower().split("_")
             self.role = "base" if "base" in words else "novel" if "novel" in words else "all"
         if self.role not in ROLES:
-            raise ValueError(f"split {self.name!r}: role {self.role!r} is not one of {ROLES}")
+            raise BadValue(f"split {self.name!r}: role {self.role!r} is not one of {ROLES}")
 
     @property
     def num_classes(self) -> int:
@@ -128,7 +129,7 @@ def register_dataset(key: str, spec: dict, *, aliases: tuple[str, ...] = ()) -> 
     """Add a dataset in the ViFi-CLIP layout: ``spec`` names its video folder and list/label files,
     as the entries of DATASETS do; the protocols, `data check` and the preflight then know it."""
     if "video_dir" not in spec:
-        raise ValueError(f"dataset {key!r}: the spec needs at least 'video_dir'; see DATASETS for the fields")
+        raise BadValue(f"dataset {key!r}: the spec needs at least 'video_dir'; see DATASETS for the fields")
     DATASETS[key] = dict(spec)
     _ALIASES.update({a.lower(): key for a in aliases})
 
@@ -166,8 +167,13 @@ def load_protocol(name: str, args: dict | None = None) -> "Protocol":
     paths.data_dir(), so configs can say `train_root: kinetics400`.
     """
     if name not in _PROTOCOLS:
-        raise ValueError(f"unknown protocol {name!r}; valid: {', '.join(sorted(_PROTOCOLS))}")
+        raise BadValue(f"unknown protocol {name!r}; valid: {', '.join(sorted(_PROTOCOLS))}")
     args = dict(args or {})
+    import inspect
+
+    from apclip_core.user_files import refuse_unknown_keys
+
+    refuse_unknown_keys(args, inspect.signature(_PROTOCOLS[name]).parameters, f"arguments of protocol {name!r}")
     for key, value in args.items():
         if key.endswith("root") and isinstance(value, str) and not Path(value).is_absolute():
             args[key] = paths.data_dir() / value
@@ -186,7 +192,7 @@ def canonical_dataset(name: str) -> str:
 def _dataset(name: str, allowed: tuple[str, ...]) -> str:
     key = canonical_dataset(name)
     if key not in allowed:
-        raise ValueError(f"dataset {name!r} has no such protocol; valid choices: {', '.join(allowed)}")
+        raise BadValue(f"dataset {name!r} has no such protocol; valid choices: {', '.join(allowed)}")
     return key
 
 
@@ -199,7 +205,7 @@ def default_splits_root() -> Path:
 def default_video_root(dataset: str) -> Path:
     key = _ALIASES.get(dataset.lower(), dataset.lower())
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid choices: {', '.join(DATASETS)}")
+        raise BadValue(f"unknown dataset {dataset!r}; valid choices: {', '.join(DATASETS)}")
     return paths.data_dir() / DATASETS[key]["video_dir"]
 
 
@@ -223,7 +229,7 @@ def _roots(dataset: str, splits_root, video_root) -> tuple[Path, Path]:
 def _k400_train(splits_root: Path, train_root, which: str = "full") -> Split:
     d = DATASETS["k400"]
     if which not in ("full", "tiny"):
-        raise ValueError(f"Kinetics-400 train list {which!r} unknown; valid choices: full, tiny")
+        raise BadValue(f"Kinetics-400 train list {which!r} unknown; valid choices: full, tiny")
     name = "train.txt" if which == "full" else "train_tiny.txt"
     path = splits_root / d["lists"] / name
     if which == "full" and not path.is_file():
@@ -266,7 +272,7 @@ def base_to_novel(dataset: str, seed: int = 1, *, splits_root=None, video_root=N
     """
     key = _dataset(dataset, ("k400", "hmdb51", "ucf101", "ssv2"))
     if seed not in SEEDS:
-        raise ValueError(f"base-to-novel seed {seed!r} unknown; valid choices: {SEEDS}")
+        raise BadValue(f"base-to-novel seed {seed!r} unknown; valid choices: {SEEDS}")
     s, v = _roots(key, splits_root, video_root)
     d = DATASETS[key]
     b2n = s / d["b2n"]
@@ -287,7 +293,7 @@ def few_shot(dataset: str, k: int, *, splits_root=None, video_root=None) -> Prot
     """Few-shot: ``train1_few_shot_{k}`` (k in 2, 4, 8, 16), all classes; eval on split 1's val list."""
     key = _dataset(dataset, ("hmdb51", "ucf101", "ssv2"))
     if k not in FEW_SHOT_K:
-        raise ValueError(f"few-shot K={k!r} unknown; valid choices: {FEW_SHOT_K}")
+        raise BadValue(f"few-shot K={k!r} unknown; valid choices: {FEW_SHOT_K}")
     s, v = _roots(key, splits_root, video_root)
     d = DATASETS[key]
     train = _split(f"{key}_train1_few_shot_{k}", s / d["lists"] / f"train1_few_shot_{k}.txt", s / d["labels"], v)
@@ -324,9 +330,9 @@ def bench_few_shot(root=None, k: int = 16, seed: int = 1) -> Protocol:
     """K shots per class from training split `seed` (train{seed}_few_shot_{k}: the benchmark draws one per seed,
     where the public lists have split 1 only); all classes; eval on val."""
     if k not in FEW_SHOT_K:
-        raise ValueError(f"few-shot K={k!r} unknown; valid choices: {FEW_SHOT_K}")
+        raise BadValue(f"few-shot K={k!r} unknown; valid choices: {FEW_SHOT_K}")
     if seed not in SEEDS:
-        raise ValueError(f"few-shot seed {seed!r} unknown; valid choices: {SEEDS}")
+        raise BadValue(f"few-shot seed {seed!r} unknown; valid choices: {SEEDS}")
     r = _bench_root(root)
     name = f"train{seed}_few_shot_{k}"
     return Protocol([_split(f"bench_{name}", r / f"splits/{name}.txt", r / "labels.csv", r)],
@@ -337,7 +343,7 @@ def bench_few_shot(root=None, k: int = 16, seed: int = 1) -> Protocol:
 @register_protocol
 def bench_base_to_novel(root=None, seed: int = 1) -> Protocol:
     if seed not in SEEDS:
-        raise ValueError(f"base-to-novel seed {seed!r} unknown; valid choices: {SEEDS}")
+        raise BadValue(f"base-to-novel seed {seed!r} unknown; valid choices: {SEEDS}")
     r = _bench_root(root)
     b2n = r / "splits/base2novel"
     return Protocol([_split(f"bench_fs_base_s{seed}_train", b2n / f"fs_base_s{seed}_train.txt", r / "base_labels.csv", r)],
@@ -355,7 +361,7 @@ def bench_zero_shot(root=None) -> Protocol:
     to_base = {full.classnames.index(name): i for i, name in enumerate(base)}
     missing = [n for n in base if n not in full.classnames]
     if missing:
-        raise ValueError(f"{r / 'base_labels.csv'} names classes absent from labels.csv: {missing}")
+        raise BadValue(f"{r / 'base_labels.csv'} names classes absent from labels.csv: {missing}")
     records = [VideoRecord(rec.path, to_base[rec.label]) for rec in full.records if rec.label in to_base]
     train = Split("bench_base_train", records, base, r, list_file=full.list_file)
     ev = _split("bench_novel_val", r / "splits/base2novel/novel_val.txt", r / "novel_labels.csv", r)
@@ -400,14 +406,14 @@ def get_protocol(name: str, *, splits_root=None, video_root=None, bench_root=Non
     except (ValueError, IndexError) as exc:
         if "valid choices" in str(exc):
             raise
-    raise ValueError(f"unknown protocol {name!r}; valid names: {', '.join(PROTOCOL_NAMES)}")
+    raise BadValue(f"unknown protocol {name!r}; valid names: {', '.join(PROTOCOL_NAMES)}")
 
 
 def list_files_for(dataset: str) -> list[str]:
     """Every list file (relative to the splits root) whose videos live under ``dataset``'s video root."""
     key = _ALIASES.get(dataset.lower(), dataset.lower())
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; valid choices: {', '.join(DATASETS)}")
+        raise BadValue(f"unknown dataset {dataset!r}; valid choices: {', '.join(DATASETS)}")
     d = DATASETS[key]
     files: list[str] = []
     if key == "k600":

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as F
 
+from apclip_core.errors import BadValue
+
 __all__ = ["AugConfig", "VideoTransform", "build_video_transform", "SPATIAL_CROPS"]
 
 SPATIAL_CROPS = (1, 2, 3, 4)
@@ -93,7 +95,7 @@ class VideoTransform:
                 raise ValueError(f"only square image sizes are supported, got {image_size}")
             image_size = image_size[0]
         if num_spatial_crops not in SPATIAL_CROPS:
-            raise ValueError(f"num_spatial_crops={num_spatial_crops} not supported; valid: {SPATIAL_CROPS}")
+            raise BadValue(f"num_spatial_crops={num_spatial_crops} not supported; valid: {SPATIAL_CROPS}")
         if train and num_spatial_crops != 1:
             raise ValueError("training uses one random crop per clip; num_spatial_crops must be 1 with train=True")
         if len(mean) != 3 or len(std) != 3:

@@ -117,6 +117,23 @@ def _check_file(path: Path) -> None:
         raise VideoDecodeError(path, "empty file (0 bytes)")
 
 
+NOT_A_VIDEO = "not a video file (no container FFmpeg can read, or no video stream in it)"
+
+
+def _check_container(path: str) -> None:
+    """VideoDecodeError(NOT_A_VIDEO) for a file FFmpeg cannot open as a container with a video stream, asked
+    of PyAV, which is silent: decord's own FFmpeg would print its raw complaint before the clean message."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            has_video = bool(container.streams.video)
+    except _decode_errors() as exc:
+        raise VideoDecodeError(path, f"{NOT_A_VIDEO}: {_short(exc)}") from None
+    if not has_video:
+        raise VideoDecodeError(path, NOT_A_VIDEO)
+
+
 def count_packets(path) -> int:
     """Number of non-empty video packets, by demuxing only (no decoding). 0 if it cannot demux."""
     return stream_counts(path)[0]
@@ -192,6 +209,7 @@ class DecordReader(VideoReader):
         self.fallback, self.strict_length = fallback, strict_length
         self.path = str(path)
         _check_file(Path(path))
+        _check_container(self.path)  # before decord, whose FFmpeg prints raw lines on stderr for a non-video
         try:
             self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=1)
             reported = len(self._reader)
@@ -295,8 +313,8 @@ def open_video(path, backend: str = "auto", *, fallback: bool = True, strict_len
     except ShortVideoError:
         raise  # PyAV would count the same frames
     except VideoDecodeError as exc:
-        if not fallback or exc.reason in ("file not found", "empty file (0 bytes)", "not a regular file",
-                                          "is a directory, not a video file"):
+        if not fallback or exc.reason.startswith(NOT_A_VIDEO) or exc.reason in (
+                "file not found", "empty file (0 bytes)", "not a regular file", "is a directory, not a video file"):
             raise
         try:
             reader = PyAVReader(path, strict_length=strict_length)
@@ -328,3 +346,4 @@ def probe_video(path, backend: str = "auto", *, full: bool = False) -> dict:
 def _short(exc: BaseException, limit: int = 160) -> str:
     text = f"{type(exc).__name__}: {exc}".replace("\n", " ")
     return text if len(text) <= limit else text[:limit] + "..."
+

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from apclip_core.errors import BadValue
 from apclip_core.data.sampling import multi_view_indices, segment_indices
 from apclip_core.data.video_io import BACKENDS, ShortVideoError, decoders_for, open_video
 
@@ -33,11 +34,11 @@ class ViewSpec:
     def __post_init__(self):
         for key in ("frames", "temporal_views", "spatial_crops"):
             if int(getattr(self, key)) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+                raise BadValue(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.backend not in BACKENDS:
-            raise ValueError(f"unknown video backend {self.backend!r}; valid choices: {', '.join(BACKENDS)}")
+            raise BadValue(f"unknown video backend {self.backend!r}; valid choices: {', '.join(BACKENDS)}")
         if self.short_videos not in SHORT_VIDEO_POLICIES:
-            raise ValueError(f"unknown short_videos policy {self.short_videos!r}; valid: {', '.join(SHORT_VIDEO_POLICIES)}")
+            raise BadValue(f"unknown short_videos policy {self.short_videos!r}; valid: {', '.join(SHORT_VIDEO_POLICIES)}")
 
     @property
     def views(self) -> int:
@@ -74,7 +75,7 @@ def decode_video(path: str | Path, view: ViewSpec, transform: Callable, *,
     Raises video_io.VideoDecodeError when the file cannot be decoded.
     """
     if rng is not None and view.temporal_views != 1:
-        raise ValueError("training samples one clip per video; temporal_views must be 1")
+        raise BadValue("training samples one clip per video; temporal_views must be 1")
     state = rng.bit_generator.state if rng is not None else None  # a padded retry draws the same offsets
     try:
         with open_video(path, view.backend) as reader:
@@ -112,3 +113,43 @@ def _read(reader, n: int, view: ViewSpec, rng) -> tuple[list[list[int]], np.ndar
         indices = multi_view_indices(n, view.frames, view.temporal_views)
     indices = [[min(max(int(i), 0), n - 1) for i in reader.clamp(v)] for v in indices]
     return indices, reader.get_frames([i for v in indices for i in v])
+
+
+# A decode may use this share of the memory available: the model, the prompts and the rest of the
+# process need the remainder.
+DECODE_MEMORY_SHARE = 0.5
+
+
+def decode_bytes(frames: int, temporal_views: int, spatial_crops: int, height: int, width: int,
+                 image_size: Optional[int] = None) -> int:
+    """Bytes `decode_video` holds at its peak for one video of height x width sampled as `frames` x
+    `temporal_views`: the decoded uint8 frames and the transform's float copy of them; with the model's
+    `image_size`, also the clips it returns (one per view and crop)."""
+    decoded = frames * temporal_views * height * width * 3
+    clips = frames * temporal_views * spatial_crops * 3 * image_size * image_size * 4 if image_size else 0
+    return decoded * (1 + 4) + clips
+
+
+def check_decode_fits(path, frames: int, temporal_views: int = 1, spatial_crops: int = 1,
+                      image_size: Optional[int] = None) -> None:
+    """Refuse, before decoding, a sampling of `path` that cannot fit in the memory available (a UserError
+    naming the sizes), where decoding would end in std::bad_alloc or the kernel's OOM killer. A file
+    that cannot be probed is left for the decoder to name."""
+    import av
+    import psutil
+
+    from apclip_core.errors import UserError
+
+    try:
+        with av.open(str(path)) as container:
+            context = container.streams.video[0].codec_context
+            height, width = int(context.height), int(context.width)
+    except Exception:  # noqa: BLE001 - not readable: the decoder says why, with its own message
+        return
+    need = decode_bytes(frames, temporal_views, spatial_crops, height, width, image_size)
+    available = psutil.virtual_memory().available
+    if need > DECODE_MEMORY_SHARE * available:
+        raise UserError(
+            f"{path}: {frames} frames x {temporal_views} views x {spatial_crops} crops of this {width}x{height} "
+            f"video need about {need / 2**30:.1f} GiB to decode, more than this machine can spare "
+            f"({available / 2**30:.1f} GiB available); ask for fewer frames, views or crops (e.g. --frames 8 --views 1)")

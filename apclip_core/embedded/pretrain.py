@@ -301,10 +301,12 @@ def _train(config: dict, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from apclip_core.arguments import bounded, positive_float, positive_int
+
     parser = argparse.ArgumentParser(prog="python -m apclip_core pretrain", description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=DEFAULTS["steps"])
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
-    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"])
+    parser.add_argument("--steps", type=positive_int, default=DEFAULTS["steps"])
+    parser.add_argument("--batch-size", type=bounded(int, 2, what="contrastive pairs need two"), default=DEFAULTS["batch_size"])
+    parser.add_argument("--lr", type=positive_float, default=DEFAULTS["lr"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--force", action="store_true", help="retrain even if cached")
     args = parser.parse_args(argv)

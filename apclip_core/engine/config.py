@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Optional
 
 from apclip_core import paths
+from apclip_core.errors import BadValue
 from apclip_core.data.protocols import load_protocol
-from apclip_core.data.views import ViewSpec
-from apclip_core.model.similarity import similarity_names
-from apclip_core.prompts.strategies import needs_prompt_file, strategy_names
+
+# views, similarity and strategies (torch) are imported where used: `train --help` reads config_names()
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -83,6 +83,8 @@ class TrainConfig:
     eval_every_epochs: int = 1               # 0: evaluate only after the last epoch
     eval_max_videos: int = 0                 # >0: evaluate an evenly spaced subset per split (recorded; tests)
     save_every_steps: int = 0                # extra step checkpoints every N optimizer steps (0 = per epoch only)
+    tracker: str = "none"                    # none | tensorboard | wandb (offline): per-epoch numbers (engine.tracking)
+    save_every_minutes: float = 0.0          # and every N minutes of training (0 = off): preemptible clusters
     output_dir: Optional[str] = None
     device: str = "auto"                     # auto | cpu | cuda
     allow_cpu: bool = False                  # train a big model on CPU anyway
@@ -94,25 +96,18 @@ class TrainConfig:
                 try:
                     setattr(self, f.name, float(value))
                 except ValueError:
-                    raise ValueError(f"{f.name} must be a number, got {value!r}") from None
+                    raise BadValue(f"{f.name} must be a number, got {value!r}") from None
+            if problem := value_problem(f.name, getattr(self, f.name)):
+                raise BadValue(problem)
         self.betas = tuple(float(b) for b in self.betas)
         self.protocol_args = dict(self.protocol_args or {})
         self.extra_eval = [dict(e) for e in (self.extra_eval or [])]
         self.eval_prompt_files = dict(self.eval_prompt_files or {})
         self.drop_attribute_groups = list(self.drop_attribute_groups or [])
-        choices = {"prompt_strategy": strategy_names(), "similarity": similarity_names(), "precision": PRECISIONS,
-                   "device": ("auto", "cpu", "cuda"), "missing_videos": MISSING_VIDEOS}
-        for key, valid in choices.items():
-            value = getattr(self, key)
-            if value not in valid and not (key == "device" and str(value).startswith("cuda:")):
-                raise ValueError(f"{key}={value!r} is not valid; choose one of: {', '.join(valid)}")
+        from apclip_core.prompts.strategies import needs_prompt_file
+
         if needs_prompt_file(self.prompt_strategy) and not self.prompt_file:
-            raise ValueError(f"prompt_strategy={self.prompt_strategy!r} needs prompt_file (a prompts/*.json)")
-        for key in ("epochs", "frames", "temporal_views", "spatial_crops", "batch_size", "effective_batch_size"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.max_videos_per_split < 0:
-            raise ValueError(f"max_videos_per_split must be >= 0 (0: every video), got {self.max_videos_per_split}")
+            raise BadValue(f"prompt_strategy={self.prompt_strategy!r} needs prompt_file (a prompts/*.json)")
 
     @property
     def lr_min(self) -> float:
@@ -120,12 +115,52 @@ class TrainConfig:
 
     def view(self, *, train: bool = False) -> ViewSpec:
         """How videos are seen: one clip in training, the evaluation views otherwise."""
+        from apclip_core.data.views import ViewSpec
+
         if train:
             return ViewSpec(self.frames, 1, 1, self.video_backend, self.short_videos)
         return ViewSpec(self.frames, self.temporal_views, self.spatial_crops, self.video_backend, self.short_videos)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+# what each field may hold, checked where a value is read (a preset, --set, a PARAMS file's overrides)
+KINDS = {"int": (int,), "float": (int, float), "Optional[float]": (int, float), "bool": (bool,), "str": (str,),
+         "dict": (dict,), "list": (list,)}
+AT_LEAST_1 = ("epochs", "frames", "temporal_views", "spatial_crops", "batch_size", "effective_batch_size",
+              "eval_batch_size")
+AT_LEAST_0 = ("max_videos_per_split", "num_workers", "max_steps_per_epoch", "eval_every_epochs", "eval_max_videos",
+              "save_every_steps", "prompts_per_class_per_step", "warmup_epochs", "weight_decay", "mixup_alpha",
+              "cutmix_alpha", "grad_clip_norm", "min_lr")
+FRACTIONS = ("label_smoothing", "mixup_switch_prob")
+
+
+def value_problem(key: str, value) -> Optional[str]:
+    """What is wrong with `value` for the TrainConfig field `key` (kind, range, choices); None when it may stand."""
+    from apclip_core.engine.tracking import TRACKERS
+    from apclip_core.model.similarity import similarity_names
+    from apclip_core.prompts.strategies import strategy_names
+
+    kind = KINDS.get(str(FIELD_TYPES.get(key)))
+    if value is None or key not in FIELD_TYPES:
+        return None
+    if kind and (not isinstance(value, kind) or (bool not in kind and isinstance(value, bool))):
+        return f"{key} must be {' or '.join(k.__name__ for k in kind)}, got {value!r}"
+    choices = {"prompt_strategy": strategy_names(), "similarity": similarity_names(), "precision": PRECISIONS,
+               "device": ("auto", "cpu", "cuda"), "missing_videos": MISSING_VIDEOS, "tracker": TRACKERS}.get(key)
+    if choices and value not in choices and not (key == "device" and str(value).startswith("cuda:")):
+        return f"{key}={value!r} is not valid; choose one of: {', '.join(choices)}"
+    if key in AT_LEAST_1 and value < 1:
+        return f"{key} must be >= 1, got {value}"
+    if key in AT_LEAST_0 and value < 0:
+        return f"{key} must be >= 0 (0 turns it off or means all), got {value}"
+    if key == "lr" and not value > 0:
+        return f"lr must be > 0, got {value}"
+    if key in FRACTIONS and not 0 <= value <= 1:
+        return f"{key} must be between 0 and 1, got {value}"
+    return None
 
 
 def config_names() -> list[str]:
@@ -144,12 +179,12 @@ def _preset_path(name_or_path: str | Path) -> Path:
 
 def preset_values(name_or_path: str | Path, _seen: tuple = ()) -> dict:
     """The keys a preset sets, its `base:` chain resolved (the base first, the preset on top)."""
-    import yaml
+    from apclip_core.user_files import read_yaml
 
     path = _preset_path(name_or_path)
     if path in _seen:
-        raise ValueError(f"config {path.name}: `base:` chain loops through {[p.name for p in _seen]}")
-    values = yaml.safe_load(path.read_text()) or {}
+        raise BadValue(f"config {path.name}: `base:` chain loops through {[p.name for p in _seen]}")
+    values = dict(read_yaml(path, "training config", empty={}))
     base = values.pop("base", None)
     if base is None:
         return values
@@ -163,12 +198,11 @@ def load_config(name_or_path: str | Path = "bench_base2novel", **overrides) -> T
     the preset it names as `base:`. Unknown keys are an error that lists the valid ones (a typo must
     not silently train the default).
     """
+    from apclip_core.user_files import refuse_unknown_keys
+
     values = {**preset_values(name_or_path), **overrides}
-    valid = [f.name for f in dataclasses.fields(TrainConfig)]
-    unknown = sorted(set(values) - set(valid))
-    if unknown:
-        raise ValueError(f"unknown config key(s) {unknown} in {_preset_path(name_or_path).name} or overrides; "
-                         f"valid keys: {', '.join(valid)}")
+    refuse_unknown_keys(sorted(values), [f.name for f in dataclasses.fields(TrainConfig)],
+                        f"{_preset_path(name_or_path)} or overrides")
     return TrainConfig(**values)
 
 
@@ -186,7 +220,8 @@ def parse_overrides(items: list[str]) -> dict:
 
 # fields a run may resume with changed: they do not change what it computes (video_backend: the decoders
 # give identical frames; a run saved with "decord" resumes under the default "auto")
-RESUME_FREE_FIELDS = {"num_workers", "output_dir", "device", "allow_cpu", "eval_batch_size", "video_backend"}
+RESUME_FREE_FIELDS = {"num_workers", "output_dir", "device", "allow_cpu", "eval_batch_size", "video_backend",
+                      "tracker", "save_every_minutes"}
 
 
 def run_dir_for(cfg: TrainConfig) -> Path:
@@ -199,6 +234,6 @@ def load_protocols(cfg: TrainConfig):
     for extra in cfg.extra_eval:
         unknown = set(extra) - {"protocol", "args"}
         if unknown or "protocol" not in extra:
-            raise ValueError(f"extra_eval entries look like {{protocol: name, args: {{...}}}}, got {extra}")
+            raise BadValue(f"extra_eval entries look like {{protocol: name, args: {{...}}}}, got {extra}")
         protocol.eval.extend(load_protocol(extra["protocol"], extra.get("args")).eval)
     return protocol

@@ -19,7 +19,7 @@ the per-frame features across calls and processes, keyed by image-tower weights,
 sampling and views.
 
 CLI (a fine-tuned checkpoint, or any open_clip model and weights as they are):
-    python -m apclip_core evaluate --checkpoint runs/x/checkpoint.pt --protocol bench_base_to_novel \
+    python -m apclip_core evaluate --checkpoint runs/x/checkpoint.safetensors --protocol bench_base_to_novel \
         --prompts prompts/apclip_bench.json --similarity maka
     python -m apclip_core evaluate --model ViT-B-16 --pretrained ~/openai_vitb16.pt --quick-gelu \
         --protocol zero_shot --protocol-arg dataset=hmdb51 --prompts prompts/hmdb51.json
@@ -27,12 +27,14 @@ CLI (a fine-tuned checkpoint, or any open_clip model and weights as they are):
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
 import math
 import sys
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -40,6 +42,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from apclip_core import atomic
+from apclip_core.data.transforms import SPATIAL_CROPS
 from apclip_core.data.video_io import BACKENDS
 from apclip_core.data.views import ViewSpec
 from apclip_core.device import pick as pick_device
@@ -211,11 +214,50 @@ def encode_split(model, split, view: ViewSpec, *, batch_size: int = 8, num_worke
     return feats, labels, ok, errors, sorted(padded), len(todo)
 
 
+def shard_of(path: str, world_size: int) -> int:
+    """The rank that encodes a video: by its path, so a video several splits list falls to the same rank in each
+    (its features are reused there: SharedVideosCache)."""
+    return zlib.crc32(path.encode()) % world_size
+
+
+def encode_split_sharded(model, split, view: ViewSpec, *, shard, **kwargs):
+    """encode_split over the ranks of a process group (`shard`: engine.distributed.Dist): each rank encodes its
+    share of the videos (shard_of), rank 0 gathers them in list order and gets encode_split's tuple for the whole
+    split; the other ranks get None. Every video is encoded exactly as one process would (same model, views and
+    batches of its own), so the numbers are one process's."""
+    import torch.distributed as dist
+
+    mine = [i for i, r in enumerate(split.records) if shard_of(r.path, shard.world_size) == shard.rank]
+    part = dataclasses.replace(split, records=[split.records[i] for i in mine])
+    encoded = encode_split(model, part, view, **kwargs) if mine else None
+    gathered = [None] * shard.world_size if shard.main else None
+    dist.gather_object((mine, encoded), gathered, dst=0)
+    if not shard.main:
+        return None
+    shape = next(e[0].shape[1:] for _, e in gathered if e is not None)
+    n = len(split.records)
+    feats, ok = torch.zeros(n, *shape), torch.ones(n, dtype=torch.bool)
+    errors: dict[int, str] = {}
+    padded: list[int] = []
+    n_encoded = 0
+    for indices, part_encoded in gathered:
+        if part_encoded is None:
+            continue
+        part_feats, _, part_ok, part_errors, part_padded, part_n = part_encoded
+        index = torch.tensor(indices, dtype=torch.long)
+        feats[index], ok[index] = part_feats.float(), part_ok
+        errors.update({indices[j]: message for j, message in part_errors.items()})
+        padded += [indices[j] for j in part_padded]
+        n_encoded += part_n
+    labels = torch.tensor([r.label for r in split.records], dtype=torch.long)
+    return feats, labels, ok, errors, sorted(padded), n_encoded
+
+
 def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]], *, view: ViewSpec, batch_size: int = 8,
                       num_workers: int = 0, device: str | torch.device = "cpu",
                       autocast_dtype: Optional[torch.dtype] = None, cache_prompts: bool = False,
                       record: Optional[dict] = None, feature_cache=None,
-                      prepared: Optional["PreparedSplit"] = None) -> list[EvalResult]:
+                      prepared: Optional["PreparedSplit"] = None, shard=None) -> list[EvalResult]:
     """Accuracy of `model` on one split for several (PromptBank, similarity) pairs, from ONE encoding
     of the videos: decoding and the image tower dominate, prompts and similarities are cheap. A similarity
     of None is the model's default (similarity.default_similarity: a converted checkpoint's recorded
@@ -234,9 +276,15 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]
     if not split.records:  # every listed video skipped: nothing to decode
         raise no_video_evaluated(split, prepared, {})
     start = time.perf_counter()
-    feats, labels, ok, errors, padded, n_encoded = encode_split(model, split, view, batch_size=batch_size,
-                                                        num_workers=num_workers, device=device,
-                                                        autocast_dtype=autocast_dtype, feature_cache=feature_cache)
+    encode = dict(batch_size=batch_size, num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
+                  feature_cache=feature_cache)
+    if shard is not None and shard.enabled:  # shard: every rank encodes its share, rank 0 scores (the others: [])
+        encoded = encode_split_sharded(model, split, view, shard=shard, **encode)
+        if encoded is None:
+            return []
+    else:
+        encoded = encode_split(model, split, view, **encode)
+    feats, labels, ok, errors, padded, n_encoded = encoded
     encode_seconds = time.perf_counter() - start
     if not bool(ok.any()):
         raise no_video_evaluated(split, prepared, errors)
@@ -267,6 +315,7 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]
             "n_prompts": sum(n_prompts), "similarity": similarity, "similarity_chosen_by": chosen_by,
             "n_classes": len(split.classnames), "n_videos": len(split.records), "split_root": str(split.root),
             "seconds": None, "videos_encoded": n_encoded, "encoding_shared_by": len(variants),
+            "encoded_over_ranks": shard.world_size if shard is not None and shard.enabled else 1,
             **(record or {}),
         }
         protocol.setdefault("subset_of", prepared.subset_of)
@@ -288,7 +337,7 @@ def evaluate_variants(model, split, variants: Sequence[tuple[Any, Optional[str]]
 def evaluate(model, split, bank, *, similarity: Optional[str] = None, view: ViewSpec, batch_size: int = 8,
              num_workers: int = 0, device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
              cache_prompts: bool = False, record: Optional[dict] = None, feature_cache=None,
-             prepared: Optional["PreparedSplit"] = None) -> EvalResult:
+             prepared: Optional["PreparedSplit"] = None, shard=None) -> Optional[EvalResult]:
     """Accuracy of `model` on one protocol split (name, records, classnames, root) with a PromptBank.
 
     similarity: None for the model's default (a converted checkpoint's recorded pooling, else MAKA).
@@ -296,11 +345,76 @@ def evaluate(model, split, bank, *, similarity: Optional[str] = None, view: View
     record: extra fields for the result's protocol record (e.g. checkpoint path and sha256).
     feature_cache: a FrameFeatureCache (engine.feature_cache): videos already encoded are not again.
     prepared: how `split` was cut from its list (prepare_split), recorded in the result.
+    shard: a process group's Dist: every rank encodes its share of the videos; rank 0 gets the result, the
+    others None (encode_split_sharded).
     """
-    return evaluate_variants(model, split, [(bank, similarity)], view=view, batch_size=batch_size,
-                             num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
-                             cache_prompts=cache_prompts, record=record, feature_cache=feature_cache,
-                             prepared=prepared)[0]
+    results = evaluate_variants(model, split, [(bank, similarity)], view=view, batch_size=batch_size,
+                                num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
+                                cache_prompts=cache_prompts, record=record, feature_cache=feature_cache,
+                                prepared=prepared, shard=shard)
+    return results[0] if results else None
+
+
+def evaluate_zero_shot(model, split, *, view: ViewSpec, batch_size: int = 8, num_workers: int = 0,
+                       device: str | torch.device = "cpu", autocast_dtype: Optional[torch.dtype] = None,
+                       record: Optional[dict] = None, prepared: Optional["PreparedSplit"] = None) -> EvalResult:
+    """Accuracy of a converted peer scored as its own zero-shot evaluation scores (`model.zero_shot_logits`: its
+    class text from the split's class names, its temporal module, scale and view averaging). The one way to
+    evaluate MoTE and TC-CLIP, whose video features depend on the label set (no frame features to cache)."""
+    return evaluate_zero_shot_variants(model, split, [None], view=view, batch_size=batch_size,
+                                       num_workers=num_workers, device=device, autocast_dtype=autocast_dtype,
+                                       record=record, prepared=prepared)[0]
+
+
+@torch.no_grad()
+def evaluate_zero_shot_variants(model, split, prompt_sets: Sequence[Optional[Any]], *, view: ViewSpec,
+                                batch_size: int = 8, num_workers: int = 0, device: str | torch.device = "cpu",
+                                autocast_dtype: Optional[torch.dtype] = None, record: Optional[dict] = None,
+                                prepared: Optional["PreparedSplit"] = None) -> list[EvalResult]:
+    """evaluate_zero_shot for several class texts from one decoding of the videos: each of `prompt_sets` is
+    None (the model's own class text) or a PromptBank whose texts take its place (zero_shot_logits(prompts=))."""
+    from apclip_core.data.datasets import VideoDataset, build_eval_loader
+
+    prepared = prepared or PreparedSplit(split, len(split.records))
+    if not split.records:
+        raise no_video_evaluated(split, prepared, {})
+    start = time.perf_counter()
+    dataset = VideoDataset(list(split.records), split.root, view=view, train=False,
+                           transform=eval_transform_for(model, view.spatial_crops))
+    device = torch.device(device)
+    model.eval()
+    logits, labels, oks, errors = [[] for _ in prompt_sets], [], [], {}
+    for batch in progress(build_eval_loader(dataset, batch_size=batch_size, num_workers=num_workers),
+                          desc=f"evaluate {split.name}"):
+        ok = torch.as_tensor(batch["ok"], dtype=torch.bool)
+        video = batch["video"].to(device)
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            for out, bank in zip(logits, prompt_sets):
+                texts = {} if bank is None else {"prompts": bank.prompts}
+                out.append(model.zero_shot_logits(video, list(split.classnames), **texts).float().cpu())
+        labels.append(torch.as_tensor(batch["label"]))
+        oks.append(ok)
+        for idx, good, err in zip(torch.as_tensor(batch["index"]).tolist(), ok.tolist(), batch["error"]):
+            if not good:
+                errors[idx] = str(err)
+    ok = torch.cat(oks)
+    if not bool(ok.any()):
+        raise no_video_evaluated(split, prepared, errors)
+    failed = [{"path": split.records[i].path, "error": errors[i]} for i in sorted(errors)]
+    results = []
+    for out, bank in zip(logits, prompt_sets):
+        protocol = {"model": model.config.get("model_name"), "source_format": model.config.get("source_format"),
+                    **view.record(r.path for r in split.records), "dataset": split.dataset, "role": split.role,
+                    "prompt_strategy": "the model's own (zero_shot_logits)" if bank is None else bank.strategy,
+                    "n_prompts": None if bank is None else sum(len(p) for p in bank.prompts),
+                    "similarity": "the model's own", "n_classes": len(split.classnames),
+                    "n_videos": len(split.records), "videos_encoded": len(split.records),
+                    "missing_videos": prepared.missing_videos, "subset_of": prepared.subset_of,
+                    "seconds": round(time.perf_counter() - start, 2), **(record or {})}
+        result = score(split.name, split.classnames, torch.cat(out), torch.cat(labels), ok, failed, protocol)
+        result.n_listed, result.skipped, result.n_skipped = prepared.listed, list(prepared.skipped), len(prepared.skipped)
+        results.append(result)
+    return results
 
 
 def summarize(results: Sequence[EvalResult]) -> dict[str, Any]:
@@ -391,22 +505,29 @@ def no_video_evaluated(split, prepared: PreparedSplit, errors: dict):
 
 
 def evaluate_protocol(model, splits, cfg, *, device: str | torch.device = "cpu",
-                      autocast_dtype: Optional[torch.dtype] = None, record: Optional[dict] = None) -> list:
+                      autocast_dtype: Optional[torch.dtype] = None, record: Optional[dict] = None,
+                      shard=None) -> list:
     """Evaluate every eval split of a protocol as ``cfg`` says: its prompt strategy and files (one bank
     per split), similarity, frames, views, ``missing_videos`` (skip: left out before decoding, counted) and
-    ``eval_max_videos`` / ``max_videos_per_split`` (a subset, recorded as subset_of)."""
+    ``eval_max_videos`` / ``max_videos_per_split`` (a subset, recorded as subset_of). shard (a process group's
+    Dist, called on every rank): the videos are encoded across the ranks, rank 0 gets the results, the others []."""
+    from apclip_core.engine.feature_cache import SharedVideosCache
+
     caps = [n for n in (cfg.eval_max_videos, getattr(cfg, "max_videos_per_split", 0)) if n]
+    prepared_splits = [prepare_split(full, missing_videos=getattr(cfg, "missing_videos", "stop"),
+                                     max_videos=min(caps) if caps else 0) for full in splits]
+    # a video several splits list (K600's zero-shot splits) is encoded once, its features scored in each
+    shared = SharedVideosCache.for_splits([p.split for p in prepared_splits])
     results = []
-    for full in splits:
-        prepared = prepare_split(full, missing_videos=getattr(cfg, "missing_videos", "stop"),
-                                 max_videos=min(caps) if caps else 0)
+    for prepared in prepared_splits:
         split = prepared.split
         bank = build_prompt_bank(cfg.prompt_strategy, split.classnames, eval_prompt_file(cfg, split),
                                  drop_groups=cfg.drop_attribute_groups)
         results.append(evaluate(model, split, bank, similarity=cfg.similarity, view=cfg.view(),
                                 batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers, device=device,
-                                autocast_dtype=autocast_dtype, record=dict(record or {}), prepared=prepared))
-    return results
+                                autocast_dtype=autocast_dtype, record=dict(record or {}), prepared=prepared,
+                                feature_cache=shared, shard=shard))
+    return [r for r in results if r is not None]
 
 
 def default_result_name(protocol_name: str, protocol_args: dict, splits, strategy: str, similarity: str) -> str:
@@ -432,52 +553,11 @@ def _parse_value(text: str):
     return yaml.safe_load(text)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="apclip evaluate", description=__doc__.split("\n\n")[0])
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--checkpoint", help="a fine-tuned checkpoint.pt written by `apclip train`")
-    which.add_argument("--model", help="an open_clip model name (e.g. ViT-B-16), evaluated with --pretrained weights "
-                                       "as they are (zero-shot)")
-    parser.add_argument("--pretrained", default=None, help="with --model: an open_clip pretrained tag (default: openai) "
-                                                            "or a local weights file (then say --quick-gelu or --no-quick-gelu)")
-    parser.add_argument("--quick-gelu", action=argparse.BooleanOptionalAction, default=None,
-                        help="with --model: the weights' activation (OpenAI's CLIP: --quick-gelu); default: "
-                             "open_clip's registry, refused for a local file")
-    parser.add_argument("--protocol", required=True, help="a function of apclip_core.data.protocols, e.g. bench_base_to_novel")
-    parser.add_argument("--protocol-arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="argument of the protocol function (repeatable), e.g. seed=2")
-    parser.add_argument("--prompts", default="single",
-                        help="'single', 'set', or a prompt file (JSON) used with --prompt-strategy")
-    parser.add_argument("--prompt-strategy", default="action_conditioned",
-                        choices=["action_conditioned", "customized", "llm_direct"],
-                        help="which prompts of a prompt file to use (default: action_conditioned)")
-    parser.add_argument("--similarity", default=None, choices=similarity_names(),
-                        help="default: the one matching the video pooling a converted checkpoint records (ViFi-CLIP: "
-                             "mean_raw), else maka; the result records which and why")
-    parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--temporal-views", type=int, default=2)
-    parser.add_argument("--spatial-crops", type=int, default=2)
-    parser.add_argument("--short-videos", choices=["fail", "pad"], default="fail",
-                        help="a file whose frames stop decoding early: count it as failed (default), or evaluate "
-                             "it from the frames that decode (counted as padded in the result)")
-    parser.add_argument("--video-backend", choices=list(BACKENDS), default="auto",
-                        help="decoder: auto (the faster one per container, as `make bench` measured; default), "
-                             "decord or pyav (identical frames)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-workers", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--max-videos", type=int, default=0,
-                        help="evaluate an evenly spaced subset of N videos per split (recorded as subset_of; smoke runs)")
-    parser.add_argument("--missing-videos", choices=["stop", "skip"], default="stop",
-                        help="listed videos not on disk: counted as failed (stop, the default), or left out before "
-                             "decoding and counted as skipped (skip: a run on partial data, recorded per split)")
-    parser.add_argument("--out", default=None, help="result JSON (default: next to the checkpoint)")
-    parser.add_argument("--feature-cache", default=None, metavar="DIR",
-                        help="keep per-frame video features here: a later run with other prompts or another "
-                             "similarity (same checkpoint, frames and views) encodes no video again")
-    args = parser.parse_args(argv)
-    if args.checkpoint and (args.quick_gelu is not None or args.pretrained is not None):
-        parser.error("--pretrained and --quick-gelu go with --model; a checkpoint carries its own weights and activation")
+def run_command_line(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """The `evaluate` command once its arguments are parsed (engine.evaluate_cli, which imports no torch)."""
+    if args.similarity is not None and args.similarity not in similarity_names():
+        parser.error(f"argument --similarity: invalid choice {args.similarity!r} (choose from "
+                     f"{', '.join(similarity_names())})")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from apclip_core.model.video_clip import create_model, load_checkpoint
@@ -485,6 +565,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     from apclip_core.errors import ActivationUnstated
 
     device = pick_device(args.device)
+    if args.out:  # a folder that cannot take the result stops here, not after the evaluation
+        if Path(args.out).is_dir():
+            parser.error(f"--out {args.out} is a folder; give the result's file name (e.g. {Path(args.out) / 'eval.json'})")
+        atomic.writable_folder(Path(args.out).parent)
     # the model first: a wrong spec (activation, weights) is said before any list or video is read
     if args.checkpoint:
         model = load_checkpoint(args.checkpoint, device=device)
@@ -541,3 +625,4 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"{key:>24}: {value:.2f}")
     print(f"wrote {out}")
     return 0
+

@@ -95,3 +95,26 @@ class FrameFeatureCache:
         if self.root is not None:
             name = hashlib.sha256("".join(sorted(items)).encode()).hexdigest()[:16]
             atomic.torch_save(items, self.root / group / f"{name}.pt")
+
+
+class SharedVideosCache(FrameFeatureCache):
+    """In memory, only the videos that more than one split of an evaluation decodes (Kinetics-600's three
+    zero-shot splits list 42,198 videos, far fewer distinct): each is encoded once and scored in every split
+    that lists it; a video of one split only is not kept (a K-400 evaluation would otherwise hold gigabytes)."""
+
+    def __init__(self, shared_ids: set[str]):
+        super().__init__(None)
+        self.shared = shared_ids
+
+    @classmethod
+    def for_splits(cls, splits) -> Optional["SharedVideosCache"]:
+        """The cache for these splits (each with .root and .records), or None when no video is in two of them."""
+        from collections import Counter
+
+        listed = Counter(str(Path(s.root) / r.path) for s in splits for r in s.records)
+        shared = {cls.video_id(path) for path, n in listed.items() if n > 1}
+        return cls(shared) if shared else None
+
+    def put_many(self, group: str, items: dict[str, torch.Tensor]) -> None:
+        super().put_many(group, {k: v for k, v in items.items() if k in self.shared})
+

@@ -1,7 +1,7 @@
 """Fine-tune a video CLIP the ViFi-CLIP way, with AP-CLIP's prompts and MAKA similarity.
 
 Read top to bottom: the classifier a step optimises -> per-step RNGs -> device, precision and
-logging -> the loop state (one object, saved whole) -> the loop -> CLI. The run config is
+logging -> the loop state (one object, saved whole) -> the loop (its CLI: engine.train_cli). The run config is
 engine.config, optimisation pieces engine.optim, DDP and RNG state engine.distributed, the data
 pipeline data.datasets.TrainLoader, evaluation engine.evaluate.
 
@@ -29,12 +29,13 @@ DDP:  torchrun --nproc_per_node 8 -m apclip_core train --config base2novel
 """
 from __future__ import annotations
 
-import argparse
+import atexit
 import contextlib
 import dataclasses
 import json
 import logging
 import math
+import os
 import random
 import sys
 import time
@@ -49,16 +50,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from apclip_core import atomic
-from apclip_core.engine.config import (RESUME_FREE_FIELDS, TrainConfig, config_names, load_config, load_protocols,
-                                       parse_overrides, run_dir_for)
+from apclip_core.device import pick as pick_device
+from apclip_core.errors import BadValue
+from apclip_core.engine.checkpoint_clock import CheckpointClock
+from apclip_core.engine.config import RESUME_FREE_FIELDS, TrainConfig, load_protocols, run_dir_for
 from apclip_core.engine.cost import check_device, requirements
 from apclip_core.engine.distributed import (Dist, barrier, broadcast_object, gather_objects, params_checksum,
                                             rng_state, set_rng_state, setup_distributed)
-from apclip_core.engine.evaluate import evaluate_protocol, summarize
+from apclip_core.engine.evaluate import evaluate_protocol, sha256_file, summarize
+from apclip_core.engine.launch import RunInUse, RunLock, die_with_parent
 from apclip_core.engine.step import PromptClassifier, autocast_dtype, training_bank
+from apclip_core.engine.tracking import open_tracker
 from apclip_core.engine.optim import build_optimizer, build_scheduler, mixup_cutmix, soft_target_cross_entropy
+from apclip_core.model import known_weights
 from apclip_core.progress import progress
 from apclip_core.prompts.bank import resolve_prompt_file
+from apclip_core.prompts.strategies import needs_prompt_file
 
 logger = logging.getLogger("apclip_core.engine.train")  # not "__main__" under torchrun -m
 
@@ -75,8 +82,8 @@ def resolve_device(cfg: TrainConfig, d: Dist) -> torch.device:
     if cfg.device == "auto":
         return torch.device(f"cuda:{d.local_rank}" if torch.cuda.is_available() else "cpu")
     if cfg.device == "cuda":
-        return torch.device(f"cuda:{d.local_rank}")
-    return torch.device(cfg.device)
+        return pick_device(f"cuda:{d.local_rank}")
+    return pick_device(cfg.device)
 
 
 def resolve_pretrained(cfg: TrainConfig, d: Dist) -> Optional[str]:
@@ -98,6 +105,7 @@ def setup_logging(run_dir: Path, d: Dist) -> None:
     gets warnings only (INFO there is pages of config and epoch lines above the result; the notebook
     prints one summary line instead). Other ranks: warnings only."""
     root = logging.getLogger("apclip_core")
+    root._apclip_level_before_train = root.level  # close_logging puts it back
     root.setLevel(logging.INFO if d.main else logging.WARNING)
     fmt = logging.Formatter(f"%(asctime)s [rank {d.rank}] %(levelname)s %(message)s", "%H:%M:%S")
     for h in list(root.handlers):
@@ -125,6 +133,9 @@ def close_logging() -> None:
             root.removeHandler(h)
             h.close()
     root.propagate = True
+    # the level too: left at INFO, every later INFO line of the process (a notebook's next cell) would
+    # reach the root logger's handlers, a stray line with an absolute path in the notebook's output
+    root.setLevel(getattr(root, "_apclip_level_before_train", logging.NOTSET))
 
 
 @dataclass
@@ -173,17 +184,33 @@ def load_loop_state(path: Path, *, model, optimizer, scheduler, scaler, cfg: Tra
                      partial=dict(saved_state["partial"]))
 
 
-def evaluate_epoch(model, protocol, cfg: TrainConfig, run_dir: Path, epoch: int, *, device, amp_dtype) -> dict:
-    """Rank 0 evaluates every eval split of the protocol with all prompts; returns the summary."""
+def evaluate_epoch(model, protocol, cfg: TrainConfig, run_dir: Path, epoch: int, *, device, amp_dtype,
+                   d: Dist = Dist()) -> Optional[dict]:
+    """Every eval split of the protocol with all prompts, called on every rank: each encodes its share of the
+    videos (evaluate.encode_split_sharded), rank 0 scores, writes eval_<split>.json and returns the summary
+    (the other ranks: None)."""
     results = evaluate_protocol(model, protocol.eval, cfg, device=device, autocast_dtype=amp_dtype,
-                                record={"run": str(run_dir), "epoch": epoch + 1})
+                                record={"run": str(run_dir), "epoch": epoch + 1}, shard=d)
+    if not d.main:
+        return None
     for r in results:
         atomic.write_json(run_dir / f"eval_{r.split}.json", r.to_json())
     return summarize(results)
 
 
 def write_metrics(run_dir: Path, cfg: TrainConfig, history: list, **extra) -> None:
-    atomic.write_json(run_dir / "metrics.json", {"config": asdict(cfg), "epochs": history, **extra})
+    atomic.write_json(run_dir / "metrics.json", {"config": asdict(cfg), "epochs": history,
+                                                 "prompt_sha256": prompt_sha256(cfg), **extra})
+
+
+def prompt_sha256(cfg: TrainConfig) -> dict:
+    """{prompt file as the config names it: sha256 of its content} for the training and evaluation prompt
+    files: what "same protocol" compares (a path says nothing of what the file held when the run read it)."""
+    if not needs_prompt_file(cfg.prompt_strategy):  # templates: no file is read
+        return {}
+    named = [cfg.prompt_file, *cfg.eval_prompt_files.values()]
+    return {name: sha256_file(resolve_prompt_file(name)) for name in dict.fromkeys(named)
+            if name and Path(resolve_prompt_file(name)).is_file()}
 
 
 def training_videos(split, cfg: TrainConfig):
@@ -286,15 +313,20 @@ def _resumed_training_videos(split, cfg: TrainConfig, saved: Path) -> tuple[list
 
 
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
-    """Fine-tune per cfg; returns the run folder (checkpoint.pt + .json, last.pt, metrics.json, train.log;
-    train_videos.json with missing_videos=skip)."""
+    """Fine-tune per cfg; returns the run folder (checkpoint.safetensors + .json, last.pt, metrics.json,
+    train.log; train_videos.json with missing_videos=skip). last.pt stays a torch file (read with
+    weights_only=True): it holds what only this run reads back to resume (AdamW's per-parameter state in
+    param groups, the scaler, every rank's RNG states), nested Python structures that safetensors, a flat
+    name -> tensor map, cannot hold without a hand-written flattening of its own."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a torchrun rank: never outlive the launcher (engine/launch.py)
+        die_with_parent()
     d = setup_distributed("cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu")
     device = resolve_device(cfg, d)
     check_device(cfg, device)  # before anything slow: a CPU-only machine hears "no" at once
 
     from apclip_core.data.datasets import TrainLoader, VideoDataset
     from apclip_core.data.transforms import AugConfig
-    from apclip_core.model.video_clip import create_model_and_transforms, save_checkpoint
+    from apclip_core.model.video_clip import CHECKPOINT_FILE, create_model_and_transforms, save_checkpoint
     if device.type == "cuda":
         torch.cuda.set_device(device)
     run_dir = run_dir_for(cfg)
@@ -303,8 +335,20 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         if run_dir.exists() and not resume and (state_path.exists() or (run_dir / "metrics.json").exists()):
             raise SystemExit(f"{run_dir} already holds a run; pass --resume to continue it or set output_dir/name")
         run_dir.mkdir(parents=True, exist_ok=True)
+    lock, refused, took_over = RunLock(run_dir), None, None
+    if d.main:  # one training per run folder: a second launcher is refused, on every rank
+        try:
+            took_over = lock.acquire()
+            atexit.register(lock.release)
+        except RunInUse as e:
+            refused = str(e)
+    refused = broadcast_object(refused, d)
+    if refused:
+        raise RunInUse(refused)
     barrier(d)
     setup_logging(run_dir, d)
+    if took_over:
+        logger.info("%s", took_over)
     logger.info("run folder %s | %d process(es) | device %s", run_dir, d.world_size, device)
     for need in requirements(cfg):
         logger.info("needs: %s", need)
@@ -318,7 +362,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if not d.main:
         protocol = load_protocols(cfg)
     if len(protocol.train) != 1:
-        raise ValueError(f"protocol {cfg.protocol} has {len(protocol.train)} training splits; pick one with protocol_args")
+        raise BadValue(f"protocol {cfg.protocol} has {len(protocol.train)} training splits; pick one with protocol_args")
     # a decision is reused only by a run that trained: a folder left before its first save decides again
     train_split, train_data = decided_training_videos(protocol.train[0], cfg, run_dir, d,
                                                       resume=resume and state_path.exists())
@@ -332,6 +376,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     model, train_tf, _ = create_model_and_transforms(
         cfg.model_name, pretrained, temporal_module=cfg.temporal_module, quick_gelu=cfg.quick_gelu, device=device,
         num_spatial_crops=cfg.spatial_crops, aug=AugConfig(flip=cfg.flip, **({} if cfg.colour_jitter else {"color_jitter_p": 0.0, "grayscale_p": 0.0})))
+    # the weights it started from, by content (known_weights): recorded before any step changes them
+    weights = {"pretrained_fingerprint": known_weights.of_model(model)}
     prompt_file = resolve_prompt_file(cfg.prompt_file)
     bank = training_bank(cfg, classnames)
     classifier = PromptClassifier(model, bank, cfg.similarity, cfg.prompts_per_class_per_step).to(device)
@@ -350,7 +396,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if cfg.max_steps_per_epoch:
         micro_per_epoch = min(micro_per_epoch, cfg.max_steps_per_epoch)
     if micro_per_epoch < 1:
-        raise ValueError(f"{len(train_split.records)} training videos / {d.world_size} processes < batch_size {cfg.batch_size}")
+        raise BadValue(f"{len(train_split.records)} training videos / {d.world_size} processes < batch_size {cfg.batch_size}")
     steps_per_epoch = math.ceil(micro_per_epoch / accum)
 
     optimizer = build_optimizer(model, cfg)
@@ -378,6 +424,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         np.random.seed(cfg.seed + d.rank)
         torch.manual_seed(cfg.seed + d.rank)
     save = dict(model=model, optimizer=optimizer, scheduler=scheduler, scaler=scaler, state=state, cfg=cfg, d=d)
+    tracker = open_tracker(cfg.tracker, run_dir) if d.main else None
+    clock = CheckpointClock(every_steps=cfg.save_every_steps, every_minutes=cfg.save_every_minutes, run_dir=run_dir,
+                            d=d, device=device)
 
     # ---- loop ----
     ddp.train()
@@ -420,15 +469,23 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                 state.global_step += 1
                 with torch.no_grad():  # CLIP's clamp: temperature at most 100
                     model.logit_scale.clamp_(0, math.log(100))
-                if cfg.save_every_steps and state.global_step % cfg.save_every_steps == 0 and micro + 1 < micro_per_epoch:
+                if clock.due(state.global_step) and micro + 1 < micro_per_epoch:  # the epoch's end saves anyway
                     state.partial["seconds"] += time.perf_counter() - tic
                     tic = time.perf_counter()
                     state.micro_step = micro + 1
                     save_loop_state(state_path, **save)
+                    clock.saved()
                     logger.info("step checkpoint: epoch %d, micro-step %d, optimizer step %d, loss %.4f",
                                 epoch + 1, micro + 1, state.global_step, loss.item())
         bar.close()
         state.partial["seconds"] += time.perf_counter() - tic
+        if epoch + 1 == cfg.epochs and state.micro_step < micro_per_epoch:
+            # the last epoch's training kept before its evaluation (hours on Kinetics): a job cut during it
+            # resumes with every step done (the loop above has nothing left) and only evaluates again
+            state.micro_step = micro_per_epoch
+            save_loop_state(state_path, **save)
+            clock.saved()
+            logger.info("step checkpoint before the final evaluation: optimizer step %d", state.global_step)
 
         # ---- end of epoch: log, evaluate, checkpoint ----
         totals = torch.tensor([state.partial["loss_sum"], state.partial["n"], state.partial["replaced"],
@@ -440,19 +497,24 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                  "lr": optimizer.param_groups[0]["lr"],
                  "step_time_s": state.partial["seconds"] / max(1, state.partial["n"]) * accum,
                  "samples_per_s": state.partial["n"] * cfg.batch_size * d.world_size / max(1e-9, state.partial["seconds"])}
-        if d.main and (epoch + 1 == cfg.epochs or (cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0)):
-            entry["eval"] = evaluate_epoch(model, protocol, cfg, run_dir, epoch, device=device, amp_dtype=amp_dtype)
+        if epoch + 1 == cfg.epochs or (cfg.eval_every_epochs and (epoch + 1) % cfg.eval_every_epochs == 0):
+            summary = evaluate_epoch(model, protocol, cfg, run_dir, epoch, device=device, amp_dtype=amp_dtype, d=d)
+            if d.main:
+                entry["eval"] = summary
         barrier(d)
         state.history.append(entry)
+        if tracker is not None:
+            tracker.log(entry)
         state.next_epoch()
         # Order matters for a kill at any moment: the epoch's outputs first, last.pt (the marker that
         # the epoch is done) last, so a resume re-does every epoch whose marker was not written.
         if d.main:
-            save_checkpoint(model, run_dir / "checkpoint.pt", train_config=asdict(cfg), epoch=state.epoch,
+            save_checkpoint(model, run_dir / CHECKPOINT_FILE, train_config=asdict(cfg), epoch=state.epoch,
                             global_step=state.global_step, metrics=state.history[-1])
-            write_metrics(run_dir, cfg, state.history, train_data=train_data)
+            write_metrics(run_dir, cfg, state.history, train_data=train_data, **weights)
         barrier(d)
         save_loop_state(state_path, **save)
+        clock.saved()
         evals = " ".join(f"{k} {v:.2f}" for k, v in entry.get("eval", {}).items())
         logger.info("epoch %d/%d | loss %.4f | lr %.3g | %.3f s/step | %s", entry["epoch"], cfg.epochs, entry["loss"],
                     entry["lr"], entry["step_time_s"], evals or "no eval")
@@ -462,52 +524,16 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if d.main:
         logger.info("parameter checksums per rank: %s", " ".join(f"rank{r}={c}" for r, c in enumerate(checksums)))
         # written last of all: `complete` is what says the run finished (experiments.finished_summary)
-        write_metrics(run_dir, cfg, state.history, train_data=train_data, param_checksums=checksums,
+        write_metrics(run_dir, cfg, state.history, train_data=train_data, **weights, param_checksums=checksums,
                       world_size=d.world_size, effective_batch=cfg.batch_size * d.world_size * accum, complete=True)
         logger.info("done: %s", run_dir)
+        if tracker is not None:
+            tracker.close()
     barrier(d)
+    if d.main:
+        lock.release()
     if d.enabled:
         dist.destroy_process_group()
     close_logging()
     return run_dir
 
-
-# ==== CLI ===========================================================================================
-def main(argv: Optional[list[str]] = None) -> int:
-    parsed = parse_command_line(argv)
-    if isinstance(parsed, int):
-        return parsed
-    args, cfg = parsed
-    if args.print_config:
-        print(cfg.to_json())
-        print("\n".join(f"needs: {n}" for n in requirements(cfg)))
-        return 0
-    train(cfg, resume=args.resume)  # unavailable weights, bad files: one message from errors.run_command
-    return 0
-
-
-def parse_command_line(argv: Optional[list[str]] = None):
-    """(args, TrainConfig) of a `train` command line, or an exit code after printing why it is wrong.
-    The plan's printed commands are checked against this very function."""
-    parser = argparse.ArgumentParser(prog="apclip train", description=__doc__.split("\n\n")[0],
-                                     epilog=f"presets: {', '.join(config_names())}")
-    parser.add_argument("--config", default="bench_base2novel", help="preset name or YAML path")
-    parser.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="override config fields (YAML values), e.g. --set epochs=2 similarity=maka")
-    parser.add_argument("--resume", action="store_true", help="continue from <run>/last.pt if present")
-    parser.add_argument("--allow-cpu", action="store_true", help="train a large model on CPU anyway")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and what it needs")
-    args = parser.parse_args(argv)
-    try:
-        overrides = parse_overrides(args.set)
-        if args.allow_cpu:
-            overrides["allow_cpu"] = True
-        cfg = load_config(args.config, **overrides)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return args, cfg
-
-
-if __name__ == "__main__":
-    sys.exit(main())

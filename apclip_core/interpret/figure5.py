@@ -239,7 +239,8 @@ def attention_strip(ex: VideoExplanation, attention: str = "rollout"):
 
 
 def explore(ex: VideoExplanation, *, top_k: int = 5, attention: str = "rollout"):
-    """The notebook's explore cell: the live slider, and under it the static strip of all frames."""
+    """The notebook's explore cell: displays the live slider, and under it the static strip of all frames.
+    Returns nothing: a widget returned as a cell's last value is drawn a second time."""
     import matplotlib.pyplot as plt
     from IPython.display import display
 
@@ -248,4 +249,3 @@ def explore(ex: VideoExplanation, *, top_k: int = 5, attention: str = "rollout")
     strip = attention_strip(ex, attention)
     display(strip)
     plt.close(strip)
-    return view

@@ -18,6 +18,7 @@ from typing import Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from apclip_core.errors import BadValue
 from apclip_core.model.maka import maka_similarity, mean_pool_similarity
 
 Similarity = Callable  # (video [B,Nv,D], prompts [C,Nt,D], mask [C,Nt] | None) -> [B, C]
@@ -60,7 +61,7 @@ def pooled_similarity(model_config: dict) -> str:
     if pooling is None:
         return "mean"
     if pooling not in POOLING_SIMILARITY:
-        raise ValueError(f"unknown video_pooling {pooling!r} in the checkpoint's config; "
+        raise BadValue(f"unknown video_pooling {pooling!r} in the checkpoint's config; "
                          f"known: {', '.join(POOLING_SIMILARITY)}")
     return POOLING_SIMILARITY[pooling]
 
@@ -96,5 +97,5 @@ def similarity_names() -> tuple[str, ...]:
 
 def get_similarity(name: str) -> Similarity:
     if name not in _SIMILARITIES:
-        raise ValueError(f"unknown similarity {name!r}; valid: {', '.join(_SIMILARITIES)}")
+        raise BadValue(f"unknown similarity {name!r}; valid: {', '.join(_SIMILARITIES)}")
     return _SIMILARITIES[name]

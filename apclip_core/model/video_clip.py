@@ -19,7 +19,10 @@ raise weights.WeightsUnavailable within seconds, saying all this. A local open_c
 file works as `pretrained=<path>` with quick_gelu=True (OpenAI weights) or False stated: without
 it, it is refused (local_weights_activation_message).
 
-Checkpoints are a plain state_dict + a JSON config, loaded with torch.load(weights_only=True).
+Checkpoints are safetensors files (the weights; the JSON config in the file's metadata too) with the JSON
+config beside them (<file>.json): read without unpickling anything, memory-mapped. Checkpoints written
+before (a torch.save of {"state_dict", "config"}, e.g. runs/<name>/checkpoint.pt) still load, with
+torch.load(weights_only=True).
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import Optional
 
@@ -130,6 +134,32 @@ def encode_text_tokens(clip: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
     return F.normalize(x.float(), dim=-1)
 
 
+def check_video(video: torch.Tensor) -> None:
+    if video.ndim != 6:
+        raise ValueError(f"video must be [B, V, T, 3, S, S], got shape {tuple(video.shape)}")
+
+
+def prompt_owners(prompts: list[list[str]]) -> torch.Tensor:
+    """The class of each prompt of a ragged per-class list, flattened in order: [P]."""
+    return torch.tensor([c for c, texts in enumerate(prompts) for _ in texts], dtype=torch.long)
+
+
+def class_means(feats: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+    """Per class, the L2-normalised mean of its prompts' L2-normalised features [P, D] -> [C, D]."""
+    sums = torch.zeros(int(owners.max()) + 1, feats.shape[1], dtype=feats.dtype, device=feats.device)
+    return F.normalize(sums.index_add_(0, owners.to(feats.device), feats), dim=-1)
+
+
+def zero_shot_templates(source_format: Optional[str]) -> tuple[str, ...]:
+    """The class text a converted peer's own zero-shot evaluation uses: ViFi-CLIP (and OST, built on it, whose
+    descriptors with optimal transport apclip does not reproduce) 'a photo of a {}.', Open-VCLIP and FROSTER
+    the 28 "Set" templates, vanilla CLIP the bare name; apclip's own checkpoints its single prompt."""
+    from apclip_core.prompts.templates import SET_TEMPLATES
+
+    return {"vificlip": ("a photo of a {}.",), "ost": ("a photo of a {}.",), "openvclip": SET_TEMPLATES,
+            "froster": SET_TEMPLATES, "openai": ("{}",)}.get(source_format or "", ("a video of {}.",))
+
+
 class VideoCLIP(nn.Module):
     """open_clip CLIP + optional temporal module; frame-level video and prompt embeddings."""
 
@@ -176,6 +206,28 @@ class VideoCLIP(nn.Module):
             feats = self._encode_frames_temporal(frames, T)
         feats = F.normalize(feats.float(), dim=-1) if normalize else feats.float()
         return feats.reshape(B, V * T, -1)
+
+    def zero_shot_logits(self, video: torch.Tensor, classnames: list[str],
+                         prompts: Optional[list[list[str]]] = None) -> torch.Tensor:
+        """video [B, V, T, 3, S, S] (normalised as config mean/std say) -> [B, C] logits, as the converted peer's
+        own zero-shot evaluation scores: its class text (zero_shot_templates; several templates: L2 each,
+        averaged, L2), its frame pooling per view (the recorded video_pooling: ViFi-CLIP L2 of the mean of raw
+        frame features; OST and OpenAI CLIP L2 of the mean of L2 frames; Open-VCLIP and FROSTER the mean of the
+        frames' cosines), logit_scale.exp() x that, the views' mean.
+        The same call scores MoTE and TC-CLIP (model.mote, model.tcclip), whose features depend on the label set.
+        prompts: each class's texts (e.g. action descriptions) in place of the templates, averaged alike."""
+        check_video(video)
+        B, V, T = video.shape[:3]
+        templates = zero_shot_templates(self.config.get("source_format"))
+        prompts = prompts or [[t.format(c) for t in templates] for c in classnames]
+        texts = encode_text_tokens(self.clip, self.tokenize([t for texts in prompts for t in texts]))
+        classes = class_means(texts, prompt_owners(prompts))
+        pooling = self.config.get("video_pooling")
+        frames = self.encode_video(video, normalize=pooling != "mean_then_l2")
+        videos = frames.reshape(B, V, T, -1).mean(dim=2)                                  # [B, V, D]
+        if pooling != "mean_of_frame_logits":   # Open-VCLIP/FROSTER average the frames' cosines: no second L2
+            videos = F.normalize(videos, dim=-1)
+        return (self.clip.logit_scale.exp() * videos @ classes.T).mean(dim=1)
 
     def _encode_frames_temporal(self, frames: torch.Tensor, num_frames: int) -> torch.Tensor:
         """open_clip's VisionTransformer.forward, with the neighbour-frame branch after each block
@@ -281,9 +333,10 @@ class _DropRandomInitNotice(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_random_init_notice(active: bool):
-    """open_clip logs "No pretrained weights loaded ... initialized randomly" on the root logger when
-    built without weights; a checkpoint load builds that way and then loads its weights."""
+def quiet_random_init_notice(active: bool = True):
+    """open_clip logs "No pretrained weights loaded ... initialized randomly" on the root logger (a pink
+    stderr box in a notebook) when built without weights; said where that is on purpose: a checkpoint
+    load builds that way and then loads its weights, and pretrained=None asks for a random model."""
     notice = _DropRandomInitNotice()
     if active:
         logging.getLogger().addFilter(notice)
@@ -319,10 +372,31 @@ def create_model(model_name: str = "ViT-B-16", pretrained: Optional[str] = "open
         from apclip_core.model.weights import ensure_available
 
         ensure_available(model_name, pretrained)
-    with _quiet_random_init_notice(not load_weights):  # weights follow at once: open_clip's notice would mislead
-        clip = open_clip.create_model(
-            model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
-            force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config
+    weights_file = bool(pretrained and load_weights and os.path.isfile(pretrained))
+    if pretrained and load_weights and not weights_file and not open_clip.get_pretrained_cfg(model_name, pretrained):
+        from apclip_core.errors import BadValue
+
+        tags = open_clip.list_pretrained_tags_by_model(model_name)
+        raise BadValue(f"pretrained {pretrained!r} is neither a file nor one of open_clip's tags for {model_name} "
+                       f"({', '.join(tags) or 'it has none: give a weights file'})")
+    if weights_file:
+        from apclip_core.model.integrity import verify_checkpoint_archive
+
+        verify_checkpoint_archive(pretrained, "weights file")
+    try:
+        # weights follow at once, or a random model was asked for (pretrained=None): open_clip's notice would alarm
+        with quiet_random_init_notice(not load_weights or not pretrained):
+            clip = open_clip.create_model(
+                model_name, pretrained=pretrained if load_weights else None, precision=precision, device=device,
+                force_quick_gelu=quick_gelu, quick_gelu=quick_gelu)  # the last wins over the name's config
+    except pickle.UnpicklingError:
+        if not weights_file:
+            raise
+        from apclip_core.errors import CheckpointError  # never torch's advice to unpickle with weights_only=False
+
+        raise CheckpointError(f"{pretrained} holds Python objects other than tensors, so it is not plain weights; give "
+                              f"an open_clip state dict of tensors, or import a peer's released checkpoint with "
+                              f"`python -m apclip_core convert`") from None
     preprocess = getattr(clip.visual, "preprocess_cfg", {})
     image_size = clip.visual.image_size
     config = {
@@ -374,19 +448,43 @@ def create_model_and_transforms(model_name: str = "ViT-B-16", pretrained: Option
 
 
 # ---- checkpoints --------------------------------------------------------------------------------
+CHECKPOINT_FILE = "checkpoint.safetensors"   # what a run writes
+LEGACY_CHECKPOINT_FILE = "checkpoint.pt"     # what runs wrote before safetensors (still read)
+CONFIG_METADATA_KEY = "apclip_config"        # the JSON config, inside the safetensors header
+
+
+def run_checkpoint(run_dir: str | Path) -> Path:
+    """A run folder's checkpoint: checkpoint.safetensors, or checkpoint.pt of a run trained before it."""
+    run_dir = Path(run_dir)
+    new, old = run_dir / CHECKPOINT_FILE, run_dir / LEGACY_CHECKPOINT_FILE
+    return old if old.is_file() and not new.is_file() else new
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The file save_checkpoint writes for `path`: a .safetensors file (model.pt -> model.safetensors)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return path
+    return path.with_suffix(".safetensors") if path.suffix in (".pt", ".pth", ".bin") else \
+        path.with_name(path.name + ".safetensors")
+
+
 def save_checkpoint(model: VideoCLIP, path: str | Path, /, **extra_json) -> Path:
-    """torch.save({"state_dict", "config": json}) at path and the same JSON at <path>.json.
+    """The weights as safetensors at checkpoint_file(path), the JSON config in its metadata and beside it
+    (<file>.json); returns the file written.
 
     JSON = {"model": model.config, **extra_json} (e.g. train config, epoch, metrics). Written to
     temporary files and renamed, so a crash never leaves a half-written checkpoint.
     """
+    from safetensors.torch import save as safetensors_bytes
+
     if "model" in extra_json:
         raise ValueError("'model' is reserved for the model config in the checkpoint JSON")
-    path = Path(path)
+    path = checkpoint_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     config_json = json.dumps({"model": model.config, **extra_json}, indent=2, sort_keys=True, default=str)
-    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic.torch_save({"state_dict": state_dict, "config": config_json}, path)
+    state_dict = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic.write_bytes(path, safetensors_bytes(state_dict, metadata={CONFIG_METADATA_KEY: config_json}))
     atomic.write_text(path.with_name(path.name + ".json"), config_json + "\n")
     return path
 
@@ -398,17 +496,19 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> object:
     import zipfile
 
     from apclip_core.errors import CheckpointError
+    from apclip_core.model.integrity import verify_checkpoint_archive
 
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory, not a {what} file; give the file inside it "
-                              f"(a run folder holds checkpoint.pt)")
+                              f"(a run folder holds {CHECKPOINT_FILE})")
     if not path.is_file():
         raise CheckpointError(f"{what} {path} not found; check the path (a finished run writes "
-                              f"runs/<name>/checkpoint.pt)")
+                              f"runs/<name>/{CHECKPOINT_FILE})")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path} is empty (0 bytes): the copy or the run that wrote it was cut short; "
                               f"copy it again or re-run")
+    verify_checkpoint_archive(path, what)
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError, OSError,
@@ -421,6 +521,49 @@ def read_torch_file(path: str | Path, what: str = "checkpoint") -> object:
                               f"another project can be imported with `python -m apclip_core convert`") from None
 
 
+def is_safetensors(path: Path) -> bool:
+    """A .safetensors file, or a file that starts like one (8-byte header length, then the JSON header)."""
+    if path.suffix == ".safetensors":
+        return path.is_file()
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size
+
+
+def read_safetensors_checkpoint(path: Path) -> dict:
+    """{"state_dict", "config"} of a checkpoint written by save_checkpoint: the header is JSON and the
+    tensors raw bytes, so nothing is unpickled. Any damage is one CheckpointError naming the file."""
+    from safetensors import SafetensorError, safe_open
+
+    from apclip_core.errors import CheckpointError
+
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
+            config = (f.metadata() or {}).get(CONFIG_METADATA_KEY)
+            state_dict = {name: f.get_tensor(name) for name in f.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated, corrupt or another format: "
+                              f"{str(exc).splitlines()[0][:160]}). An apclip checkpoint is written by `apclip train` "
+                              f"or `apclip convert`; copy it again or re-run") from None
+    if config is None:
+        raise CheckpointError(f"{path} is a safetensors file without apclip's config (metadata "
+                              f"'{CONFIG_METADATA_KEY}'); for a plain open_clip state dict use "
+                              "create_model(name, pretrained=<path>)")
+    return {"state_dict": state_dict, "config": config}
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The payload of a checkpoint: a safetensors file, or a torch file written before safetensors.
+    A run folder stands for its checkpoint."""
+    path = Path(path)
+    if path.is_dir() and run_checkpoint(path).is_file():
+        path = run_checkpoint(path)
+    return read_safetensors_checkpoint(path) if is_safetensors(path) else read_torch_file(path)
+
+
 def is_checkpoint(path: str | Path) -> bool:
     """True when `path` is a file written by save_checkpoint (its JSON sidecar, or the file, says so)."""
     path = Path(path)
@@ -430,17 +573,40 @@ def is_checkpoint(path: str | Path) -> bool:
     try:
         if sidecar.is_file():
             return json.loads(sidecar.read_text()).get("model", {}).get("format") == CONFIG_FORMAT
+        if is_safetensors(path):
+            from safetensors import safe_open
+
+            with safe_open(path, framework="pt") as f:
+                config = (f.metadata() or {}).get(CONFIG_METADATA_KEY, "{}")
+            return json.loads(config)["model"]["format"] == CONFIG_FORMAT
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         return isinstance(payload, dict) and json.loads(payload.get("config", "{}"))["model"]["format"] == CONFIG_FORMAT
     except Exception:  # noqa: BLE001 - any unreadable file is simply not an apclip checkpoint
         return False
 
 
+# Converted peers that are more than a frame-wise CLIP: their model classes live in modules built on this one,
+# so they are found by name when a checkpoint asks for one (model.mote, model.tcclip import this module).
+PEER_MODELS = {"mote": ("apclip_core.model.mote", "MoTEVideoCLIP"),
+               "tcclip": ("apclip_core.model.tcclip", "TCCLIPVideoCLIP")}
+
+
+def peer_model_class(name: str) -> type:
+    """The model class of a converted peer that is more than a frame-wise CLIP (config "peer_model")."""
+    import importlib
+
+    if name not in PEER_MODELS:
+        raise ValueError(f"unknown peer_model {name!r} in the checkpoint's config; known: {', '.join(PEER_MODELS)}")
+    module, cls = PEER_MODELS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> VideoCLIP:
-    """Rebuild the VideoCLIP saved by save_checkpoint (architecture + activation from its config)."""
+    """Rebuild the VideoCLIP saved by save_checkpoint (architecture + activation from its config), from its
+    .safetensors file, a checkpoint.pt written before, or a run folder."""
     from apclip_core.errors import CheckpointError
 
-    payload = read_torch_file(path)
+    payload = read_checkpoint(path)
     if not isinstance(payload, dict) or "state_dict" not in payload or "config" not in payload:
         raise CheckpointError(f"{path} is not an apclip checkpoint (expected keys 'state_dict' and 'config'); "
                               "for a plain open_clip state dict use create_model(name, pretrained=<path>)")
@@ -454,6 +620,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Vid
                          precision=config.get("precision", "fp32"), load_weights=False,
                          expand_temporal_view=config.get("expand_temporal_view", 0),
                          open_clip_config=config.get("open_clip_config"))
+    if config.get("peer_model"):  # MoTE, TC-CLIP: the CLIP inside their own model class
+        model = peer_model_class(config["peer_model"])(model.clip, {**model.config, **config}, model.tokenizer)
     model.config.update(config)  # keep mean/std/size exactly as trained
     model.load_state_dict(payload["state_dict"], strict=True)
     return model.to(device)

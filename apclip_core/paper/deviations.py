@@ -5,7 +5,7 @@ The evidence is what the runs recorded (experiments.run_record: their config, me
 results), never the disk as it is now. A deviation is any of: a video skipped (missing or not a video file), failed to
 decode, replaced in training or decoded in part; a subset of a list; fewer seeds (or shots) than the
 paper's; other frames or views than the paper's preset; another model than ViT-B/16 with OpenAI's
-weights; any other setting that changes what is trained or how it is scored (schedule, prompts, similarity,
+weights identified by content (model.known_weights); any other setting that changes what is trained or how it is scored (schedule, prompts, similarity,
 augmentation: every config key but NOT_PROTOCOL's); a run whose record cannot be read (then nothing about it can
 be vouched for).
 """
@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Optional, Sequence
 
+from apclip_core.model import known_weights
 from apclip_core.paths import portable
 
 SAME = "Ours and the paper's numbers are on the same protocol."
@@ -33,28 +35,40 @@ PAPER_SEEDS = (1, 2, 3)
 # and datasets in protocol_args).
 NOT_PROTOCOL = frozenset({
     "name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size", "video_backend", "batch_size",
-    "precision", "save_every_steps", "eval_every_epochs",
+    "precision", "save_every_steps", "eval_every_epochs", "tracker", "save_every_minutes",
     "model_name", "pretrained", "quick_gelu", "frames", "temporal_views", "spatial_crops",
     "missing_videos", "max_videos_per_split", "eval_max_videos", "short_videos", "protocol_args"})
 
 
-def model_is_papers(model: dict) -> bool:
-    """ViT-B/16 with the `openai` tag, or a local weights file stated as QuickGELU (OpenAI's weights
-    saved locally, README "CLIP weights"); anything else (another model, another tag, GELU) is not."""
+def model_is_papers(model: dict, known: Optional[Path] = None) -> bool:
+    """ViT-B/16 with QuickGELU whose weights are identified as OpenAI's by content (the run's recorded
+    pretrained_fingerprint is OpenAI's ViT-B/16 in known_weights: a name, a path or an activation proves nothing);
+    open_clip's `openai` tag passes while no fingerprint is recorded for ViT-B-16, and must match once one is.
+    known: the registry to read (known_weights.REGISTRY, which ships empty: see known_weights)."""
     name, pretrained, quick_gelu = model.get("model_name"), model.get("pretrained"), model.get("quick_gelu")
     if name not in PAPER_MODEL_NAMES or quick_gelu is False:
         return False
-    if pretrained == "openai":
-        return True
-    local = isinstance(pretrained, str) and ("/" in pretrained or pretrained.endswith((".pt", ".pth", ".bin")))
-    return local and quick_gelu is True
+    found = known_weights.identify(model.get("pretrained_fingerprint"), known)
+    if found is not None:
+        activation_known = quick_gelu is True or pretrained == "openai"  # the tag builds QuickGELU itself
+        return (found.get("label") == known_weights.OPENAI["ViT-B-16"] and activation_known
+                and known_weights.architecture(found.get("model_name")) == "ViT-B-16")
+    return pretrained == "openai" and not known_weights.recorded_for("ViT-B-16", known)
 
 
-def _model_text(model: dict) -> str:
+def _model_text(model: dict, known: Optional[Path] = None) -> str:
     activation = {True: ", QuickGELU", False: ", GELU"}.get(model.get("quick_gelu"), "")
     weights = model.get("pretrained")
-    weights = "no pretrained weights (random init)" if weights in (None, "") else f"weights {weights}"
-    return f"{model.get('model_name')} with {weights}{activation}"
+    if weights in (None, ""):
+        return f"{model.get('model_name')} with no pretrained weights (random init){activation}"
+    found = known_weights.identify(model.get("pretrained_fingerprint"), known)
+    if found is not None:
+        said = f"identified as {found.get('label')}"
+    elif model.get("model_name") in PAPER_MODEL_NAMES:
+        said = "not identified as OpenAI's"
+    else:
+        said = ""
+    return f"{model.get('model_name')} with weights {weights}{activation}" + (f": {said}" if said else "")
 
 
 def counts_text(values: Sequence[int], over: str = "runs") -> str:
@@ -153,11 +167,33 @@ def _comparable(key: str, value):
     return json.loads(json.dumps(value, default=str))
 
 
+PROMPT_KEYS = ("prompt_file", "eval_prompt_files")
+
+
+def shipped_sha256(path) -> Optional[str]:
+    """sha256 of a prompt file as a preset names it (prompts/x.json, under the project), None if not there."""
+    from apclip_core.engine.evaluate import sha256_file
+    from apclip_core.prompts.bank import resolve_prompt_file
+
+    found = resolve_prompt_file(path) if isinstance(path, str) else None
+    return sha256_file(found) if found and os.path.isfile(found) else None
+
+
+def _by_content(value, sha_of):
+    """A prompt_file (a path) or eval_prompt_files ({dataset: path}) as the sha256 of each file's content, or
+    None where one file's content is unknown (the paths are compared then). No file at all reads "no file"."""
+    if isinstance(value, dict):
+        shas = {k: sha_of(v) for k, v in value.items()}
+        return shas if all(shas.values()) else None
+    return sha_of(value) if isinstance(value, str) else "no file"
+
+
 def settings_lines(runs: Sequence[dict], expected: dict) -> list[str]:
     """One line per config key (outside NOT_PROTOCOL) on which any run differs from the paper's settings for
     it: `expected` maps a run's run_dir to the config the paper's preset gives its method and dataset; each
     run's own is run["config"] (experiments.run_record: as it ran). A key the record lacks (a run trained by an
-    apclip without it, other than the fields run_record fills in) cannot be compared and is left out."""
+    apclip without it, other than the fields run_record fills in) cannot be compared and is left out. Prompt
+    files are compared by content where the run recorded their sha256 (run["prompt_sha256"]), by path before."""
     differing: dict[str, dict] = {}
     for run in runs:
         paper, ours = expected.get(run["run_dir"]), run.get("config")
@@ -167,6 +203,13 @@ def settings_lines(runs: Sequence[dict], expected: dict) -> list[str]:
             if key not in ours:
                 continue
             values = {"ours": _comparable(key, ours[key]), "paper": _comparable(key, paper[key])}
+            if key in PROMPT_KEYS and run.get("prompt_sha256"):
+                content = {"ours": _by_content(ours[key], run["prompt_sha256"].get),
+                           "paper": _by_content(paper[key], shipped_sha256)}
+                if None not in content.values():  # both known: the content decides, whatever the files are named
+                    if content["ours"] == content["paper"]:
+                        continue
+                    values = {side: f"{values[side]} (content sha256 {content[side]})" for side in values}
             if values["ours"] != values["paper"]:
                 said = differing.setdefault(key, {"ours": [], "paper": [], "runs": 0})
                 said["runs"] += 1
@@ -223,6 +266,31 @@ def statement(lines: Sequence[str], same: str = SAME) -> str:
     if not lines:
         return same
     return "\n".join([DEVIATES, *(f"- {line}" for line in lines)])
+
+
+# What stays true of every paper-profile table however its runs went (not a run's deviation, so never counted in
+# same_as_paper): worded here once, each said where the table's methods make it apply (standing_caveats).
+CAVEATS_TITLE = "Standing caveats (true of this project's runs whatever the data; not counted as deviations):"
+VIFI_CAVEAT = ("the paper's ViFi-CLIP rows are ViFi-CLIP's own published numbers (trained on 32 frames); our "
+               "ViFi-CLIP runs use the preset's frames and views, as every method here")
+PROMPTS_CAVEAT = ("the shipped prompt sets (prompts/*.json) are our own generations; the paper's GPT-4 prompt sets "
+                  "are not public")
+SCHEDULE_CAVEAT = ("prompts_per_class_per_step and AP-CLIP's schedule are our reconstructions (the paper's "
+                   "appendix, which would state them, is not public)")
+
+
+def standing_caveats(methods: Sequence[str]) -> list[str]:
+    """The caveats a table with these methods carries: ViFi-CLIP's where a ViFi-CLIP row is compared; the prompt
+    sets' and the reconstruction's wherever action-conditioned prompts are (every paper table has them)."""
+    methods = [str(m) for m in methods]
+    vifi = any("ViFi-CLIP" in m for m in methods)
+    return [*([VIFI_CAVEAT] if vifi else []), PROMPTS_CAVEAT, SCHEDULE_CAVEAT]
+
+
+def table_statement(lines: Sequence[str], methods: Sequence[str], same: str = SAME) -> str:
+    """statement() followed by the standing caveats for these methods (one `- ` line each)."""
+    caveats = standing_caveats(methods)
+    return "\n".join([statement(lines, same), CAVEATS_TITLE, *(f"- {c}" for c in caveats)])
 
 
 def public_totals(runs: Sequence[dict]) -> list[dict]:

@@ -12,8 +12,6 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Iterable, Optional
@@ -21,6 +19,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from apclip_core import atomic, paths
+from apclip_core.errors import UnknownName
 from apclip_core.data.presence import SHOWN  # names recorded per list (the first skipped or failed videos)
 from apclip_core.progress import say
 
@@ -53,7 +52,7 @@ FIELDS_ADDED_LATER = {"drop_attribute_groups": [], "short_videos": "fail", "quic
                       "missing_videos": "stop", "max_videos_per_split": 0, "colour_jitter": True}
 
 # Config fields that do not change a run's result (left out of its identity).
-_NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size"}
+_NOT_IDENTITY = {"name", "output_dir", "num_workers", "device", "allow_cpu", "eval_batch_size", "tracker", "save_every_minutes"}
 
 # Fields that do not change a run's result either, but were in its identity when runs were named: they
 # enter it at the value they had then, whatever the config says, so every run keeps its name.
@@ -65,7 +64,7 @@ IDENTITY_AS_NAMED = {"video_backend": "decord"}
 
 def method_overrides(method: str) -> dict:
     if method not in METHODS:
-        raise KeyError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        raise UnknownName(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
     return dict(METHODS[method])
 
 
@@ -194,10 +193,11 @@ def run_record(run_dir: Path) -> dict:
                        "padded": int(r.get("n_padded", 0)), "subset_of": protocol.get("subset_of")})
     ran = _as_it_ran(cfg, metrics)  # runs from before an option existed ran with its default
     return {"run_dir": paths.portable(run_dir),
-            "model": {k: ran.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
+            "model": {**{k: ran.get(k) for k in ("model_name", "pretrained", "quick_gelu")},
+                      "pretrained_fingerprint": metrics.get("pretrained_fingerprint")},
             **{k: ran.get(k) for k in ("frames", "temporal_views", "spatial_crops", "eval_max_videos", "seed",
                                        "protocol", "protocol_args", "missing_videos", "max_videos_per_split")},
-            "splits": splits, "config": ran}
+            "splits": splits, "config": ran, "prompt_sha256": metrics.get("prompt_sha256") or {}}
 
 
 def _as_it_ran(cfg: dict, metrics: dict) -> dict:
@@ -265,11 +265,18 @@ def train_command(preset: str, cfg, overrides: dict, *, gpus_per_node: int, node
 def launch_gpus() -> int:
     """APCLIP_GPUS (`make reproduce-tableN GPUS=8`): more than 1 launches each training with torchrun over
     that many processes; otherwise it trains in this process."""
+    from apclip_core.errors import BadValue
+    from apclip_core.arguments import MAX_GPUS_PER_NODE
+
     value = os.environ.get("APCLIP_GPUS", "").strip()
     try:
-        return int(value) if value else 0
+        gpus = int(value) if value else 0
     except ValueError:
-        raise ValueError(f"APCLIP_GPUS must be a number of GPUs, got {value!r}") from None
+        gpus = -1
+    if not 0 <= gpus <= MAX_GPUS_PER_NODE:
+        raise BadValue(f"GPUS (APCLIP_GPUS) must be a number of GPUs on this machine, 0 to {MAX_GPUS_PER_NODE}, "
+                       f"got {value!r}")
+    return gpus
 
 
 def run(config: str, method: str, **overrides) -> dict:
@@ -308,6 +315,7 @@ def run_log_summary(since: int = 0) -> str:
 def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict) -> dict:
     import time
 
+    from apclip_core.engine.launch import run_torchrun
     from apclip_core.engine.train import train
 
     summary = finished_summary(run_dir)
@@ -327,8 +335,7 @@ def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict
         if gpus > 1:  # the same command the plan prints: the run is the same whoever launches it
             command = train_command(preset, cfg, {**method_overrides(method), **overrides}, gpus_per_node=gpus)
             log.info("launching %s on %d processes: %s", method, gpus, " ".join(command))
-            subprocess.run([sys.executable, "-m", "torch.distributed.run", *command[1:]], check=True,
-                           cwd=paths.PROJECT_ROOT)
+            run_torchrun(command[1:], cwd=paths.PROJECT_ROOT)  # stopped with the notebook (engine/launch.py)
         else:
             train(cfg, resume=resume)
         summary = finished_summary(run_dir)
@@ -343,10 +350,10 @@ def _run_locked(cfg, run_dir: Path, method: str, *, preset: str, overrides: dict
 
 def trained_model(config: str = "bench_base2novel", method: str = "AP-CLIP", **overrides):
     """The fine-tuned model of run(config, method) (trained once, then reused), and its run folder."""
-    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.model.video_clip import load_checkpoint, run_checkpoint
 
     result = run(config, method, **overrides)
-    return load_checkpoint(Path(result["run_dir"]) / "checkpoint.pt"), result["run_dir"]
+    return load_checkpoint(run_checkpoint(result["run_dir"])), result["run_dir"]
 
 
 def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
@@ -354,7 +361,7 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
     retraining (Table 1's "+ Action prompts": the prompts plugged into another trained model).
     Cached beside the run as reeval-<method>.json."""
     from apclip_core.engine.evaluate import sha256_file, summarize
-    from apclip_core.model.video_clip import load_checkpoint
+    from apclip_core.model.video_clip import load_checkpoint, run_checkpoint
     from apclip_core.engine.config import TrainConfig, load_protocols
     from apclip_core.engine.evaluate import evaluate_protocol
 
@@ -367,7 +374,7 @@ def reevaluate(result: dict, method: str, *, config: str, **overrides) -> dict:
     # the trained run's frames, views and subset; the plugged-in method's prompts and similarity
     plugged = replace(trained, prompt_strategy=plug.prompt_strategy, prompt_file=plug.prompt_file,
                        eval_prompt_files=plug.eval_prompt_files, similarity=plug.similarity)
-    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint = run_checkpoint(run_dir)
     results = evaluate_protocol(load_checkpoint(checkpoint), load_protocols(trained).eval, plugged,
                                 record={"checkpoint": str(checkpoint), "checkpoint_sha256": sha256_file(checkpoint),
                                         "trained_as": result["method"], "evaluated_as": method})

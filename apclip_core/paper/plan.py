@@ -24,11 +24,12 @@ import logging
 import math
 import os
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
 from apclip_core import atomic, paths
+from apclip_core.arguments import MAX_GPUS_PER_NODE, MAX_NODES, bounded
 
 ASSUMED_TRAIN_FRAMES_PER_S = 120.0   # per GPU: ViFi-CLIP, 22 h on 8 A100 for 10 K-400 epochs x 240k videos x 32 frames
 EVAL_SPEEDUP = 3.0                   # when evaluation is not measured: forward only vs forward + backward
@@ -115,13 +116,18 @@ class PlannedRun:
     train_videos: int
     eval_videos: Optional[int]       # None: the lists are not downloaded yet
     gpu_hours: float                 # compute: training over all GPUs + evaluation
-    wall_hours: float                # on the GPUs given: training split over them, evaluation on rank 0 alone
-    eval_hours: float                # of wall_hours: the evaluations (the other GPUs wait)
+    wall_hours: float                # on the GPUs given: training and evaluation both split over them
+    eval_hours: float                # of wall_hours: the evaluations (each GPU encodes its share of the videos)
     evaluations: int                 # evaluation passes over the eval lists (eval_every_epochs, the last epoch)
     eval_lower_bound: bool           # eval_hours from a compute-only measurement: decoding not included
     throughput: str                  # where the figures come from and what they assume
     disk_gb: float
     status: str                      # finished | partial (resumes) | not started
+    effective_batch: int = 0         # what batch_size x GPUs x accumulation realises (train.py's rounding)
+    asked_batch: int = 0             # the config's effective_batch_size (the paper's)
+    train_listed: int = 0            # in the training list (train_videos: those the run uses, PARTIAL / subsets)
+    train_per_epoch: int = 0         # trained per epoch (max_steps_per_epoch caps it)
+    eval_listed: Optional[int] = None  # in the evaluation lists (eval_videos: those each evaluation decodes)
 
     def shell(self) -> str:
         return " ".join(shlex.quote(a) for a in self.command)
@@ -149,18 +155,69 @@ def parameter_count(model_name: str) -> int:
 
 
 def disk_gb(model_name: str) -> float:
-    """What a finished run keeps: checkpoint.pt (fp32 weights, for evaluation) + last.pt (weights and AdamW's
+    """What a finished run keeps: checkpoint.safetensors (fp32 weights, for evaluation) + last.pt (weights and AdamW's
     two moments, for resume; step checkpoints overwrite it): 4 copies of the weights (ViT-B/16: 2.4 GB)."""
     return parameter_count(model_name) * 4 * 4 / 1e9
 
 
+def _eval_only(protocol: str, args: Optional[dict]) -> dict:
+    """A protocol's arguments with those that only choose its training list set so that none is read: its
+    evaluation lists are the same, and the plan counts them where the training list is not here (the full
+    Kinetics-400 lists are built locally from the annotation CSV, not in the public snapshot)."""
+    args = {k: v for k, v in (args or {}).items() if k != "train_root"}  # zero_shot: no training split at all
+    if args.get("full_base_train"):
+        args["full_base_train"] = False
+    if protocol == "kinetics400":
+        args["train_list"] = "tiny"
+    return args
+
+
+def _as_run(split, cfg, cap: int, listing: dict) -> int:
+    """The videos of `split` a run decodes: those on disk with missing_videos=skip (one directory listing per
+    folder, presence.missing_videos), then at most `cap` (an evenly spaced subset; 0: no cap)."""
+    from apclip_core.data.presence import missing_videos
+
+    n = len(split.records)
+    if cfg.missing_videos == "skip":
+        n -= len(missing_videos(split, listing))
+    return min(n, cap) if cap else n
+
+
 def _eval_videos(cfg) -> Optional[int]:
-    from apclip_core.engine.config import load_protocols
+    return _eval_counts(cfg)[0]
+
+
+def _eval_counts(cfg) -> tuple[Optional[int], Optional[int]]:
+    """(videos every evaluation pass decodes, as the run will: missing_videos, eval_max_videos, max_videos_per_split;
+    videos listed) over the protocol's eval lists and extra_eval's; None when the lists are not here."""
+    from apclip_core.data.protocols import load_protocol
+
+    specs = [(cfg.protocol, cfg.protocol_args), *((e["protocol"], e.get("args")) for e in cfg.extra_eval)]
+    caps = [n for n in (cfg.eval_max_videos, cfg.max_videos_per_split) if n]
+    listing: dict = {}
+    try:
+        splits = [split for name, args in specs for split in load_protocol(name, _eval_only(name, args)).eval]
+    except Exception:  # evaluation lists not downloaded: the plan says so instead of guessing
+        return None, None
+    return (sum(_as_run(split, cfg, min(caps) if caps else 0, listing) for split in splits),
+            sum(len(split.records) for split in splits))
+
+
+def _train_videos(cfg, gpus: int) -> tuple[int, int, int]:
+    """(training videos the run uses, listed, trained per epoch): missing_videos and max_videos_per_split as
+    training applies them, and max_steps_per_epoch's cap on micro-batches; the published size when the list is
+    not here (engine.cost.count_train_videos)."""
+    from apclip_core.data.protocols import load_protocol
+    from apclip_core.engine.cost import count_train_videos
 
     try:
-        return sum(len(s.records) for s in load_protocols(cfg).eval)
-    except Exception:  # lists not downloaded: the plan says so instead of guessing
-        return None
+        split = load_protocol(cfg.protocol, cfg.protocol_args).train[0]
+    except Exception:
+        used = listed = count_train_videos(cfg)
+    else:
+        listed, used = len(split.records), _as_run(split, cfg, cfg.max_videos_per_split, {})
+    per_epoch = min(used, cfg.max_steps_per_epoch * cfg.batch_size * gpus) if cfg.max_steps_per_epoch else used
+    return used, listed, per_epoch
 
 
 def _dataset(cfg) -> str:
@@ -192,7 +249,7 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
     """Every distinct run table `table` needs with the notebook's parameters (runs shared by two methods,
     e.g. ViFi-CLIP and Single, appear once). speed: one figure for every run (else each run's own, speed_for)."""
     from apclip_core.engine.config import run_dir_for
-    from apclip_core.engine.cost import count_train_videos
+    from apclip_core.engine.text_cost import text_cost
     from apclip_core.paper import experiments, reproduce
     from apclip_core.paper.experiments import train_command
 
@@ -204,9 +261,13 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
         if cfg.name in seen:
             continue
         seen.add(cfg.name)
-        n_train, n_eval = count_train_videos(cfg), _eval_videos(cfg)
+        (n_train, train_listed, per_epoch), (n_eval, eval_listed) = _train_videos(cfg, gpus), _eval_counts(cfg)
         run_speed = speed or speed_for(cfg, measure=measure, device=device, measured=measured)
-        train_s = n_train * cfg.epochs * cfg.frames / run_speed.train_frames_per_s
+        text = None if run_speed.compute_only else text_cost(cfg)  # a measurement of the run's shape has it in
+        factor = text.factor if text is not None and abs(text.factor - 1) > 0.01 else 1.0
+        if factor != 1.0:  # the figure is a one-prompt step's: the run's text tower on top, said as assumed
+            run_speed = replace(run_speed, source=f"{run_speed.source}; {text.describe()}")
+        train_s = per_epoch * cfg.epochs * cfg.frames / run_speed.train_frames_per_s * factor
         passes = evaluations(cfg)
         eval_s = passes * (n_eval or 0) * cfg.frames * cfg.temporal_views * cfg.spatial_crops / run_speed.eval_rate
         run_dir = run_dir_for(cfg)
@@ -215,35 +276,78 @@ def plan_runs(table: str, params: dict, *, gpus_per_node: int = 8, nodes: int = 
             name=cfg.name, run_dir=str(run_dir),
             command=train_command(preset, cfg, run_overrides, gpus_per_node=gpus_per_node, nodes=nodes),
             train_videos=n_train, eval_videos=n_eval, gpu_hours=(train_s + eval_s) / 3600,
-            wall_hours=(train_s / gpus + eval_s) / 3600, eval_hours=eval_s / 3600, evaluations=passes,
+            wall_hours=(train_s + eval_s) / gpus / 3600, eval_hours=eval_s / gpus / 3600, evaluations=passes,
             eval_lower_bound=run_speed.compute_only and run_speed.eval_frames_per_s is not None,
-            throughput=run_speed.describe(), disk_gb=disk_gb(cfg.model_name), status=_status(run_dir)))
+            throughput=run_speed.describe(), disk_gb=disk_gb(cfg.model_name), status=_status(run_dir),
+            effective_batch=realised_batch(cfg, gpus), asked_batch=cfg.effective_batch_size,
+            train_listed=train_listed, train_per_epoch=per_epoch, eval_listed=eval_listed))
     return runs
 
 
+def realised_batch(cfg, gpus: int) -> int:
+    """The effective batch training realises on `gpus` processes (engine/train.py: whole accumulation steps)."""
+    accum = max(1, round(cfg.effective_batch_size / (cfg.batch_size * gpus)))
+    return accum * cfg.batch_size * gpus
+
+
+SLURM_SAVE_MINUTES = 30   # last.pt at least this often in a batch job (a K-400 epoch outlasts it)
+PREEMPT_NOTICE_S = 600    # SLURM's USR1 this long before the time limit (or a preemption): time to save last.pt
+RDZV_PORTS = (20000, 20000)  # the rendezvous port: base + job id modulo span, so two jobs on one head node differ
+
+
 def slurm_script(run: PlannedRun, *, gpus_per_node: int, nodes: int, hours: float) -> str:
-    """One batch script: srun starts one torchrun per node, which rendezvous on the first node."""
+    """One batch script: srun starts one torchrun per node, which rendezvous on the first node. Preemptible:
+    --requeue, and on USR1 (--signal, PREEMPT_NOTICE_S before the end) a handler asks the run to save
+    (checkpoint_clock: <run folder>/save.request), waits for it, and requeues the job, which resumes (--resume);
+    the log is appended to across requeues (--open-mode=append)."""
     limit = max(30, math.ceil(hours * SLURM_TIME_MARGIN * 60) + 15)  # + start-up (weights, prompt features)
     torchrun = run.command[run.command.index("-m"):]
+    if not any(a.startswith("save_every_minutes=") for a in torchrun):  # a crash without notice loses minutes
+        torchrun.append(f"save_every_minutes={SLURM_SAVE_MINUTES}")  # not the run's identity: the same run
+    request = shlex.quote(str(Path(run.run_dir) / "save.request"))
+    base, span = RDZV_PORTS
     return "\n".join([
         "#!/bin/bash",
         f"# apclip run {run.name}: {run.method}, {run.varies} {run.seed}, {run.dataset}; written by `apclip plan`.",
         "# Resubmitting it resumes the run (--resume); a finished run is not trained again by the notebook.",
+        "# Your cluster's partition, account and memory: remove one '#' from these lines and fill them in (or",
+        "# export SBATCH_PARTITION / SBATCH_ACCOUNT / SBATCH_MEM_PER_NODE before sbatch, which reads them).",
+        "##SBATCH --partition=<partition>",
+        "##SBATCH --account=<account>",
+        "##SBATCH --mem=<memory per node, e.g. 400G>",
         f"#SBATCH --job-name={run.name}",
         f"#SBATCH --nodes={nodes}",
         "#SBATCH --ntasks-per-node=1",
         f"#SBATCH --gpus-per-node={gpus_per_node}",
         f"#SBATCH --cpus-per-task={8 * gpus_per_node}",
         f"#SBATCH --time={limit // 60:d}:{limit % 60:02d}:00",
+        "#SBATCH --requeue",
+        f"#SBATCH --signal=B:USR1@{PREEMPT_NOTICE_S}",
+        "#SBATCH --open-mode=append",
         f"#SBATCH --output={run.run_dir}.slurm-%j.log",
         "set -euo pipefail",
         f"cd {shlex.quote(str(paths.PROJECT_ROOT))}",
         "export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1}  # weights fetched once beforehand (README: CLIP weights)",
         *[f"export {var}={shlex.quote(os.environ[var])}" for var in PASSED_ENV if os.environ.get(var)],
+        "# recent Slurm does not pass --cpus-per-task on to srun: say it again, for the loader's workers",
+        'export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"',
         'head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-        "srun --ntasks-per-node=1 .venv/bin/torchrun --nnodes \"$SLURM_NNODES\" "
+        f'port=$(({base} + SLURM_JOB_ID % {span}))  # not a fixed port: two jobs sharing a head node do not collide',
+        "on_notice() {  # USR1: the end (time limit or preemption) is near: save, then requeue (resumes from last.pt)",
+        f'  echo "apclip: USR1 at $(date): asking the run to save ({request}), then requeueing"',
+        f"  touch {request} 2>/dev/null || true  # no run folder yet: nothing to save",
+        f"  for _ in $(seq {PREEMPT_NOTICE_S // 2}); do [ -e {request} ] || break; sleep 1; done",
+        '  scontrol requeue "$SLURM_JOB_ID"',
+        "}",
+        "trap on_notice USR1",
+        "srun --ntasks-per-node=1 -c \"$SLURM_CPUS_PER_TASK\" .venv/bin/torchrun --nnodes \"$SLURM_NNODES\" "
         f"--nproc_per_node {gpus_per_node} --rdzv_id \"$SLURM_JOB_ID\" --rdzv_backend c10d "
-        "--rdzv_endpoint \"$head:29500\" \\\n    " + " ".join(shlex.quote(a) for a in torchrun),
+        "--rdzv_endpoint \"$head:$port\" \\\n    " + " ".join(shlex.quote(a) for a in torchrun) + " &",
+        "step=$!",
+        "set +e  # a trapped USR1 interrupts `wait`: wait again until the step itself ends, and exit with its status",
+        'wait "$step"; status=$?',
+        'while kill -0 "$step" 2>/dev/null; do wait "$step"; status=$?; done',
+        'exit "$status"',
         ""])
 
 
@@ -266,14 +370,25 @@ def render(table: str, runs: list[PlannedRun], *, gpus_per_node: int, nodes: int
     lines += [f"throughput ({letter[src]}): {src}" for src in sources]
     lines.append("")
     for i, r in enumerate(runs, 1):
-        evals = f"{r.eval_videos:,}" if r.eval_videos is not None else "? (lists not downloaded)"
+        evals = (f"{r.eval_videos:,}" if r.eval_videos is not None else "? (lists not downloaded)") + " evaluation videos"
+        if r.eval_listed is not None and r.eval_listed != r.eval_videos:  # PARTIAL=1, eval_max_videos: as they run
+            evals += f" (of {r.eval_listed:,} listed)"
+        trains = f"{r.train_videos:,} training videos"
+        if r.train_listed != r.train_videos:
+            trains += f" (of {r.train_listed:,} listed)"
+        if r.train_per_epoch < r.train_videos:
+            trains += f", {r.train_per_epoch:,} per epoch (max_steps_per_epoch)"
         varied = f"{'K' if r.varies == 'k' else r.varies} {r.seed}" if r.seed is not None else "one run"
         lines += [f"{i}. {r.method} | {varied} | {r.dataset} | {r.status}",
                   f"   run folder: {r.run_dir}",
-                  f"   {r.train_videos:,} training videos, {evals} evaluation videos x {r.evaluations} evaluation(s); "
+                  f"   {trains}, {evals} x {r.evaluations} evaluation(s); "
                   f"{r.gpu_hours:.1f} GPU-hours, wall {_hours(r.wall_hours)} on {gpus} GPU(s) (of which evaluation "
-                  f"{_evaluation(r)}, on one GPU); disk {r.disk_gb:.1f} GB (checkpoint.pt + last.pt); "
+                  f"{_evaluation(r)}, over the {gpus} GPU(s)); disk {r.disk_gb:.1f} GB (checkpoint.safetensors + last.pt); "
                   f"throughput ({letter[r.throughput]})",
+                  *([f"   WARNING: effective batch {r.effective_batch} on {gpus} GPU(s), not the config's "
+                       f"{r.asked_batch} (batch_size x GPUs exceeds it, or does not divide it): another schedule than "
+                       "the paper's, said among the table's deviations; use fewer GPUs or nodes, or a smaller batch_size"]
+                    if r.effective_batch != r.asked_batch else []),
                   f"   {r.shell()}", ""]
     todo = [r for r in runs if r.status != "finished"]
     total, wall = sum(r.gpu_hours for r in todo), sum(r.wall_hours for r in todo)
@@ -345,19 +460,48 @@ def render_zoo(needs: dict) -> str:
                  + ("" if needs["complete"] else " (without the datasets whose lists are missing)")
                  + f"; throughput: {needs['throughput']}. Decoding runs on the CPU loader workers beside it and can be "
                    "the bound (README, Table 1's zoo).")
+    from apclip_core.paper.tables import profiled_name
+
     lines.append(f"then: make reproduce-table1-zoo PROFILE={needs['profile']} (preflight, notebook 18, "
-                 "figures/table1_zoo.*)")
+                 f"figures/{profiled_name(ZOO, needs['profile'])}.*)")
+    return "\n".join(lines)
+
+
+def render_shared(plans: dict[str, list[PlannedRun]], *, gpus_per_node: int, nodes: int) -> str:
+    """Several tables' plans together: a run two tables need (same name: same identity) is trained once and found
+    by both, so the totals count it once; the naive sum beside them says what sharing saves."""
+    gpus = gpus_per_node * nodes
+    distinct: dict[str, PlannedRun] = {}
+    needed_by: dict[str, list[str]] = {}
+    for table, runs in plans.items():
+        for r in runs:
+            distinct.setdefault(r.name, r)
+            needed_by.setdefault(r.name, []).append(table)
+    todo = [r for r in distinct.values() if r.status != "finished"]
+    naive = sum(r.gpu_hours for runs in plans.values() for r in runs if r.status != "finished")
+    total, wall = sum(r.gpu_hours for r in todo), sum(r.wall_hours for r in todo)
+    shared = {name: tables for name, tables in needed_by.items() if len(tables) > 1}
+    lines = [f"all {len(plans)} tables: {sum(len(r) for r in plans.values())} runs asked for, {len(distinct)} distinct "
+             f"({len(shared)} shared by two tables or more: trained once, found by name by each)",
+             f"total still to run: {len(todo)} distinct runs, {total:.1f} GPU-hours of compute (naive sum over the "
+             f"tables: {naive:.1f}), wall {_hours(wall)} on {gpus} GPU(s) ({wall * gpus:.1f} GPU-hours held); disk "
+             f"{sum(r.disk_gb for r in distinct.values()):.1f} GB"]
+    lines += [f"  shared: {distinct[name].method} {distinct[name].run_dir} by {', '.join(tables)}"
+              for name, tables in shared.items()]
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
     from apclip_core.paper.preflight import notebook_parameters
 
-    parser = argparse.ArgumentParser(prog="apclip plan", description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebook", type=Path, help="a table notebook, e.g. notebooks/12_table2_base_to_novel.ipynb")
+    parser = argparse.ArgumentParser(prog="python -m apclip_core plan", description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebook", type=Path, nargs="+",
+                        help="a table notebook, e.g. notebooks/12_table2_base_to_novel.ipynb; several (make plan-all): "
+                             "each table's plan, then the runs they share counted once")
     parser.add_argument("--profile", default="smoke", choices=["smoke", "paper"])
-    parser.add_argument("--gpus", type=int, default=8, help="GPUs per node")
-    parser.add_argument("--nodes", type=int, default=1)
+    parser.add_argument("--gpus", type=bounded(int, 1, MAX_GPUS_PER_NODE, "GPUs per node"), default=8,
+                        help="GPUs per node")
+    parser.add_argument("--nodes", type=bounded(int, 1, MAX_NODES), default=1)
     parser.add_argument("--slurm", type=Path, help="write one SLURM batch script per run into this folder")
     parser.add_argument("--params", type=Path, action="append", default=[],
                         help="YAML of parameters on top of the profile (make PARAMS=file), as the notebook gets them")
@@ -371,24 +515,33 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.gpus < 1 or args.nodes < 1:
         parser.error("--gpus and --nodes must be >= 1")
-    table = args.notebook.stem.split("_", 1)[1] if "_" in args.notebook.stem else args.notebook.stem
-    params = notebook_parameters(args.notebook, args.profile, args.params, partial=args.partial)
-    if table == ZOO:
-        needs = zoo_needs(params)
-        print(json.dumps(needs, indent=2) if args.json else render_zoo(needs))
-        return 0
-    runs = plan_runs(table, params, gpus_per_node=args.gpus, nodes=args.nodes, measure=args.measure,
-                     device=args.device)
-    if args.json:
-        print(json.dumps({"table": table, "runs": [asdict(r) for r in runs]}, indent=2))
-    else:
-        print(render(table, runs, gpus_per_node=args.gpus, nodes=args.nodes))
+    if args.slurm:  # a read-only folder, or a file, stops the plan before it measures or prints anything
+        atomic.writable_folder(args.slurm)
+    plans: dict[str, list[PlannedRun]] = {}
+    for i, notebook in enumerate(args.notebook):
+        table = notebook.stem.split("_", 1)[1] if "_" in notebook.stem else notebook.stem
+        params = notebook_parameters(notebook, args.profile, args.params, partial=args.partial)
+        if i and not args.json:
+            print()
+        if table == ZOO:
+            needs = zoo_needs(params)
+            print(json.dumps(needs, indent=2) if args.json else render_zoo(needs))
+            continue
+        runs = plans[table] = plan_runs(table, params, gpus_per_node=args.gpus, nodes=args.nodes,
+                                        measure=args.measure, device=args.device)
+        if args.json:
+            print(json.dumps({"table": table, "runs": [asdict(r) for r in runs]}, indent=2))
+        else:
+            print(render(table, runs, gpus_per_node=args.gpus, nodes=args.nodes))
+    if len(plans) > 1 and not args.json:
+        print("\n" + render_shared(plans, gpus_per_node=args.gpus, nodes=args.nodes))
     if args.slurm:
-        for r in runs:
+        distinct = {r.name: r for runs in plans.values() for r in runs}  # a shared run: one script
+        for r in distinct.values():
             script = args.slurm / f"{r.name}.sbatch"
             atomic.write_text(script, slurm_script(r, gpus_per_node=args.gpus, nodes=args.nodes,
                                                    hours=r.wall_hours))
             script.chmod(0o755)
-        print(f"\nwrote {len(runs)} SLURM script(s) to {args.slurm}: submit with "
+        print(f"\nwrote {len(distinct)} SLURM script(s) to {args.slurm}: submit with "
               f"`for f in {args.slurm}/*.sbatch; do sbatch \"$f\"; done`")
     return 0

@@ -16,7 +16,6 @@ no video at all, missing weights or prompt files still stop it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -33,17 +32,13 @@ def notebook_parameters(notebook: Path, profile: str, extra: Sequence[Path] = ()
     the `extra` YAML files (`make ... PARAMS=file`): what papermill gives the notebook (notebook.read_parameters).
     partial (`--partial`, make's PARTIAL=1): the parameter `partial_data: true`, as `notebook --partial` passes it,
     so the runs named here are the ones the notebook will look for."""
-    from apclip_core.notebook import read_parameters
+    from apclip_core.notebook import notebook_defaults, read_parameters
 
-    nb = json.loads(Path(notebook).read_text())
-    values: dict = {}
-    for cell in nb["cells"]:
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            exec("".join(cell["source"]), {}, values)  # the cell holds plain literals only
+    values = notebook_defaults(notebook)
     overlay = NOTEBOOKS / "params" / f"{Path(notebook).stem}.{profile}.yaml"
     if profile != "smoke" and not overlay.exists():
         raise FileNotFoundError(f"no {profile} profile for {Path(notebook).name}: {overlay} is missing")
-    values.update(read_parameters(([overlay] if profile != "smoke" else []) + list(extra)))
+    values.update(read_parameters(([overlay] if profile != "smoke" else []) + list(extra), dict(values)))
     if partial:
         values["partial_data"] = True
     return values
@@ -240,6 +235,12 @@ def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = (), *,
         if weights and weights not in problems:
             problems.append(weights)
     big = [c for c in configs if c.model_name != "apclip-tiny"]
+    insisted = [c for c in big if c.allow_cpu]  # allow_cpu: true (a CPU rehearsal): train honours it, so do we
+    if insisted and not torch.cuda.is_available():
+        days, source = cpu_estimate(insisted[0], count_train_videos(insisted[0]))
+        notices.append(f"no GPU visible: training {insisted[0].model_name} on this CPU (allow_cpu: true), "
+                       f"~{days:,.1f} days per run (throughput {source})")
+    big = [c for c in big if not c.allow_cpu]
     if big and not torch.cuda.is_available():
         days, source = cpu_estimate(big[0], count_train_videos(big[0]))
         problems.append(f"no GPU visible: training {big[0].model_name} here would take ~{days:,.1f} days per run "
@@ -250,7 +251,7 @@ def check(notebook: Path, profile: str = "smoke", extra: Sequence[Path] = (), *,
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="apclip preflight", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m apclip_core preflight", description=__doc__)
     parser.add_argument("notebook", type=Path)
     parser.add_argument("--profile", default="smoke", choices=["smoke", "paper"])
     parser.add_argument("--probe", nargs="?", const="header", default="signature", choices=["header", "deep"],
@@ -266,7 +267,8 @@ def main(argv: list[str]) -> int:
     problems = check(args.notebook, args.profile, args.params, probe=args.probe, partial=args.partial, notices=notices)
     if notices:
         print(f"{args.notebook.name} ({args.profile} profile, partial data): running without these videos; the table "
-              "will list them as deviations from the paper's protocol:")
+              "will list them as deviations from the paper's protocol:" if args.partial else
+              f"{args.notebook.name} ({args.profile} profile), to know before it starts:")
         for n in notices:
             print(f"  - {n}")
     if problems:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 from apclip_core import paths
@@ -14,13 +15,17 @@ from apclip_core import paths
 
 def written_name(table: str, notebook: Path | None) -> str:
     """The name the executed `notebook` wrote `table`'s files under: Table 2 run on UCF-101 (the paper profile with
-    overrides.protocol_args.dataset: ucf101) writes table2_base_to_novel_ucf101.*, not HMDB-51's files."""
+    overrides.protocol_args.dataset: ucf101) writes table2_base_to_novel_ucf101_paper.*, neither HMDB-51's files
+    nor the smoke profile's."""
     if notebook is None or not notebook.is_file():
         return table
-    params = json.loads(notebook.read_text()).get("metadata", {}).get("papermill", {}).get("parameters") or {}
+    from apclip_core.user_files import read_notebook
+
+    params = read_notebook(notebook).get("metadata", {}).get("papermill", {}).get("parameters") or {}
     from apclip_core.paper.reproduce import SMOKE_DATASET, run_dataset, table_file_name
 
-    return table_file_name(table, run_dataset(params.get("overrides"), params.get("dataset") or SMOKE_DATASET))
+    return table_file_name(table, run_dataset(params.get("overrides"), params.get("dataset") or SMOKE_DATASET),
+                           params.get("profile") or "smoke")
 
 
 SMOKE_TABLES = ("table1_zero_shot", "table2_base_to_novel", "table3_few_shot", "table4_fully_supervised",
@@ -71,10 +76,23 @@ def write_claims_into(readme: Path, figures: Path | None = None) -> bool:
     return new != text
 
 
+def _utc(iso: str) -> datetime:
+    moment = datetime.fromisoformat(iso)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)  # papermill writes UTC, naive
+
+
+def _run_start(notebook: Path | None) -> datetime | None:
+    """When papermill began executing `notebook`, or None."""
+    if notebook is None or not notebook.is_file():
+        return None
+    started = json.loads(notebook.read_text()).get("metadata", {}).get("papermill", {}).get("start_time")
+    return _utc(started) if started else None
+
+
 def main(argv: list[str]) -> int:
     if "--claims" in argv:
         return _claims_main(argv)
-    parser = argparse.ArgumentParser(prog="apclip report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m apclip_core report", description=__doc__)
     parser.add_argument("--table", required=True, help="table name, e.g. table2_base_to_novel")
     parser.add_argument("--notebook", type=Path, help="the executed notebook that produced it (its parameters say "
                         "which dataset's files it wrote)")
@@ -93,9 +111,15 @@ def main(argv: list[str]) -> int:
     result = figures / f"{args.table}.json"
     if result.exists():
         prov = json.loads(result.read_text()).get("provenance", {})
-        # the results file is rewritten only when its numbers change, so this is when they were made
-        print(f"\nnumbers computed at commit {str(prov.get('commit'))[:12]}{' (dirty tree)' if prov.get('dirty') else ''}"
-              f" on {prov.get('machine')}, {prov.get('date')}")
+        # the results file is rewritten only when its numbers change, so this is when they were made; a run
+        # that began after that date found the same numbers
+        made = (f"commit {str(prov.get('commit'))[:12]}{' (dirty tree)' if prov.get('dirty') else ''} on "
+                f"{prov.get('machine')}, {prov.get('date')}")
+        started = _run_start(args.notebook)
+        if started and prov.get("date") and started > _utc(str(prov["date"])):
+            print(f"\nthis run's numbers are unchanged since {made} (the results file keeps that first record)")
+        else:
+            print(f"\nnumbers computed at {made}")
     print("\nwritten:")
     for path in sorted(figures.glob(f"{args.table}.*")):
         print(f"  {path}  ({path.stat().st_size:,} bytes)")

@@ -22,6 +22,7 @@ from typing import Iterable, Optional, Sequence
 import pandas as pd
 
 from apclip_core import paths
+from apclip_core.errors import BadValue
 from apclip_core.paper import deviations, experiments, stats, tables
 
 DATASET_NAMES = {"hmdb": "HMDB-51", "ucf": "UCF-101", "k600": "K600", "k400": "K-400", "ssv2": "SSv2"}
@@ -68,13 +69,14 @@ def run_dataset(overrides: Optional[dict], dataset: str) -> str:
     return canonical_dataset(str(((overrides or {}).get("protocol_args") or {}).get("dataset") or dataset))
 
 
-def table_file_name(name: str, dataset: str) -> str:
-    """`name` for the table's default dataset (or the benchmark), else `name_<dataset>`."""
+def table_file_name(name: str, dataset: str, profile: str = "smoke") -> str:
+    """`name` for the table's default dataset (or the benchmark), else `name_<dataset>`; then the profile
+    (tables.profiled_name: `_paper` after it outside the smoke profile, whose names figures/ tracks)."""
     from apclip_core.data.protocols import canonical_dataset
 
-    if canonical_dataset(dataset) in (SMOKE_DATASET, DEFAULT_DATASETS.get(name)):
-        return name
-    return f"{name}_{canonical_dataset(dataset)}"
+    stem = name if canonical_dataset(dataset) in (SMOKE_DATASET, DEFAULT_DATASETS.get(name)) else \
+        f"{name}_{canonical_dataset(dataset)}"
+    return tables.profiled_name(stem, profile)
 
 
 def dataset_of(split_key: str, default: str) -> str:
@@ -184,7 +186,7 @@ def protocol_check(rows: pd.DataFrame, *, profile: str, preset: Optional[str] = 
         lines = [SMOKE_DEVIATION, *lines]
     models = list({json_key(r["model"]): r["model"] for r in runs}.values())
     return {"profile": profile, "same_as_paper": not lines, "deviations": lines,
-            "statement": deviations.statement(lines) if profile == "paper" else "",
+            "statement": deviations.table_statement(lines, rows["method"].unique()) if profile == "paper" else "",
             "seeds": {"label": seeds[0], "run": list(seeds[1]), "paper": list(seeds[2])} if seeds else None,
             "models": models, "splits": deviations.public_totals(runs), "runs": runs}
 
@@ -235,7 +237,7 @@ def _save(name: str, title: str, rows: pd.DataFrame, ours: pd.DataFrame, paper: 
     chart = lambda _: tables.table_figure(ours, gains, title=title, x=chart_x, profile=profile, paper=paper,  # noqa: E731
                                           our_label=our_label, gain_labels=gain_labels,
                                           protocol_lines=check["statement"].splitlines())
-    files = tables.save_table(table, table_file_name(name, file_dataset), title=title, notes=notes, chart=chart,
+    files = tables.save_table(table, table_file_name(name, file_dataset, profile), title=title, notes=notes, chart=chart,
                               results={"profile": profile, "dataset": file_dataset, "protocol": protocol or {},
                                        "protocol_check": check,
                                        "gains": gains.to_dict(orient="records"), "claims": claims,
@@ -555,7 +557,7 @@ def table_runs(name: str, **params) -> list[tuple[str, tuple[str, Optional[int]]
     import inspect
 
     if name not in TABLES:
-        raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
+        raise BadValue(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
     params = with_partial_data(params)
     defaults = {k: p.default for k, p in inspect.signature(TABLES[name]).parameters.items()}
     values = {**defaults, **{k: v for k, v in params.items() if k in defaults}}
@@ -582,7 +584,7 @@ def run_table(name: str, **params) -> TableResult:
     import logging
 
     if name not in TABLES:
-        raise ValueError(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
+        raise BadValue(f"unknown table {name!r}; valid: {', '.join(TABLES)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     since = len(experiments.RUN_LOG)
     result = TABLES[name](**with_partial_data(params))
@@ -590,19 +592,19 @@ def run_table(name: str, **params) -> TableResult:
     return result
 
 
-def assemble(name: str, datasets: Sequence[str], *, figures=None) -> tables.TableFiles:
+def assemble(name: str, datasets: Sequence[str], *, profile: str = "paper", figures=None) -> tables.TableFiles:
     """One table across datasets (Table 2's HMDB-51 and UCF-101 rows) from the per-dataset files the
-    table function wrote, never by re-running anything: `<name>_<ds1>+<ds2>.{csv,md,json}`, whose
-    JSON keeps each part's protocol and provenance."""
+    table function wrote in `profile`, never by re-running anything: `<name>_<ds1>+<ds2>_<profile>.{csv,md,png,json}`
+    (tables.profiled_name), whose JSON keeps each part's protocol, provenance and protocol_check."""
     import json
     from pathlib import Path
 
     from apclip_core import paths
 
     folder = Path(figures) if figures is not None else paths.figures_dir()
-    parts, frames = {}, []
+    parts, frames, checks, gains = {}, [], {}, []
     for dataset in datasets:
-        stem = table_file_name(name, dataset)
+        stem = table_file_name(name, dataset, profile)
         csv, js = folder / f"{stem}.csv", folder / f"{stem}.json"
         if not (csv.exists() and js.exists()):
             raise FileNotFoundError(f"no {name} for dataset {dataset!r}: {csv} (and .json) not found; run the table "
@@ -611,14 +613,34 @@ def assemble(name: str, datasets: Sequence[str], *, figures=None) -> tables.Tabl
         parts[dataset] = {"file": str(js), "title": payload.get("title"), "profile": payload.get("profile"),
                           "protocol": payload.get("protocol"), "provenance": payload.get("provenance")}
         frames.append(pd.read_csv(csv).assign(**{"table dataset": dataset}))
+        checks[dataset] = payload.get("protocol_check") or {}
+        gains += payload.get("gains") or []
     table = pd.concat(frames, ignore_index=True)
     table = table[["table dataset", *[c for c in table.columns if c != "table dataset"]]]
     from apclip_core.data.protocols import canonical_dataset
 
     joined = "+".join(canonical_dataset(d) for d in datasets)
-    return tables.save_table(table, f"{name}_{joined}", title=f"{name} across {', '.join(datasets)}",
-                             notes=f"Assembled from {', '.join(p['file'] for p in parts.values())}.",
-                             results={"assembled_from": parts}, figures=folder)
+    return tables.save_table(table, tables.profiled_name(f"{name}_{joined}", profile), title=f"{name} across {', '.join(datasets)}",
+                             notes=_assembled_notes(parts, checks), chart=_assembled_chart(name, parts, checks, gains),
+                             results={"assembled_from": parts, "protocol_check": checks}, figures=folder)
+
+
+def _assembled_notes(parts: dict, checks: dict) -> str:
+    """Where each part came from and, per dataset, what its runs ran on (its own statement, deviations and all)."""
+    said = [f"{dataset}: Profile: {part.get('profile')}. {checks[dataset].get('statement') or ''}".strip()
+            for dataset, part in parts.items()]
+    return f"Assembled from {', '.join(p['file'] for p in parts.values())}.\n\n" + "\n\n".join(said)
+
+
+def _assembled_chart(name: str, parts: dict, checks: dict, gains: list):
+    """The assembled table's PNG: every dataset's bars with the paper's marks, each dataset's statement below."""
+    profiles = {p.get("profile") for p in parts.values()}
+    profile = profiles.pop() if len(profiles) == 1 else "mixed"
+    lines = [line for dataset, check in checks.items()
+             for line in (f"{dataset}: {check.get('statement') or ''}".strip()).splitlines()]
+    return lambda display: tables.figure_of_display_table(
+        display.drop(columns="table dataset"), pd.DataFrame(gains), title=f"{name} across {', '.join(parts)}",
+        profile=profile, protocol_lines=lines)
 
 
 def checked_text(result: TableResult, *, claims: Sequence[str] = ()) -> str:

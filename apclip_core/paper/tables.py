@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence
 import pandas as pd
 
 from apclip_core import atomic, paths
+from apclip_core.errors import UnknownName
 
 PAPER_TABLES_DIR = Path(__file__).resolve().parent / "paper_tables"
 
@@ -29,7 +30,7 @@ def paper_table(name: str) -> pd.DataFrame:
     """The paper's table `name` (e.g. 'table2_base_to_novel') in long format, as transcribed."""
     path = PAPER_TABLES_DIR / f"{name}.csv"
     if not path.exists():
-        raise KeyError(f"no paper table {name!r}; valid names: {', '.join(paper_table_names())}")
+        raise UnknownName(f"no paper table {name!r}; valid names: {', '.join(paper_table_names())}")
     return pd.read_csv(path)
 
 
@@ -85,6 +86,12 @@ class TableFiles:
         return "\n".join(f"  {p}" for p in (self.csv, self.md, self.png, self.json) if p)
 
 
+def profiled_name(stem: str, profile: str) -> str:
+    """The files' name for a profile: the smoke profile's as tracked in figures/ (`stem`), any other profile's
+    with it appended (`stem_paper`), so a paper run never replaces the tracked smoke results."""
+    return stem if profile == "smoke" else f"{stem}_{profile}"
+
+
 def save_table(df: pd.DataFrame, name: str, *, title: str, results: dict,
                chart: Optional[Callable[[pd.DataFrame], "object"]] = None,
                notes: str = "", figures: Optional[Path] = None) -> TableFiles:
@@ -98,12 +105,12 @@ def save_table(df: pd.DataFrame, name: str, *, title: str, results: dict,
     if notes:
         md += f"\n{notes.strip()}\n"
     atomic.write_text(files.md, md)
-    if chart is not None:
-        import matplotlib.pyplot as plt
-
+    fig = chart(df) if chart is not None else None  # a chart may have nothing to plot (None): no PNG then
+    if fig is not None:
         import io
 
-        fig = chart(df)
+        import matplotlib.pyplot as plt
+
         files.png = out / f"{name}.png"
         png = io.BytesIO()
         fig.savefig(png, format="png", dpi=150, bbox_inches="tight")
@@ -220,6 +227,16 @@ def _grouped_bars(ax, df: pd.DataFrame, *, categories: list[str], cat_col: str, 
     return positions, width
 
 
+def _paper_marks(ours: pd.DataFrame, paper: pd.DataFrame, keys: list[str]) -> dict:
+    """(category, method) of each of our bars -> the paper's number for it, matched on every key both tables
+    have (the dataset too where the category does not show it: a one-dataset table must not take another
+    dataset's number for the same metric and method)."""
+    on = [k for k in keys if k in paper] + ["method"]
+    bars = ours[on + ["_cat"]].drop_duplicates()
+    matched = bars.merge(paper[on + ["value"]].dropna(subset=["value"]), on=on, how="inner")
+    return {(c, m): float(v) for c, m, v in zip(matched["_cat"], matched["method"], matched["value"])}
+
+
 def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str = "metric",
                  profile: str = "smoke", paper: Optional[pd.DataFrame] = None,
                  our_label: str = "ours", paper_label: str = "paper", gain_labels: Optional[dict] = None,
@@ -251,9 +268,7 @@ def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str 
     colors = sns.color_palette("deep")
     marks = {}
     if paper is not None and profile == "paper" and not paper.empty:
-        paper = paper.assign(_cat=[_category(r, shown) for _, r in paper.iterrows()])
-        marks = {(c, m): float(v) for c, m, v in zip(paper["_cat"], paper["method"], paper["value"])
-                 if c in categories and m in methods}
+        marks = _paper_marks(ours, paper, keys)
     positions, width = _grouped_bars(ax, ours, categories=categories, cat_col="_cat", hue="method", hues=methods,
                                      colors=colors, err="std" if "std" in ours else None, marks=marks)
     notes = []
@@ -335,3 +350,19 @@ def table_figure(ours: pd.DataFrame, gains: pd.DataFrame, *, title: str, x: str 
         y = fig.transFigure.inverted().transform((0, lowest))[1] - 0.02
         fig.text(0.01, y, "\n".join(notes), ha="left", va="top", fontsize=7.5, color="0.25", wrap=False)
     return fig
+
+
+def figure_of_display_table(display: pd.DataFrame, gains: pd.DataFrame, *, title: str, profile: str,
+                            protocol_lines: Sequence[str] = ()):
+    """table_figure from a paper-profile table as written (beside_paper's columns: method, dataset, [shots,]
+    metric, ours, paper), e.g. one assembled from per-dataset files; None for any other shape (nothing to plot)."""
+    if not {"method", "dataset", "metric", "ours"} <= set(display.columns):
+        return None
+    keys = [k for k in ("method", "dataset", "shots", "metric") if k in display]
+    ours = display[keys + ["ours"] + (["std"] if "std" in display else [])].rename(columns={"ours": "value"})
+    ours = ours.dropna(subset=["value"])
+    paper = display[keys + ["paper"]].rename(columns={"paper": "value"}) if "paper" in display else None
+    return table_figure(ours, gains, title=title, x="shots" if "shots" in display else "metric", profile=profile,
+                        paper=paper, our_label="ours beside the paper's" if profile == "paper" else "ours",
+                        protocol_lines=protocol_lines)
+

@@ -42,7 +42,7 @@ import pandas as pd
 from apclip_core import paths
 from apclip_core.data.presence import SHOWN
 from apclip_core.device import pick as pick_device
-from apclip_core.errors import UserError
+from apclip_core.errors import BadValue, UserError
 from apclip_core.paper import deviations, tables
 from apclip_core.paper.reproduce import TableResult
 
@@ -61,12 +61,20 @@ NEW = "new: no published number"
 # its baseline is the single prompt. Pooling: a model's "mean" rows pool frames as its authors do, by the
 # pooling its checkpoint records (model.similarity.pooled_similarity): L2 per frame then mean ranks classes as
 # Open-VCLIP, FROSTER and OST pool; ViFi-CLIP's rows average its raw frame features ("mean_raw").
+# MoTE and TC-CLIP score as their own evaluations do (zero_shot_logits: MoTE's 28 templates and temporal module,
+# TC-CLIP's learned context rewritten per video), on the row of their own prompts; with action prompts, each
+# description takes the place of their class text in that same scoring (the "mean" row; no MAKA).
 OWN_VARIANT = {"openai": ("single", "mean"), "vificlip": ("single", "mean"), "ost": ("single", "mean"),
-               "openvclip": ("set", "mean"), "froster": ("set", "mean")}
+               "openvclip": ("set", "mean"), "froster": ("set", "mean"), "mote": ("set", "mean"),
+               "tcclip": ("single", "mean")}
 
 # the zoo's models and the importer's --from of each (the smoke profile writes a stand-in of each file)
 SOURCE_FORMATS = {"Vanilla CLIP": "openai", "ViFi-CLIP": "vificlip", "Open-VCLIP": "openvclip", "FROSTER": "froster",
                   "OST": "ost"}
+# the released models apclip re-implements (model.mote, model.tcclip): in the paper profile's models; the smoke
+# profile's stand-ins (peer_files.write_standins writes them too) are not among its five yet
+PEER_MODEL_FORMATS = {"TC-CLIP": "tcclip", "MoTE": "mote"}
+ALL_FORMATS = {**SOURCE_FORMATS, **PEER_MODEL_FORMATS}
 
 
 class NoModelError(UserError, FileNotFoundError):
@@ -94,7 +102,7 @@ def zoo_dataset(name: str) -> ZooDataset:
 
     key = canonical_dataset(name)
     if key not in DATASETS:
-        raise ValueError(f"the zoo has no zero-shot splits for dataset {name!r}; valid: {', '.join(DATASETS)}")
+        raise BadValue(f"the zoo has no zero-shot splits for dataset {name!r}; valid: {', '.join(DATASETS)}")
     return DATASETS[key]
 
 
@@ -191,8 +199,9 @@ def bench_models(folder: Optional[str | Path] = None) -> dict[str, Path]:
 
     weights = pretrained_tiny_clip()
     key = standin_key(weights.parent.name)
-    final = Path(folder) if folder is not None else paths.cache_dir() / "zoo_bench" / key
-    out = {name: final / "converted" / f"{fmt}.pt" for name, fmt in SOURCE_FORMATS.items()}
+    # a folder of its own per checkpoint format: the .pt stand-ins of an older apclip stay theirs
+    final = Path(folder) if folder is not None else paths.cache_dir() / "zoo_bench" / f"{key}-safetensors"
+    out = {name: final / "converted" / f"{fmt}.safetensors" for name, fmt in SOURCE_FORMATS.items()}
     if all(p.is_file() for p in out.values()):
         return out
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -201,15 +210,17 @@ def bench_models(folder: Optional[str | Path] = None) -> dict[str, Path]:
     tmp.mkdir()
     try:
         sd = torch.load(weights, map_location="cpu", weights_only=True)
-        released = peer_files.write_standins(sd, tmp / "released")
-        base = str(released["openai"])
         convention = tiny_clip_convention()
+        released = peer_files.write_standins(sd, tmp / "released", ("openai", *SOURCE_FORMATS.values()),
+                                             heads=convention["heads"][0])
+        base = str(released["openai"])
         for fmt in SOURCE_FORMATS.values():
-            convert.convert(released[fmt], tmp / "converted" / f"{fmt}.pt", fmt,
-                            base=base if fmt in ("vificlip", "ost", "openvclip") else None, **convention)
+            convert.convert(released[fmt], tmp / "converted" / f"{fmt}.safetensors", fmt,
+                            base=base if fmt in ("vificlip", "ost", "openvclip", "mote", "tcclip") else None,
+                            **convention)
         shutil.rmtree(tmp / "released")  # 25 MB each, rewritten from the tiny CLIP whenever needed
         atomic.publish(tmp, final, replace=False,
-                       is_complete=lambda path: all((path / "converted" / f"{f}.pt").is_file()
+                       is_complete=lambda path: all((path / "converted" / f"{f}.safetensors").is_file()
                                                     for f in SOURCE_FORMATS.values()))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -282,7 +293,8 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
     not a video container are left out before decoding and counted per split, as the training tables do."""
     import torch
 
-    from apclip_core.engine.evaluate import evaluate_variants, prepare_split, sha256_file
+    from apclip_core.engine.evaluate import (evaluate_variants, evaluate_zero_shot_variants, prepare_split,
+                                             sha256_file)
     from apclip_core.engine.feature_cache import FrameFeatureCache
     from apclip_core.model.similarity import pooled_similarity
     from apclip_core.model.video_clip import load_checkpoint
@@ -315,8 +327,16 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
         loaded = load_checkpoint(model.checkpoint, device=device)
         run.models[model.name] = model_record(model, loaded)
         run.encoded[model.name] = 0
-        # the "mean" variant is the model's own pooling (recorded beside the model)
-        scored_by = {sim: pooled_similarity(loaded.config) if sim == "mean" else sim for sim in similarities}
+        peer = loaded.config.get("peer_model")
+        if peer == "tcclip" and loaded.config["tcclip"]["num_frames"] != view.frames:
+            # its clip length is fixed when its model is built (weights do not depend on it): built for the zoo's
+            run.models[model.name]["built_for_frames"] = {"zoo": view.frames,
+                                                          "its own": loaded.config["tcclip"]["num_frames"]}
+            loaded.config["tcclip"]["num_frames"] = view.frames
+        # the "mean" variant is the model's own pooling (recorded beside the model); MoTE and TC-CLIP: their own
+        # scoring (their features depend on the label set: nothing to cache), own class text or action prompts
+        scored_by = ({"own": "zero_shot_logits"} if peer else
+                     {sim: pooled_similarity(loaded.config) if sim == "mean" else sim for sim in similarities})
         run.models[model.name]["similarities"] = scored_by
         for name, (ds, prompt_file, chosen) in splits.items():
             # one cache per (model, dataset): a split's features are reused by its other variants and by the
@@ -324,18 +344,28 @@ def evaluate_zoo(models: list[ZooModel], datasets: Sequence[str], *, view, strat
             cache = FrameFeatureCache(feature_cache)
             for prepared in chosen:
                 split = prepared.split
-                banks = {s: build_prompt_bank(s, split.classnames, prompt_file if needs_prompt_file(s) else None)
-                         for s in strategies}
-                variants = [(banks[s], scored_by[sim]) for s in strategies for sim in similarities]
-                results = evaluate_variants(loaded, split, variants, view=view, batch_size=batch_size,
-                                            num_workers=num_workers, device=device, autocast_dtype=autocast,
-                                            feature_cache=cache, prepared=prepared)
-                run.encoded[model.name] += results[0].protocol["videos_encoded"]
-                for (strategy, sim), r in zip([(s, m) for s in strategies for m in similarities], results):
+                if peer:  # its own class text, and the action prompts through the same scoring (mean of their features)
+                    keys = [OWN_VARIANT[peer]] + ([(ACTION, "mean")] if ACTION in strategies else [])
+                    texts = [None] + [build_prompt_bank(ACTION, split.classnames, prompt_file)
+                                      for s in keys[1:]]
+                    results = evaluate_zero_shot_variants(loaded, split, texts, view=view, batch_size=batch_size,
+                                                          num_workers=num_workers, device=device,
+                                                          autocast_dtype=autocast, prepared=prepared)
+                    run.encoded[model.name] += results[0].n_videos
+                else:
+                    keys = [(s, m) for s in strategies for m in similarities]
+                    banks = {s: build_prompt_bank(s, split.classnames, prompt_file if needs_prompt_file(s) else None)
+                             for s in strategies}
+                    results = evaluate_variants(loaded, split, [(banks[s], scored_by[m]) for s, m in keys], view=view,
+                                                batch_size=batch_size, num_workers=num_workers, device=device,
+                                                autocast_dtype=autocast, feature_cache=cache, prepared=prepared,
+                                                cache_prompts=True)  # a dataset's splits share their classes: one encoding per prompt set
+                    run.encoded[model.name] += results[0].protocol["videos_encoded"]
+                for (strategy, sim), r in zip(keys, results):
                     run.rows.append({"model": model.name, "dataset": ds.label, "split": split.name, "prompts": strategy,
                                      "similarity": sim, "top1": r.top1, "top5": r.top5, "n_videos": r.n_videos,
                                      "n_evaluated": r.n_evaluated, "n_failed": r.n_failed, "n_classes": r.n_classes,
-                                     "n_prompts": r.protocol["n_prompts"], "n_listed": r.n_listed,
+                                     "n_prompts": r.protocol.get("n_prompts"), "n_listed": r.n_listed,
                                      "n_skipped": r.n_skipped})
                 first = results[0]  # every variant scored the same videos: one record of what the split ran on
                 run.splits.append({"model": model.name, "dataset": ds.label, "role": "eval", "split": split.name,
@@ -465,7 +495,7 @@ def build_table(run: ZooRun, *, paper_dataset: Optional[str] = None,
                       "top-1 (ours)": None, "± std (ours)": None, "splits": None, "published": None,
                       "± std (published)": None, "published by": "", "gain of action prompts (ours)": None,
                       "gain (paper)": None, "note": f"not provided: {given} (python -m apclip_core convert "
-                                                     f"--from {SOURCE_FORMATS.get(model, '...')} SRC DST)"})
+                                                     f"--from {ALL_FORMATS.get(model, '...')} SRC DST)"})
     # a cell without a number is blank ("" prints as nothing in the markdown and the CSV; None would print "nan")
     table = pd.DataFrame(table).astype(object)
     table = table.map(lambda v: "" if v is None or (isinstance(v, float) and v != v) else v)
@@ -508,7 +538,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                max_videos: int = 0, backend: str = "auto", partial_data: bool = False,
                figures: Optional[str | Path] = None) -> ZooResult:
     """The zoo table: evaluate, put the published numbers and gains beside ours, write
-    figures/table1_zoo.{csv,md,png,json}. `models`: {name: converted checkpoint}; empty: the smoke stand-ins.
+    figures/table1_zoo.{csv,md,png,json} (table1_zoo_paper.* in the paper profile). `models`: {name: converted checkpoint}; empty: the smoke stand-ins.
     `paper_dataset`: in the smoke profile, whose published numbers stand beside ours (only gains compare).
     `partial_data` (`make reproduce-table1-zoo PARTIAL=1`): evaluate on the videos present, the missing ones
     skipped before decoding and counted per split (`missing_videos: skip`, as the training tables)."""
@@ -562,7 +592,7 @@ def table1_zoo(*, models: Optional[dict] = None, datasets: Sequence[str] = ("apc
                 f"tiny CLIP written in each peer's file layout and converted (the same weights in every file); the "
                 f"published numbers are {paper_dataset}'s. Compare the gains, not the absolute numbers."))
     files = tables.save_table(
-        table, NAME, title=title, notes=notes, figures=figures,
+        table, tables.profiled_name(NAME, profile), title=title, notes=notes, figures=figures,
         chart=lambda _: _chart(run, table, gains, title=title, profile=profile,
                                protocol_lines=statement.splitlines(), ran_on=what_ran),
         results={"profile": profile, "protocol": protocol, "protocol_check": check, "models": run.models,

@@ -26,14 +26,11 @@ from typing import Optional, Sequence
 import torch
 
 from apclip_core import atomic, paths
+from apclip_core.errors import BadValue
 
 logger = logging.getLogger(__name__)
 
-SET_PREFIXES = ("a photo of", "a video of", "a example of", "a demonstration of")
-SET_FORMS = ("{}", "a person {}", "a person using {}", "a person doing {}", "a person during {}",
-             "a person performing {}", "a person practicing {}")
-# Open-VCLIP's 28 templates, e.g. "a video of a person doing {}."
-SET_TEMPLATES = tuple(f"{prefix} {form}." for prefix in SET_PREFIXES for form in SET_FORMS)
+from apclip_core.prompts.templates import SET_FORMS, SET_PREFIXES, SET_TEMPLATES  # noqa: F401 - the bank's Set
 
 FILE_STRATEGIES = ("action_conditioned", "customized", "llm_direct")  # the fields of a prompt file's class
 
@@ -109,7 +106,7 @@ class PromptBank:
         from apclip_core.prompts.schema import PromptFile
 
         if strategy not in FILE_STRATEGIES:
-            raise ValueError(f"unknown prompt-file strategy {strategy!r}; choose one of {FILE_STRATEGIES}")
+            raise BadValue(f"unknown prompt-file strategy {strategy!r}; choose one of {FILE_STRATEGIES}")
         path = resolve_prompt_file(path)
         prompt_file = PromptFile.read(path)
         classes = prompt_file.classes
@@ -132,7 +129,7 @@ class PromptBank:
             else:
                 entries = [(t, "") for t in getattr(classes[c], strategy) or []]
             if not entries:
-                raise ValueError(f"{path}: no {strategy!r} prompts for class {c!r}")
+                raise BadValue(f"{path}: no {strategy!r} prompts for class {c!r}")
             head = single_prompt(shown) + " " if prefix else ""
             prompts.append([head + " ".join(text.split()) for text, _ in entries])
             attributes.append([a for _, a in entries])
@@ -146,7 +143,7 @@ class PromptBank:
     def subsample(self, k: int, generator: Optional[torch.Generator] = None) -> "PromptBank":
         """k prompts per class drawn without replacement (all of them when a class has <= k)."""
         if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+            raise BadValue(f"k must be >= 1, got {k}")
         picks = [sorted(torch.randperm(n, generator=generator)[:k].tolist()) if n > k else list(range(n))
                  for n in self.counts]
         prompts = [[p[i] for i in idx] for p, idx in zip(self.prompts, picks)]

@@ -17,6 +17,8 @@ import logging
 import sys
 from pathlib import Path
 
+from apclip_core import atomic
+from apclip_core.arguments import bounded, count_or_zero, positive_float, positive_int
 from apclip_core.data.annotations import read_label_files
 from apclip_core.paths import cache_dir, prompts_dir, user_prompts_dir
 from apclip_core.prompts import rule_based
@@ -37,16 +39,16 @@ def _parser() -> argparse.ArgumentParser:
     defaults = GeneratorConfig()
     llm.add_argument("--model", default=defaults.model)
     llm.add_argument("--base-url", default=None, help="OpenAI-compatible server, e.g. http://localhost:8000/v1")
-    llm.add_argument("--temperature", type=float, default=defaults.temperature)
-    llm.add_argument("--top-p", type=float, default=defaults.top_p)
-    llm.add_argument("--max-tokens", type=int, default=defaults.max_tokens, help="per answer")
+    llm.add_argument("--temperature", type=bounded(float, 0, 2), default=defaults.temperature)
+    llm.add_argument("--top-p", type=bounded(float, 0, 1), default=defaults.top_p)
+    llm.add_argument("--max-tokens", type=positive_int, default=defaults.max_tokens, help="per answer")
     llm.add_argument("--seed", type=int, default=defaults.seed)
-    llm.add_argument("--timeout", type=float, default=defaults.timeout, help="seconds per HTTP request")
-    llm.add_argument("--max-retries", type=int, default=defaults.max_retries, help="on 429, 5xx, timeouts")
-    llm.add_argument("--reasks", type=int, default=defaults.reasks, help="re-asks after an invalid answer")
-    llm.add_argument("--concurrency", type=int, default=defaults.concurrency, help="requests in flight")
+    llm.add_argument("--timeout", type=positive_float, default=defaults.timeout, help="seconds per HTTP request")
+    llm.add_argument("--max-retries", type=count_or_zero, default=defaults.max_retries, help="on 429, 5xx, timeouts")
+    llm.add_argument("--reasks", type=count_or_zero, default=defaults.reasks, help="re-asks after an invalid answer")
+    llm.add_argument("--concurrency", type=bounded(int, 1, 256), default=defaults.concurrency, help="requests in flight")
     llm.add_argument("--batch", action="store_true", help="send the requests through the OpenAI Batch API first")
-    llm.add_argument("--batch-poll", type=float, default=30.0, help="seconds between batch status polls")
+    llm.add_argument("--batch-poll", type=positive_float, default=30.0, help="seconds between batch status polls")
     llm.add_argument("--cache-dir", type=Path, help="answer cache (default <APCLIP_CACHE>/promptgen)")
     rb = p.add_argument_group("rule-based backend")
     rb.add_argument("--classes-json", type=Path, help="benchmark classes.json: write rule-based prompts from it")
@@ -75,6 +77,10 @@ def _rule_based(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.out is not None:  # checked before any class is asked of an LLM or written
+        if args.out.is_dir():
+            parser.error(f"--out {args.out} is a folder; give the prompt file's name (e.g. {args.out / 'mine.json'})")
+        atomic.writable_folder(args.out.parent)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.verbose:  # the HTTP libraries log every request at INFO; keep them at WARNING (no URLs in logs)

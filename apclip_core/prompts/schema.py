@@ -121,13 +121,15 @@ class PromptFile(BaseModel):
         """The prompt file at `path`; a file that is missing or off-schema raises ValueError naming it."""
         from pydantic import ValidationError
 
+        from apclip_core.errors import BadFile
+
         try:
             return cls.model_validate_json(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as err:
-            raise ValueError(f"cannot read prompt file {path}: {err}") from None
+            raise BadFile(f"cannot read prompt file {path}: {err}") from None
         except ValidationError as err:
             first = err.errors()[0]
-            raise ValueError(f"{path} is not a valid prompt file ({err.error_count()} problems; first: "
+            raise BadFile(f"{path} is not a valid prompt file ({err.error_count()} problems; first: "
                              f"{'.'.join(map(str, first['loc']))}: {first['msg']}); check it with "
                              f"`python -m apclip_core validate-prompts {path} --labels LABELS.csv`") from None
 

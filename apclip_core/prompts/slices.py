@@ -24,12 +24,15 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from apclip_core import atomic
 from apclip_core.data.annotations import read_label_files
+from apclip_core.errors import BadFile, run_command
 from apclip_core.prompts.graph import ATTRIBUTE_KEYS
 from apclip_core.prompts.postprocess import clean_description
 from apclip_core.prompts.quality import measure, near_duplicate_within
 from apclip_core.prompts.schema import ActionConditioned, ClassPrompts, Manifest, PromptFile
 from apclip_core.prompts.validate import duplicate_pairs, report, validate_prompt_file
+from apclip_core.user_files import read_json
 
 LLM_PROMPT_NAMES = ("describe", "distinguish", "observe")  # ids 0, 1, 2 of prompts/llm_prompts.json
 EXTRA_COUNTS = {"customized": 6, "llm_direct": 8}
@@ -75,15 +78,17 @@ def to_class_prompts(entry: dict) -> ClassPrompts:
 
 
 def load_slices(paths: list[Path]) -> dict[str, dict]:
+    """The classes of every slice file; BadFile naming the file (and line, or class) of one that is not a slice."""
     merged: dict[str, dict] = {}
     for path in paths:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise SystemExit(f"{path}: not a readable JSON slice ({err}); fix or rewrite that file")
+        data = read_json(path, "JSON slice ({\"<class name>\": {\"describe\": [...], ...}})")
         for name, entry in data.items():
+            if not isinstance(entry, dict) or not all(isinstance(v, list) for v in entry.values()):
+                raise BadFile(f"{path}: class {name!r} must map each prompt kind to a list of sentences "
+                              f"({{\"describe\": [...], \"distinguish\": [...], \"observe\": [...]}}), got "
+                              f"{json.dumps(entry)[:80]}")
             if name in merged:
-                raise SystemExit(f"{path}: class {name!r} is also in an earlier slice; keep it in one slice only")
+                raise BadFile(f"{path}: class {name!r} is also in an earlier slice; keep it in one slice only")
             merged[name] = entry
     return merged
 
@@ -112,6 +117,10 @@ def merge(paths: list[Path], labels: list[str], out: Path, *, dataset: str, gene
     """The slices as one prompt file, classes in label order, written to `out`, with its measured
     quality (prompts.quality) beside that of the `references` prompt files."""
     classes = load_slices(paths)
+    for name, entry in classes.items():
+        if lacking := [k for k in LLM_PROMPT_NAMES if k not in entry]:
+            raise BadFile(f"class {name!r} of the slices has no {', '.join(lacking)}; see every problem with "
+                          f"`python -m apclip_core.prompts.slices check {' '.join(map(str, paths))}`")
     missing = [c for c in labels if c not in classes]
     if missing:
         raise SystemExit(f"{len(missing)} labels have no slice yet, e.g. {missing[:5]}")
@@ -150,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                       labels=read_label_files(args.labels) if args.labels else None)
         print("\n".join(lines) if lines else f"OK: {len(load_slices(args.slices))} classes ready to merge")
         return 1 if lines else 0
+    atomic.writable_folder(args.out.parent)  # before the slices are checked and merged
     labels = read_label_files(args.labels)
     merge(args.slices, labels, args.out, dataset=args.dataset, generator_model=args.generator_model, notes=args.notes,
           references=args.reference)
@@ -159,4 +169,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main, sys.argv[1:]))

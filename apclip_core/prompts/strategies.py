@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from apclip_core.errors import BadValue
 from apclip_core.prompts.bank import PromptBank
 
 
@@ -51,7 +52,7 @@ def needs_prompt_file(name: str) -> bool:
 
 def _get(name: str) -> Strategy:
     if name not in _STRATEGIES:
-        raise ValueError(f"unknown prompt strategy {name!r}; valid: {', '.join(_STRATEGIES)}")
+        raise BadValue(f"unknown prompt strategy {name!r}; valid: {', '.join(_STRATEGIES)}")
     return _STRATEGIES[name]
 
 
@@ -60,5 +61,5 @@ def build_prompt_bank(strategy: str, classnames: Sequence[str], prompt_file: Opt
     """The PromptBank of `strategy` for `classnames` (names exactly as in the labels file)."""
     spec = _get(strategy)
     if spec.needs_prompt_file and not prompt_file:
-        raise ValueError(f"prompt strategy {strategy!r} needs a prompt file (e.g. prompts/apclip_bench.json)")
+        raise BadValue(f"prompt strategy {strategy!r} needs a prompt file (e.g. prompts/apclip_bench.json)")
     return spec.build(list(classnames), prompt_file, tuple(drop_groups))
