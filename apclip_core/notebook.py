@@ -65,6 +65,10 @@ def _same_kind(value, default) -> bool:
     return isinstance(value, type(default))
 
 
+# Parameters whose default is None (the profile decides, e.g. the tables' seeds) still have a kind.
+NONE_DEFAULT_KINDS = {"seeds": list}
+
+
 def check_parameters(values: dict, defaults: dict, path: Path) -> None:
     """Refuse keys the notebook has no parameter for (the closest named) and values of another kind, and
     `overrides:` keys that are no training-config field: a typo must not silently run the default."""
@@ -73,6 +77,10 @@ def check_parameters(values: dict, defaults: dict, path: Path) -> None:
 
     refuse_unknown_keys(values, defaults, f"{path} (parameters of the notebook)")
     for key, value in values.items():
+        kind = NONE_DEFAULT_KINDS.get(key) if defaults[key] is None else None
+        if kind is not None and value is not None and not isinstance(value, kind):
+            raise BadValue(f"{path}: {key}: {value!r} is {type(value).__name__}, but the notebook's {key} is a "
+                           f"{kind.__name__} (default None: the profile's own)")
         if not _same_kind(value, defaults[key]):
             raise BadValue(f"{path}: {key}: {value!r} is {type(value).__name__}, but the notebook's {key} is "
                            f"{type(defaults[key]).__name__} (default {defaults[key]!r})")
