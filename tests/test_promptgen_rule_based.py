@@ -1,6 +1,8 @@
 """Rule-based backend: same shape as the LLM answers, three phrasings, valid prompt files."""
 from __future__ import annotations
 
+import re
+
 import json
 from pathlib import Path
 
@@ -105,7 +107,20 @@ def test_shipped_bench_prompts_match_the_benchmark(bench_root):
     shipped = REPO / "prompts" / "apclip_bench.json"
     assert shipped.exists(), "run: python -m apclip_core prompts --from-benchmark"
     labels = read_labels(bench_root / "labels.csv")
-    assert validate_prompt_file(shipped, labels) == []
+    # classes of a motion-only group share every static value by design, so an answer about the scene alone can
+    # be the same for both (the validator's near-duplicate test flags it); anything else is a defect
+    from apclip_core.embedded.benchmark import STATIC_KEYS, class_codes
+
+    codes = class_codes()
+
+    def same_look(a: str, b: str) -> bool:
+        return all(codes[a][k] == codes[b][k] for k in STATIC_KEYS)
+
+    def by_design(v) -> bool:
+        other = re.search(r"with class '([^']+)'", v.detail)
+        return v.kind == "duplicate" and other is not None and same_look(v.classname, other.group(1))
+
+    assert [v for v in validate_prompt_file(shipped, labels) if not by_design(v)] == []
     regenerated = rule_based.build_prompt_file(rule_based.load_classes(bench_root / "classes.json"))
     committed = PromptFile.model_validate_json(shipped.read_text())
     assert regenerated.classes == committed.classes, "prompts/apclip_bench.json is stale: regenerate it"

@@ -101,7 +101,7 @@ def test_a_paper_run_never_touches_the_smoke_files_and_the_report_finds_each(tmp
     assert paper.files.md.name == "table2_base_to_novel_paper.md"
     for profile, files in (("smoke", smoke.files), ("paper", paper.files)):
         executed = tmp_path / f"{profile}.ipynb"  # what papermill records of the notebook's parameters
-        executed.write_text(json.dumps({"metadata": {"papermill": {"parameters": {"profile": profile,
+        executed.write_text(json.dumps({"cells": [], "metadata": {"papermill": {"parameters": {"profile": profile,
                                                                                   "dataset": "hmdb51"}}}}))
         assert report.main(["--table", "table2_base_to_novel", "--notebook", str(executed)]) == 0
         shown = capsys.readouterr().out
