@@ -196,11 +196,11 @@ def test_the_options_keep_existing_run_names_at_their_defaults():
     committed = json.loads((REPO / "figures" / "table2_base_to_novel.json").read_text())
     names = {Path(r["run_dir"]).name for r in committed["raw"]}
     for method in ("ViFi-CLIP", "AP-CLIP"):
-        default = experiments.make_config("bench_base2novel", method)
+        default = experiments.make_config("bench_base2novel", method, seed=1)   # the smoke tables' seed-1 run
         assert default.name in names
-        assert experiments.make_config("bench_base2novel", method, missing_videos="stop",
+        assert experiments.make_config("bench_base2novel", method, missing_videos="stop", seed=1,
                                        max_videos_per_split=0).name == default.name
-        assert experiments.make_config("bench_base2novel", method, missing_videos="skip").name != default.name
+        assert experiments.make_config("bench_base2novel", method, missing_videos="skip", seed=1).name != default.name
     with pytest.raises(ValueError, match="missing_videos='maybe' is not valid; choose one of: stop, skip"):
         experiments.make_config("bench_base2novel", "AP-CLIP", missing_videos="maybe")
 

@@ -108,7 +108,7 @@ def test_intervals_and_verdicts_from_run_folders(tmp_path):
     assert list(found["metric"]) == ["base", "novel", "hm"] and set(found["verdict"]) == {"holds"}
     claims = reproduce.claim_verdicts(found, {"novel": [("AP-CLIP - ViFi-CLIP", "novel")],
                                               "absent": [("AP-CLIP - Other", "novel")]})
-    assert claims == {"novel": "holds", "absent": "not run"}
+    assert claims == {"novel": "holds", "absent": "not measured"}
 
 
 def test_readme_claims_table_is_generated(tmp_path):

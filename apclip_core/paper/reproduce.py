@@ -19,11 +19,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
+import logging
+
 import pandas as pd
 
 from apclip_core import paths
 from apclip_core.errors import BadValue
 from apclip_core.paper import deviations, experiments, stats, tables
+
+log = logging.getLogger(__name__)
 
 DATASET_NAMES = {"hmdb": "HMDB-51", "ucf": "UCF-101", "k600": "K600", "k400": "K-400", "ssv2": "SSv2"}
 
@@ -36,7 +40,7 @@ class TableResult:
     gains: pd.DataFrame          # the claimed gains, ours beside the paper's
     rows: pd.DataFrame           # every number we computed, long format (with run folders)
     files: tables.TableFiles
-    claims: dict[str, str] = field(default_factory=dict)      # claim -> verdict (stats.VERDICTS, or "not run")
+    claims: dict[str, str] = field(default_factory=dict)      # claim -> verdict (stats.VERDICTS, or "not measured")
     profile: str = "smoke"
     protocol_check: dict = field(default_factory=dict)   # what the runs ran on, and what deviates from the paper
 
@@ -327,7 +331,11 @@ def intervals(rows: pd.DataFrame, pairs: Sequence[tuple], *, zero_shot: bool = F
             method, baseline = pair[:2]
             if not {method, baseline} <= set(group["method"]):
                 continue
-            mine, theirs = results(method, group), results(baseline, group)
+            try:
+                mine, theirs = results(method, group), results(baseline, group)
+            except ValueError as e:   # runs evaluated before per-video predictions were recorded: no interval
+                log.warning("no interval for %s - %s: %s", method, baseline, e)
+                continue
             names = list(next(iter(mine.values())))
             classes = experiments.video_labels(group[group.method == baseline]["run_dir"].iloc[0])
             for dataset, metric, statistic, splits in _metric_splits(names, zero_shot, default_dataset):
@@ -350,7 +358,7 @@ def _with_intervals(gains: pd.DataFrame, found: pd.DataFrame, by: Sequence[str])
 
 def claim_verdicts(found: pd.DataFrame, claims: dict) -> dict[str, str]:
     """claim text -> verdict, each claim naming the gains it rests on as [(comparison, metric, {by: value})]: holds
-    when each of them holds, contradicts when one contradicts, else inconclusive ("not run" when absent)."""
+    when each of them holds, contradicts when one contradicts, else inconclusive ("not measured" without per-video results)."""
     out = {}
     for claim, parts in claims.items():
         verdicts = []
@@ -359,7 +367,7 @@ def claim_verdicts(found: pd.DataFrame, claims: dict) -> dict[str, str]:
             for col, value in (extra[0] if extra else {}).items():
                 sel = sel[sel[col] == value]
             verdicts += list(sel["verdict"]) if len(sel) else ["not run"]
-        out[claim] = ("not run" if "not run" in verdicts else "contradicts" if "contradicts" in verdicts
+        out[claim] = ("not measured" if "not run" in verdicts else "contradicts" if "contradicts" in verdicts
                       else "holds" if all(v == "holds" for v in verdicts) else "inconclusive")
     return out
 
