@@ -60,7 +60,7 @@ def claims_table(figures: Path | None = None) -> str:
                          "seeds x videos": f"{rec['seeds']} x {rec['videos']}"})
     if not rows:
         return "(no table with intervals in " + paths.portable(figures) + ")"
-    return pd.DataFrame(rows).to_markdown(index=False)
+    return pd.DataFrame(rows).to_markdown(index=False, disable_numparse=True)  # "+3.0" stays signed
 
 
 def write_claims_into(readme: Path, figures: Path | None = None) -> bool:
