@@ -109,7 +109,7 @@ def test_torchrun_two_cpu_processes_stay_in_sync(tmp_path, bench_root):
     checksums = summary["param_checksums"]
     assert len(checksums) == 2 and checksums[0] == checksums[1]
     assert "batch 4 x 2 process(es) x 1 accumulation = 8" in (out / "train.log").read_text()
-    assert (out / "checkpoint.pt").is_file() and (out / "last.pt").is_file()
+    assert (out / "checkpoint.safetensors").is_file() and (out / "last.pt").is_file()
     # missing_videos=skip: rank 0 decided the training list, kept in the run folder, and both ranks got it
     decided = json.loads((out / "train_videos.json").read_text())
     assert summary["train_data"] == decided["record"] and decided["record"]["used"] == len(decided["videos"]) > 0
