@@ -7,8 +7,8 @@ frames, views, seed); they differ only in the class side:
 * AP-CLIP: the 36 action-conditioned prompts per class (prompts/apclip_bench.json, rule-based),
   a per-step budget of k prompts per class in training, all 36 at test, MAKA similarity.
 
-The benchmark's class names are invented words, so the single prompt cannot name a novel class
-the model never saw; attribute descriptions can. The claim tested is the paper's: better novel
+The benchmark's class names carry one known word and an invented stem, so the single prompt says
+little about a novel class the model never saw; attribute descriptions say more. The claim tested is the paper's: better novel
 accuracy by a clear margin (and a better harmonic mean).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from apclip_core.engine.train import train
 # A reduced budget of the bench_base2novel preset (same recipe) so that both runs fit the CI budget.
 BUDGET = dict(epochs=3, frames=4, temporal_views=2, spatial_crops=1, prompts_per_class_per_step=4,
               eval_every_epochs=0, num_workers=0)
-MARGIN = 20.0  # percentage points on the novel classes (12 novel classes: chance is 8.3)
+MARGIN = 10.0  # points on the novel classes (24 novel classes: chance 4.2; measured at this budget, benchmark spec 2: +16.8)
 
 
 @pytest.mark.slow
