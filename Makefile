@@ -91,7 +91,7 @@ $(STAMP): requirements.txt constraints.txt pyproject.toml
 lock: $(STAMP)
 	@{ echo "# Lock: every package of the tested environment (pip freeze of .venv), used as pip constraints."; \
 	   echo "# Regenerate with 'make lock' after changing requirements.txt."; \
-	   $(BIN)/python -m pip freeze --exclude-editable 2>/dev/null \
+	   $(BIN)/python -m pip freeze --all --exclude-editable 2>/dev/null | grep -v "^pip==" \
 	     | sed -e 's/^torch==\(.*\)$$/torch===\1/' -e 's/^torchvision==\(.*\)$$/torchvision===\1/'; } > constraints.txt
 	@echo ">> wrote constraints.txt"
 
