@@ -111,7 +111,7 @@ def measure_faults(seeds: Sequence[int] = (1, 2, 3), *, config: str = "bench_bas
         run_dir = Path(experiments.run(config, method, **run_overrides)["run_dir"])
         cfg = TrainConfig(**__import__("json").loads((run_dir / "config.json").read_text()))
         split = next(s for s in load_protocols(cfg).eval if s.name == NOVEL_SPLIT)
-        return load_checkpoint(run_dir / "checkpoint.pt"), cfg, split
+        return load_checkpoint(run_dir), cfg, split
 
     for seed in seeds:
         model, cfg, split = trained("AP-CLIP", seed)
