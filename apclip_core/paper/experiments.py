@@ -136,7 +136,7 @@ def per_video(run_dir: Path, evaluated_as: Optional[str] = None) -> dict[str, "n
     """Each evaluation split of a finished run -> bool per video of its list (True: top-1 right; a video that
     failed to decode counts as wrong), from its eval_<split>.json, or from reeval-<method>.json for the run
     re-evaluated as `evaluated_as` (reevaluate). What paired comparisons of two methods read (paper.stats)."""
-    import numpy as np
+    from apclip_core.paper import stats
 
     run_dir = Path(run_dir)
     if evaluated_as:
@@ -149,7 +149,7 @@ def per_video(run_dir: Path, evaluated_as: Optional[str] = None) -> dict[str, "n
         if not r.get("labels"):
             raise ValueError(f"{run_dir}: split {r['split']} records no per-video predictions (a run evaluated before "
                              f"they were recorded); evaluate it again to compare it video by video")
-        out[r["split"]] = np.array([p is not None and p == y for p, y in zip(r["predicted"], r["labels"])])
+        out[r["split"]] = stats.correct(r["predicted"], r["labels"])
     return out
 
 

@@ -64,7 +64,7 @@ def motion_only_split(split):
 
 
 def _correct(result) -> np.ndarray:
-    return np.array([p is not None and p == y for p, y in zip(result.predicted, result.labels)])
+    return stats.correct(result.predicted, result.labels)
 
 
 def _shuffled_correct(model, split, bank, cfg, seed: int) -> np.ndarray:

@@ -58,6 +58,11 @@ class Gain:
         return f"{self.gain:+.1f} [{self.low:+.1f}, {self.high:+.1f}] {self.verdict}"
 
 
+def correct(predicted: Sequence, labels: Sequence) -> np.ndarray:
+    """Per video: was its top-1 prediction its label (a video that failed to decode, predicted None, was not)."""
+    return np.array([p is not None and p == y for p, y in zip(predicted, labels)], dtype=bool)
+
+
 def verdict(low: float, high: float) -> str:
     if low > 0:
         return "holds"
